@@ -1,0 +1,695 @@
+//! Catalog backends and the commit path.
+//!
+//! Tables are created, loaded, listed and dropped through the catalogs of the iceberg crates
+//! (`iceberg-catalog-sql`, `iceberg-catalog-rest`). Every *change* to a table is sent by sluice
+//! itself as `(requirements, updates)`:
+//!
+//! * SQL catalog: the updates are applied to the current metadata, a new metadata file is
+//!   written, and the catalog row moves with a compare-and-swap `UPDATE … WHERE
+//!   metadata_location = <the location we read>` on the `iceberg_tables` schema shared with
+//!   pyiceberg's and Java's JDBC catalogs.
+//! * REST catalog: a `CommitTableRequest` is POSTed to the table's endpoint; the server checks
+//!   the requirements atomically.
+//!
+//! Either way a lost race is an [`Error::CommitConflict`], which the operations of
+//! [`crate::Lake`] retry on fresh metadata.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use iceberg::io::FileIO;
+use iceberg::spec::TableMetadata;
+use iceberg::table::Table;
+use iceberg::{
+    Catalog, CatalogBuilder, MetadataLocation, NamespaceIdent, TableCreation, TableRequirement,
+    TableUpdate,
+};
+use iceberg_catalog_rest::{RestCatalog, RestCatalogBuilder};
+use iceberg_catalog_sql::{SqlCatalog, SqlCatalogBuilder};
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+
+use crate::error::{Error, Result};
+use crate::storage::{ObjectStoreStorageFactory, ObjectStores, Secret};
+use crate::table_name::TableName;
+
+/// Which catalog to talk to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum CatalogConfig {
+    /// The SQL catalog on a SQLite file (the embedded default; nothing to start).
+    Sql {
+        /// Path of the SQLite database file (created if missing), or a `sqlite:` URI.
+        uri: String,
+        /// Catalog name stored in the `catalog_name` column (pyiceberg's default is `default`).
+        #[serde(default = "default_catalog_name")]
+        name: String,
+        /// Warehouse location where new tables are created, e.g. `file:///data/warehouse`.
+        warehouse: String,
+    },
+    /// Any Iceberg REST catalog.
+    Rest {
+        /// Base URI, e.g. `http://127.0.0.1:8181`.
+        uri: String,
+        /// Warehouse identifier or location, if the catalog needs one.
+        #[serde(default)]
+        warehouse: Option<String>,
+        /// URL prefix, when the catalog does not announce it in `/v1/config`.
+        #[serde(default)]
+        prefix: Option<String>,
+        /// A bearer token.
+        #[serde(default)]
+        token: Option<Secret>,
+        /// OAuth2 client credentials as `client_id:client_secret`.
+        #[serde(default)]
+        credential: Option<Secret>,
+        /// OAuth2 token endpoint (default: the catalog's `/v1/oauth/tokens`).
+        #[serde(default)]
+        oauth2_server_uri: Option<String>,
+        /// OAuth2 scope (default `catalog`).
+        #[serde(default)]
+        scope: Option<String>,
+    },
+}
+
+fn default_catalog_name() -> String {
+    "default".to_string()
+}
+
+/// A table as loaded: its metadata and where that metadata lives.
+#[derive(Clone, Debug)]
+pub struct LoadedTable {
+    pub(crate) name: TableName,
+    pub(crate) table: Table,
+}
+
+impl LoadedTable {
+    /// The table's name.
+    pub fn name(&self) -> &TableName {
+        &self.name
+    }
+
+    /// The table's current metadata.
+    pub fn metadata(&self) -> &TableMetadata {
+        self.table.metadata()
+    }
+
+    /// The location of the metadata file this handle was loaded from.
+    pub fn metadata_location(&self) -> Option<&str> {
+        self.table.metadata_location()
+    }
+
+    /// The iceberg `Table`, for reading with iceberg's own scan API.
+    pub fn iceberg_table(&self) -> &Table {
+        &self.table
+    }
+
+    pub(crate) fn file_io(&self) -> &FileIO {
+        self.table.file_io()
+    }
+}
+
+pub(crate) enum Backend {
+    Sql {
+        catalog: SqlCatalog,
+        pool: SqlitePool,
+        name: String,
+    },
+    Rest {
+        catalog: RestCatalog,
+        commits: RestCommits,
+    },
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Sql { name, .. } => f.debug_struct("Sql").field("name", name).finish(),
+            Backend::Rest { commits, .. } => {
+                f.debug_struct("Rest").field("uri", &commits.uri).finish()
+            }
+        }
+    }
+}
+
+fn sqlite_path(uri: &str) -> &str {
+    uri.strip_prefix("sqlite://")
+        .or_else(|| uri.strip_prefix("sqlite:"))
+        .unwrap_or(uri)
+}
+
+impl Backend {
+    pub(crate) async fn connect(config: &CatalogConfig, stores: &ObjectStores) -> Result<Backend> {
+        let factory = Arc::new(ObjectStoreStorageFactory::new(stores.clone()));
+        let io_props = stores.options().to_iceberg_props();
+        match config {
+            CatalogConfig::Sql {
+                uri,
+                name,
+                warehouse,
+            } => {
+                let path = sqlite_path(uri);
+                if let Some(parent) = std::path::Path::new(path).parent()
+                    && !parent.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        Error::Config(format!(
+                            "cannot create the directory of the catalog database {path}: {e}"
+                        ))
+                    })?;
+                }
+                // Our own pool creates the file and runs the compare-and-swap commits; WAL and a
+                // busy timeout let several processes share the catalog file.
+                let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+                    .map_err(|e| Error::Config(format!("bad SQLite catalog uri {uri}: {e}")))?
+                    .create_if_missing(true)
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .busy_timeout(std::time::Duration::from_secs(30));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| sql_error(None, e))?;
+                let mut props = io_props;
+                props.insert("uri".to_string(), format!("sqlite://{path}"));
+                props.insert("warehouse".to_string(), warehouse.clone());
+                let catalog = SqlCatalogBuilder::default()
+                    .with_storage_factory(factory)
+                    .load(name.clone(), props)
+                    .await
+                    .map_err(|e| catalog_error(None, e))?;
+                Ok(Backend::Sql {
+                    catalog,
+                    pool,
+                    name: name.clone(),
+                })
+            }
+            CatalogConfig::Rest {
+                uri,
+                warehouse,
+                prefix,
+                token,
+                credential,
+                oauth2_server_uri,
+                scope,
+            } => {
+                let mut props = io_props;
+                props.insert("uri".to_string(), uri.clone());
+                let mut put = |k: &str, v: Option<&str>| {
+                    if let Some(v) = v {
+                        props.insert(k.to_string(), v.to_string());
+                    }
+                };
+                put("warehouse", warehouse.as_deref());
+                put("prefix", prefix.as_deref());
+                put("token", token.as_ref().map(Secret::expose));
+                put("credential", credential.as_ref().map(Secret::expose));
+                put("oauth2-server-uri", oauth2_server_uri.as_deref());
+                put("scope", scope.as_deref());
+                let catalog = RestCatalogBuilder::default()
+                    .with_storage_factory(factory)
+                    .load("rest", props)
+                    .await
+                    .map_err(|e| catalog_error(None, e))?;
+                let commits = RestCommits::connect(config).await?;
+                Ok(Backend::Rest { catalog, commits })
+            }
+        }
+    }
+
+    fn catalog(&self) -> &dyn Catalog {
+        match self {
+            Backend::Sql { catalog, .. } => catalog,
+            Backend::Rest { catalog, .. } => catalog,
+        }
+    }
+
+    pub(crate) async fn ensure_namespace(&self, namespace: &NamespaceIdent) -> Result<()> {
+        let catalog = self.catalog();
+        if catalog
+            .namespace_exists(namespace)
+            .await
+            .map_err(|e| catalog_error(None, e))?
+        {
+            return Ok(());
+        }
+        match catalog.create_namespace(namespace, HashMap::new()).await {
+            Ok(_) => Ok(()),
+            // Lost a race with another creator: fine.
+            Err(e) if e.kind() == iceberg::ErrorKind::NamespaceAlreadyExists => Ok(()),
+            Err(e) => Err(catalog_error(None, e)),
+        }
+    }
+
+    pub(crate) async fn create_table(
+        &self,
+        name: &TableName,
+        creation: TableCreation,
+    ) -> Result<LoadedTable> {
+        let ident = name.ident();
+        self.ensure_namespace(ident.namespace()).await?;
+        match self
+            .catalog()
+            .create_table(ident.namespace(), creation)
+            .await
+        {
+            Ok(table) => Ok(LoadedTable {
+                name: name.clone(),
+                table,
+            }),
+            Err(e) if e.kind() == iceberg::ErrorKind::TableAlreadyExists => {
+                Err(Error::TableAlreadyExists {
+                    table: name.to_string(),
+                })
+            }
+            Err(e) => Err(catalog_error(Some(name), e)),
+        }
+    }
+
+    pub(crate) async fn load_table(&self, name: &TableName) -> Result<LoadedTable> {
+        match self.catalog().load_table(&name.ident()).await {
+            Ok(table) => Ok(LoadedTable {
+                name: name.clone(),
+                table,
+            }),
+            Err(e) if is_not_found(&e) => Err(Error::TableNotFound {
+                table: name.to_string(),
+            }),
+            Err(e) => Err(catalog_error(Some(name), e)),
+        }
+    }
+
+    pub(crate) async fn table_exists(&self, name: &TableName) -> Result<bool> {
+        match self.catalog().table_exists(&name.ident()).await {
+            Ok(b) => Ok(b),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(catalog_error(Some(name), e)),
+        }
+    }
+
+    pub(crate) async fn list_tables(&self, namespace: &NamespaceIdent) -> Result<Vec<TableName>> {
+        match self.catalog().list_tables(namespace).await {
+            Ok(idents) => Ok(idents.iter().map(TableName::from_ident).collect()),
+            Err(e) if is_not_found(&e) => Ok(Vec::new()),
+            Err(e) => Err(catalog_error(None, e)),
+        }
+    }
+
+    pub(crate) async fn list_namespaces(&self) -> Result<Vec<NamespaceIdent>> {
+        self.catalog()
+            .list_namespaces(None)
+            .await
+            .map_err(|e| catalog_error(None, e))
+    }
+
+    pub(crate) async fn drop_table(&self, name: &TableName) -> Result<()> {
+        match self.catalog().drop_table(&name.ident()).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Err(Error::TableNotFound {
+                table: name.to_string(),
+            }),
+            Err(e) => Err(catalog_error(Some(name), e)),
+        }
+    }
+
+    /// Sends one atomic change. Returns the table as it is after the change.
+    pub(crate) async fn commit(
+        &self,
+        current: &LoadedTable,
+        requirements: Vec<TableRequirement>,
+        updates: Vec<TableUpdate>,
+    ) -> Result<LoadedTable> {
+        match self {
+            Backend::Sql { pool, name, .. } => {
+                commit_sql(pool, name, current, requirements, updates).await
+            }
+            Backend::Rest { commits, .. } => {
+                let metadata = commits.commit(current, requirements, updates).await?;
+                let (location, metadata) = metadata;
+                let table = Table::builder()
+                    .file_io(current.file_io().clone())
+                    .identifier(current.name.ident())
+                    .metadata(metadata)
+                    .metadata_location(location)
+                    .build()?;
+                Ok(LoadedTable {
+                    name: current.name.clone(),
+                    table,
+                })
+            }
+        }
+    }
+}
+
+fn is_not_found(e: &iceberg::Error) -> bool {
+    matches!(
+        e.kind(),
+        iceberg::ErrorKind::TableNotFound | iceberg::ErrorKind::NamespaceNotFound
+    )
+}
+
+fn catalog_error(table: Option<&TableName>, e: iceberg::Error) -> Error {
+    Error::Catalog {
+        table: table.map(ToString::to_string),
+        retryable: e.retryable(),
+        message: e.to_string(),
+    }
+}
+
+fn sql_error(table: Option<&TableName>, e: sqlx::Error) -> Error {
+    let retryable = matches!(
+        e,
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Database(_)
+    );
+    Error::Catalog {
+        table: table.map(ToString::to_string),
+        message: format!("SQL catalog: {e}"),
+        retryable,
+    }
+}
+
+/// Checks the requirements against the metadata we read, as the catalog would.
+fn check_requirements(
+    table: &TableName,
+    metadata: &TableMetadata,
+    requirements: &[TableRequirement],
+) -> Result<()> {
+    for requirement in requirements {
+        if let Err(e) = requirement.check(Some(metadata)) {
+            return Err(Error::CommitConflict {
+                table: table.to_string(),
+                reason: e.message().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn commit_sql(
+    pool: &SqlitePool,
+    catalog_name: &str,
+    current: &LoadedTable,
+    requirements: Vec<TableRequirement>,
+    updates: Vec<TableUpdate>,
+) -> Result<LoadedTable> {
+    let name = &current.name;
+    let current_location = current
+        .metadata_location()
+        .ok_or_else(|| Error::Catalog {
+            table: Some(name.to_string()),
+            message: "the loaded table has no metadata location".to_string(),
+            retryable: false,
+        })?
+        .to_string();
+    check_requirements(name, current.metadata(), &requirements)?;
+    let mut builder = current
+        .metadata()
+        .clone()
+        .into_builder(Some(current_location.clone()));
+    for update in updates {
+        builder = update.apply(builder)?;
+    }
+    let new_metadata = builder.build()?.metadata;
+    let new_location = MetadataLocation::from_str(&current_location)?
+        .with_next_version()
+        .with_new_metadata(&new_metadata);
+    new_metadata
+        .write_to(current.file_io(), &new_location)
+        .await?;
+    let new_location = new_location.to_string();
+    let namespace = name.ident().namespace().join(".");
+    let result = sqlx::query(
+        "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
+         WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? \
+         AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL) AND metadata_location = ?",
+    )
+    .bind(&new_location)
+    .bind(&current_location)
+    .bind(catalog_name)
+    .bind(&namespace)
+    .bind(name.table())
+    .bind(&current_location)
+    .execute(pool)
+    .await
+    .map_err(|e| sql_error(Some(name), e))?;
+    if result.rows_affected() == 0 {
+        // Someone else moved the row; our metadata file is an orphan nobody references.
+        let _ = current.file_io().delete(&new_location).await;
+        return Err(Error::CommitConflict {
+            table: name.to_string(),
+            reason: "the table's metadata changed since it was read".to_string(),
+        });
+    }
+    let table = Table::builder()
+        .file_io(current.file_io().clone())
+        .identifier(name.ident())
+        .metadata(new_metadata)
+        .metadata_location(new_location)
+        .build()?;
+    Ok(LoadedTable {
+        name: name.clone(),
+        table,
+    })
+}
+
+/// The REST commit endpoint, with its own authentication (the iceberg REST client does not
+/// expose a way to send raw requirements and updates).
+pub(crate) struct RestCommits {
+    uri: String,
+    prefix: Option<String>,
+    http: reqwest::Client,
+    auth: RestAuth,
+}
+
+enum RestAuth {
+    None,
+    Token(Secret),
+    ClientCredentials {
+        endpoint: String,
+        credential: Secret,
+        scope: String,
+        token: tokio::sync::Mutex<Option<Secret>>,
+    },
+}
+
+#[derive(Deserialize)]
+struct ConfigResponse {
+    #[serde(default)]
+    overrides: HashMap<String, String>,
+    #[serde(default)]
+    defaults: HashMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct CommitResponse {
+    #[serde(rename = "metadata-location")]
+    metadata_location: String,
+    metadata: TableMetadata,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+}
+
+impl RestCommits {
+    async fn connect(config: &CatalogConfig) -> Result<RestCommits> {
+        let CatalogConfig::Rest {
+            uri,
+            warehouse,
+            prefix,
+            token,
+            credential,
+            oauth2_server_uri,
+            scope,
+        } = config
+        else {
+            return Err(Error::Config("not a REST catalog".to_string()));
+        };
+        let uri = uri.trim_end_matches('/').to_string();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build an HTTP client: {e}")))?;
+        let auth = match (token, credential) {
+            (Some(token), _) => RestAuth::Token(token.clone()),
+            (None, Some(credential)) => RestAuth::ClientCredentials {
+                endpoint: oauth2_server_uri
+                    .clone()
+                    .unwrap_or_else(|| format!("{uri}/v1/oauth/tokens")),
+                credential: credential.clone(),
+                scope: scope.clone().unwrap_or_else(|| "catalog".to_string()),
+                token: tokio::sync::Mutex::new(None),
+            },
+            (None, None) => RestAuth::None,
+        };
+        let mut commits = RestCommits {
+            uri,
+            prefix: prefix.clone(),
+            http,
+            auth,
+        };
+        // The server may announce the prefix to use; ask once.
+        let mut request = commits.http.get(format!("{}/v1/config", commits.uri));
+        if let Some(warehouse) = warehouse {
+            request = request.query(&[("warehouse", warehouse)]);
+        }
+        let request = commits.authorize(request).await?;
+        let response = request.send().await.map_err(|e| rest_error(None, e))?;
+        if response.status().is_success() {
+            let config: ConfigResponse = response.json().await.map_err(|e| rest_error(None, e))?;
+            if let Some(p) = config
+                .overrides
+                .get("prefix")
+                .or_else(|| config.defaults.get("prefix"))
+                && commits.prefix.is_none()
+            {
+                commits.prefix = Some(p.clone());
+            }
+        } else {
+            return Err(Error::Catalog {
+                table: None,
+                message: format!(
+                    "GET {}/v1/config answered {}; check the catalog uri and credentials",
+                    commits.uri,
+                    response.status()
+                ),
+                retryable: response.status().is_server_error(),
+            });
+        }
+        Ok(commits)
+    }
+
+    async fn authorize(&self, request: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder> {
+        match &self.auth {
+            RestAuth::None => Ok(request),
+            RestAuth::Token(token) => Ok(request.bearer_auth(token.expose())),
+            RestAuth::ClientCredentials {
+                endpoint,
+                credential,
+                scope,
+                token,
+            } => {
+                let mut cached = token.lock().await;
+                if cached.is_none() {
+                    let (id, secret) = credential
+                        .expose()
+                        .split_once(':')
+                        .unwrap_or(("", credential.expose()));
+                    let mut form = vec![
+                        ("grant_type", "client_credentials"),
+                        ("client_secret", secret),
+                        ("scope", scope.as_str()),
+                    ];
+                    if !id.is_empty() {
+                        form.push(("client_id", id));
+                    }
+                    let response = self
+                        .http
+                        .post(endpoint)
+                        .form(&form)
+                        .send()
+                        .await
+                        .map_err(|e| rest_error(None, e))?;
+                    if !response.status().is_success() {
+                        return Err(Error::Catalog {
+                            table: None,
+                            message: format!(
+                                "the OAuth2 token endpoint {endpoint} refused the client credentials ({})",
+                                response.status()
+                            ),
+                            retryable: response.status().is_server_error(),
+                        });
+                    }
+                    let body: TokenResponse =
+                        response.json().await.map_err(|e| rest_error(None, e))?;
+                    *cached = Some(Secret::new(body.access_token));
+                }
+                let token = cached
+                    .as_ref()
+                    .map(|t| t.expose().to_string())
+                    .unwrap_or_default();
+                Ok(request.bearer_auth(token))
+            }
+        }
+    }
+
+    fn table_url(&self, name: &TableName) -> String {
+        let ident = name.ident();
+        let mut parts = vec![self.uri.clone(), "v1".to_string()];
+        if let Some(prefix) = &self.prefix {
+            parts.push(prefix.clone());
+        }
+        parts.push("namespaces".to_string());
+        parts.push(ident.namespace().to_url_string());
+        parts.push("tables".to_string());
+        parts.push(ident.name().to_string());
+        parts.join("/")
+    }
+
+    async fn commit(
+        &self,
+        current: &LoadedTable,
+        requirements: Vec<TableRequirement>,
+        updates: Vec<TableUpdate>,
+    ) -> Result<(String, TableMetadata)> {
+        let name = &current.name;
+        let ident = name.ident();
+        let body = serde_json::json!({
+            "identifier": { "namespace": ident.namespace().clone().inner(), "name": ident.name() },
+            "requirements": requirements,
+            "updates": updates,
+        });
+        let request = self.http.post(self.table_url(name)).json(&body);
+        let request = self.authorize(request).await?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| rest_error(Some(name), e))?;
+        let status = response.status();
+        if status.is_success() {
+            let body: CommitResponse = response
+                .json()
+                .await
+                .map_err(|e| rest_error(Some(name), e))?;
+            return Ok((body.metadata_location, body.metadata));
+        }
+        let text = response.text().await.unwrap_or_default();
+        match status.as_u16() {
+            409 => Err(Error::CommitConflict {
+                table: name.to_string(),
+                reason: rest_message(&text),
+            }),
+            404 => Err(Error::TableNotFound {
+                table: name.to_string(),
+            }),
+            // 500/502/504 leave the commit state unknown: the caller must re-read the table
+            // (our commits are recognisable by their commit id) rather than blindly resend.
+            _ => Err(Error::Catalog {
+                table: Some(name.to_string()),
+                message: format!("commit answered {status}: {}", rest_message(&text)),
+                retryable: false,
+            }),
+        }
+    }
+}
+
+fn rest_message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| body.chars().take(500).collect())
+}
+
+fn rest_error(table: Option<&TableName>, e: reqwest::Error) -> Error {
+    Error::Catalog {
+        table: table.map(ToString::to_string),
+        message: format!("REST catalog: {e}"),
+        retryable: e.is_timeout() || e.is_connect(),
+    }
+}

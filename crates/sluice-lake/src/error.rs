@@ -1,0 +1,211 @@
+//! The one error type of sluice-lake.
+
+use crate::refs::RefName;
+
+/// What went wrong, with the table, ref, file or snapshot it happened to.
+///
+/// [`Error::is_retryable`] tells which errors a caller may retry as they are
+/// (operations of [`crate::Lake`] already retry commit conflicts on fresh metadata).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The table does not exist in the catalog.
+    #[error(
+        "table {table} does not exist; create it first or check the name (list tables with `sluice tables`)"
+    )]
+    TableNotFound {
+        /// `namespace.table`
+        table: String,
+    },
+    /// A table with that name already exists.
+    #[error("table {table} already exists")]
+    TableAlreadyExists {
+        /// `namespace.table`
+        table: String,
+    },
+    /// A table name is malformed.
+    #[error("invalid table name `{name}`: {reason}")]
+    InvalidTableName {
+        /// The name as given.
+        name: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// The branch does not exist.
+    #[error(
+        "branch `{branch}` does not exist in table {table}; list branches with `sluice branch list {table}`"
+    )]
+    BranchNotFound {
+        /// `namespace.table`
+        table: String,
+        /// The branch name.
+        branch: String,
+    },
+    /// A ref (branch, tag, snapshot id, `ref@time`) does not resolve.
+    #[error("ref `{reference}` does not resolve in table {table}: {reason}")]
+    RefNotFound {
+        /// `namespace.table`
+        table: String,
+        /// The ref as written.
+        reference: String,
+        /// Why it does not resolve.
+        reason: String,
+    },
+    /// A branch or tag with that name already exists.
+    #[error("ref `{name}` already exists in table {table}; delete it first or choose another name")]
+    RefAlreadyExists {
+        /// `namespace.table`
+        table: String,
+        /// The ref name.
+        name: RefName,
+    },
+    /// A branch or tag name breaks the naming rules.
+    #[error("invalid ref name `{name}`: {reason}")]
+    InvalidRefName {
+        /// The name as given (control characters escaped).
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// The operation is not allowed on this ref (e.g. deleting `main`).
+    #[error("{message}")]
+    RefNotAllowed {
+        /// What is not allowed and why.
+        message: String,
+    },
+    /// Another writer changed the table between our read and our commit.
+    #[error("commit conflict on table {table}: {reason}")]
+    CommitConflict {
+        /// `namespace.table`
+        table: String,
+        /// What the catalog reported (e.g. which ref moved).
+        reason: String,
+    },
+    /// Conflicts kept happening after every retry.
+    #[error(
+        "gave up committing to {table} after {attempts} attempts because other writers kept changing it: {last}"
+    )]
+    TooManyConflicts {
+        /// `namespace.table`
+        table: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last conflict.
+        last: String,
+    },
+    /// A snapshot between the fork point and the source head is not a pure append.
+    #[error(
+        "cannot rebase {table} branch `{branch}`: snapshot {snapshot} is a `{operation}`, and only appends can be re-applied on a moved target; publish it by hand or recreate the branch from the new target"
+    )]
+    NotAnAppend {
+        /// `namespace.table`
+        table: String,
+        /// The branch being rebased.
+        branch: String,
+        /// The offending snapshot.
+        snapshot: i64,
+        /// Its operation.
+        operation: String,
+    },
+    /// The target cannot be rebased onto (e.g. it rewrote data since the fork point).
+    #[error("cannot publish {table} `{source_ref}` into `{target}`: {reason}")]
+    CannotPublish {
+        /// `namespace.table`
+        table: String,
+        /// The source branch.
+        source_ref: String,
+        /// The target branch.
+        target: String,
+        /// Why.
+        reason: String,
+    },
+    /// A data file is corrupt, truncated or not parquet.
+    #[error("cannot read {path}: {reason}")]
+    CorruptFile {
+        /// The file's location.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A file's schema does not match the table's schema.
+    #[error("schema of {path} does not match table {table}: {diff}")]
+    SchemaMismatch {
+        /// `namespace.table`
+        table: String,
+        /// The file's location (or `<input>` for in-memory batches).
+        path: String,
+        /// A readable description of the differences.
+        diff: String,
+    },
+    /// A column does not exist.
+    #[error("column `{column}` does not exist in table {table}")]
+    ColumnNotFound {
+        /// `namespace.table`
+        table: String,
+        /// The column name.
+        column: String,
+    },
+    /// A location is not a usable URL or path.
+    #[error("invalid location `{location}`: {reason}")]
+    InvalidLocation {
+        /// The location as given.
+        location: String,
+        /// Why it is unusable.
+        reason: String,
+    },
+    /// Configuration is incomplete or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Object storage failed.
+    #[error("storage error at {location}: {source}")]
+    Storage {
+        /// The location being accessed.
+        location: String,
+        /// The underlying error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// The catalog failed.
+    #[error("catalog error{}: {message}", table.as_ref().map(|t| format!(" on {t}")).unwrap_or_default())]
+    Catalog {
+        /// The table, when the error is about one.
+        table: Option<String>,
+        /// What the catalog said.
+        message: String,
+        /// Whether retrying the same call may succeed (network errors, 5xx).
+        retryable: bool,
+    },
+    /// An error from the iceberg library.
+    #[error("iceberg: {0}")]
+    Iceberg(#[from] iceberg::Error),
+    /// An error from the parquet library.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// An error from the arrow library.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+}
+
+impl Error {
+    /// Whether repeating the same operation may succeed without any change by the caller.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::CommitConflict { .. } => true,
+            Error::Catalog { retryable, .. } => *retryable,
+            Error::Iceberg(e) => e.retryable(),
+            Error::Storage { source, .. } => !matches!(
+                source,
+                object_store::Error::NotFound { .. }
+                    | object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. }
+                    | object_store::Error::NotImplemented { .. }
+                    | object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::Unauthenticated { .. }
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

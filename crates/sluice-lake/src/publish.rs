@@ -1,0 +1,388 @@
+//! Publishing a branch into another: fast-forward when possible, otherwise a rebase of the
+//! branch's appends onto the moved target (a cherry-pick of each appended data file).
+//!
+//! ```text
+//!  main:    A ── B ──────────── C            (C: someone else published meanwhile)
+//!                 \
+//!  branch:         X1 ── X2                  (appends)
+//!
+//!  fast_forward(main, branch)  : only if main is still B  → main = X2
+//!  rebase_appends(main, branch): main = C ── R, R adds the files of X1 and X2,
+//!                                R's summary has source-snapshot-id = X2
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use iceberg::spec::{DataFile, Operation};
+use iceberg::{TableRequirement, TableUpdate};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::LoadedTable;
+use crate::error::{Error, Result};
+use crate::lake::{Lake, Plan, set_branch};
+use crate::refs::{self, RefName};
+use crate::snapshot_producer::{
+    COMMIT_ID_PROPERTY, SOURCE_SNAPSHOT_PROPERTY, SnapshotSpec, files_added_by, new_snapshot_id,
+    write_append_snapshot,
+};
+use crate::table_name::TableName;
+
+/// How a publish moved the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishKind {
+    /// The target already pointed at the source head.
+    UpToDate,
+    /// The target moved to the source head.
+    FastForward,
+    /// The source's appends were re-committed on top of the target.
+    Rebase,
+}
+
+/// The result of a publish.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishOutcome {
+    /// How the target moved.
+    pub kind: PublishKind,
+    /// The target's new head.
+    pub snapshot_id: i64,
+    /// The target's head before.
+    pub previous: Option<i64>,
+}
+
+/// Options of [`Lake::rebase_appends`].
+#[derive(Clone, Debug, Default)]
+pub struct RebaseOptions {
+    /// Summary properties of the new snapshot (message, author, …).
+    pub properties: HashMap<String, String>,
+    /// Write and add the rebased snapshot but do not move the target: the caller audits it and
+    /// then moves the target with [`Lake::publish_staged`].
+    pub stage: bool,
+}
+
+/// The result of a rebase.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rebased {
+    /// The new snapshot.
+    pub snapshot_id: i64,
+    /// Its parent: the target head it was built on.
+    pub parent_id: Option<i64>,
+    /// Whether the target still has to be moved ([`RebaseOptions::stage`]).
+    pub staged: bool,
+    /// The source snapshots whose appends were re-applied, oldest first.
+    pub replayed: Vec<i64>,
+    /// Data files re-applied.
+    pub files: usize,
+}
+
+fn branch_head(table: &LoadedTable, branch: &RefName) -> Result<Option<i64>> {
+    match refs::all(table.metadata()).get(branch.as_str()) {
+        Some(r) if r.is_branch() => Ok(Some(r.snapshot_id)),
+        Some(_) => Err(Error::RefNotAllowed {
+            message: format!("`{branch}` of {} is a tag, not a branch", table.name()),
+        }),
+        None if branch.is_main() => Ok(None),
+        None => Err(Error::BranchNotFound {
+            table: table.name().to_string(),
+            branch: branch.to_string(),
+        }),
+    }
+}
+
+fn moves(
+    table: &LoadedTable,
+    target: &RefName,
+    target_head: Option<i64>,
+    source: &RefName,
+    source_head: i64,
+) -> Vec<TableRequirement> {
+    vec![
+        TableRequirement::UuidMatch {
+            uuid: table.metadata().uuid(),
+        },
+        TableRequirement::RefSnapshotIdMatch {
+            r#ref: target.to_string(),
+            snapshot_id: target_head,
+        },
+        TableRequirement::RefSnapshotIdMatch {
+            r#ref: source.to_string(),
+            snapshot_id: Some(source_head),
+        },
+    ]
+}
+
+impl Lake {
+    /// Moves `target` to the head of `source`, when `target`'s head is an ancestor of it.
+    /// Otherwise [`Error::CannotPublish`] (use [`Lake::rebase_appends`] or [`Lake::publish`]).
+    pub async fn fast_forward(
+        &self,
+        name: &TableName,
+        target: &RefName,
+        source: &RefName,
+    ) -> Result<PublishOutcome> {
+        let (_, outcome) = self
+            .commit_loop(name, |table| {
+                let (target, source) = (target.clone(), source.clone());
+                async move {
+                    let target_head = branch_head(&table, &target)?;
+                    let source_head = branch_head(&table, &source)?.ok_or_else(|| Error::BranchNotFound {
+                        table: table.name().to_string(),
+                        branch: source.to_string(),
+                    })?;
+                    if target_head == Some(source_head) {
+                        return Ok(Plan::Done(PublishOutcome {
+                            kind: PublishKind::UpToDate,
+                            snapshot_id: source_head,
+                            previous: target_head,
+                        }));
+                    }
+                    let ancestry = refs::ancestry(table.metadata(), Some(source_head));
+                    if let Some(t) = target_head
+                        && !ancestry.contains(&t)
+                    {
+                        return Err(Error::CannotPublish {
+                            table: table.name().to_string(),
+                            source_ref: source.to_string(),
+                            target: target.to_string(),
+                            reason: format!(
+                                "`{target}` moved to {t}, which is not an ancestor of `{source}` ({source_head}); a fast-forward is impossible, rebase instead"
+                            ),
+                        });
+                    }
+                    Ok(Plan::Commit {
+                        requirements: moves(&table, &target, target_head, &source, source_head),
+                        updates: vec![set_branch(target.as_str(), source_head)],
+                        value: PublishOutcome {
+                            kind: PublishKind::FastForward,
+                            snapshot_id: source_head,
+                            previous: target_head,
+                        },
+                    })
+                }
+            })
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Re-commits the data files appended on `source` since it forked from `target` as one new
+    /// snapshot on top of `target`'s head (summary: `source-snapshot-id`). Every source
+    /// snapshot since the fork point must be an append, otherwise [`Error::NotAnAppend`] names
+    /// it and nothing changes. One catalog commit.
+    pub async fn rebase_appends(
+        &self,
+        name: &TableName,
+        target: &RefName,
+        source: &RefName,
+        options: RebaseOptions,
+    ) -> Result<Rebased> {
+        let commit_id = uuid::Uuid::now_v7().to_string();
+        let mut properties = options.properties.clone();
+        properties.insert(COMMIT_ID_PROPERTY.to_string(), commit_id.clone());
+        let properties = Arc::new(properties);
+        let stage = options.stage;
+        let (_, rebased) = self
+            .commit_loop(name, |table| {
+                let (target, source) = (target.clone(), source.clone());
+                let properties = properties.clone();
+                let commit_id = commit_id.clone();
+                async move {
+                    plan_rebase(&table, &target, &source, &properties, &commit_id, stage).await
+                }
+            })
+            .await?;
+        Ok(rebased)
+    }
+
+    /// Moves `target` to a snapshot staged by [`Lake::rebase_appends`], provided `target` has
+    /// not moved since (the staged snapshot's parent is still its head). If it has moved, the
+    /// result is a retryable [`Error::CommitConflict`]: rebase again.
+    pub async fn publish_staged(
+        &self,
+        name: &TableName,
+        target: &RefName,
+        snapshot_id: i64,
+    ) -> Result<PublishOutcome> {
+        let (_, outcome) = self
+            .commit_loop(name, |table| {
+                let target = target.clone();
+                async move {
+                    let md = table.metadata();
+                    let target_head = branch_head(&table, &target)?;
+                    if target_head == Some(snapshot_id) {
+                        return Ok(Plan::Done(PublishOutcome {
+                            kind: PublishKind::UpToDate,
+                            snapshot_id,
+                            previous: target_head,
+                        }));
+                    }
+                    let staged = md.snapshot_by_id(snapshot_id).ok_or_else(|| Error::RefNotFound {
+                        table: table.name().to_string(),
+                        reference: snapshot_id.to_string(),
+                        reason: "no staged snapshot with that id".to_string(),
+                    })?;
+                    if staged.parent_snapshot_id() != target_head {
+                        return Err(Error::CommitConflict {
+                            table: table.name().to_string(),
+                            reason: format!(
+                                "`{target}` moved to {} after snapshot {snapshot_id} was staged on {}",
+                                fmt_id(target_head),
+                                fmt_id(staged.parent_snapshot_id())
+                            ),
+                        });
+                    }
+                    Ok(Plan::Commit {
+                        requirements: vec![
+                            TableRequirement::UuidMatch { uuid: md.uuid() },
+                            TableRequirement::RefSnapshotIdMatch {
+                                r#ref: target.to_string(),
+                                snapshot_id: target_head,
+                            },
+                        ],
+                        updates: vec![set_branch(target.as_str(), snapshot_id)],
+                        value: PublishOutcome {
+                            kind: PublishKind::Rebase,
+                            snapshot_id,
+                            previous: target_head,
+                        },
+                    })
+                }
+            })
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Publishes `source` into `target`: a fast-forward when `target` has not moved since the
+    /// fork, otherwise a rebase of the appends. One catalog commit either way.
+    pub async fn publish(
+        &self,
+        name: &TableName,
+        source: &RefName,
+        target: &RefName,
+        properties: HashMap<String, String>,
+    ) -> Result<PublishOutcome> {
+        match self.fast_forward(name, target, source).await {
+            Err(Error::CannotPublish { .. }) => {
+                let rebased = self
+                    .rebase_appends(
+                        name,
+                        target,
+                        source,
+                        RebaseOptions {
+                            properties,
+                            stage: false,
+                        },
+                    )
+                    .await?;
+                Ok(PublishOutcome {
+                    kind: PublishKind::Rebase,
+                    snapshot_id: rebased.snapshot_id,
+                    previous: rebased.parent_id,
+                })
+            }
+            other => other,
+        }
+    }
+}
+
+fn fmt_id(id: Option<i64>) -> String {
+    id.map(|i| i.to_string())
+        .unwrap_or_else(|| "nothing".to_string())
+}
+
+async fn plan_rebase(
+    table: &LoadedTable,
+    target: &RefName,
+    source: &RefName,
+    properties: &HashMap<String, String>,
+    commit_id: &str,
+    stage: bool,
+) -> Result<Plan<Rebased>> {
+    let md = table.metadata();
+    let table_name = table.name().to_string();
+    let target_head = branch_head(table, target)?;
+    let source_head = branch_head(table, source)?.ok_or_else(|| Error::BranchNotFound {
+        table: table_name.clone(),
+        branch: source.to_string(),
+    })?;
+
+    // An earlier attempt whose answer was lost may have landed.
+    if let Some(done) = md.snapshots().find(|s| {
+        s.summary()
+            .additional_properties
+            .get(COMMIT_ID_PROPERTY)
+            .map(String::as_str)
+            == Some(commit_id)
+    }) {
+        return Ok(Plan::Done(Rebased {
+            snapshot_id: done.snapshot_id(),
+            parent_id: done.parent_snapshot_id(),
+            staged: stage,
+            replayed: Vec::new(),
+            files: 0,
+        }));
+    }
+
+    let target_ancestry: HashSet<i64> = refs::ancestry(md, target_head).into_iter().collect();
+    let mut replay = Vec::new();
+    for id in refs::ancestry(md, Some(source_head)) {
+        if target_ancestry.contains(&id) {
+            break;
+        }
+        replay.push(id);
+    }
+    replay.reverse();
+    let mut files: Vec<DataFile> = Vec::new();
+    for id in &replay {
+        let snapshot = md.snapshot_by_id(*id).ok_or_else(|| Error::RefNotFound {
+            table: table_name.clone(),
+            reference: id.to_string(),
+            reason: "snapshot missing from metadata".to_string(),
+        })?;
+        let operation = &snapshot.summary().operation;
+        if *operation != Operation::Append {
+            return Err(Error::NotAnAppend {
+                table: table_name,
+                branch: source.to_string(),
+                snapshot: *id,
+                operation: operation.as_str().to_string(),
+            });
+        }
+        files.extend(files_added_by(table, *id).await?);
+    }
+    let mut properties = properties.clone();
+    properties.insert(
+        SOURCE_SNAPSHOT_PROPERTY.to_string(),
+        source_head.to_string(),
+    );
+    let (base_manifests, parent_summary) = SnapshotSpec::base_of(table, target_head).await?;
+    let snapshot = write_append_snapshot(
+        table,
+        SnapshotSpec {
+            parent: target_head,
+            snapshot_id: new_snapshot_id(table),
+            sequence_number: md.next_sequence_number(),
+            files: &files,
+            properties: &properties,
+            base_manifests,
+            parent_summary,
+        },
+    )
+    .await?;
+    let snapshot_id = snapshot.snapshot_id();
+    let mut updates = vec![TableUpdate::AddSnapshot { snapshot }];
+    if !stage {
+        updates.push(set_branch(target.as_str(), snapshot_id));
+    }
+    Ok(Plan::Commit {
+        requirements: moves(table, target, target_head, source, source_head),
+        updates,
+        value: Rebased {
+            snapshot_id,
+            parent_id: target_head,
+            staged: stage,
+            replayed: replay,
+            files: files.len(),
+        },
+    })
+}

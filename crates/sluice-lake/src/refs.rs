@@ -1,0 +1,352 @@
+//! Branch and tag names, and how a ref written by a user resolves to a snapshot.
+//!
+//! A ref is written as one of:
+//!
+//! * a branch or tag name: `main`, `sluice/0193…`, `v1`;
+//! * a snapshot id: `5125346238493624000`;
+//! * any of those followed by `@<RFC 3339 timestamp>`: `main@2026-11-25T10:00:00Z` is the
+//!   snapshot the ref pointed at then.
+//!
+//! For `main`, "pointed at then" comes from the table's snapshot log, which records every move
+//! of `main` (a fast-forward at 10:05 to a snapshot written at 10:01 is visible from 10:05, not
+//! from 10:01). Other branches keep no log in Iceberg metadata, so for them the answer is the
+//! newest ancestor of the branch head committed at or before the time.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use iceberg::spec::{SnapshotReference, TableMetadata};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The name of the main branch.
+pub const MAIN: &str = "main";
+
+/// A validated branch or tag name.
+///
+/// Rules: not empty, at most 255 bytes, no control characters, no `..`, no leading `/`,
+/// no `@` (it separates a ref from a timestamp), and not all digits (that reads as a snapshot id).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RefName(String);
+
+impl RefName {
+    /// Validates a name.
+    pub fn new(name: impl Into<String>) -> Result<Self> {
+        let name = name.into();
+        let invalid = |reason: &'static str| Error::InvalidRefName {
+            name: name.escape_default().to_string(),
+            reason,
+        };
+        if name.is_empty() {
+            return Err(invalid("a ref name cannot be empty"));
+        }
+        if name.len() > 255 {
+            return Err(invalid("a ref name can have at most 255 bytes"));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(invalid("control characters are not allowed"));
+        }
+        if name.contains("..") {
+            return Err(invalid("`..` is not allowed"));
+        }
+        if name.starts_with('/') {
+            return Err(invalid("a ref name cannot start with `/`"));
+        }
+        if name.ends_with('/') {
+            return Err(invalid("a ref name cannot end with `/`"));
+        }
+        if name.contains('@') {
+            return Err(invalid(
+                "`@` is not allowed (it separates a ref from a timestamp)",
+            ));
+        }
+        if name.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid("an all-digit name would read as a snapshot id"));
+        }
+        Ok(RefName(name))
+    }
+
+    /// The main branch.
+    pub fn main() -> Self {
+        RefName(MAIN.to_string())
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is `main`.
+    pub fn is_main(&self) -> bool {
+        self.0 == MAIN
+    }
+}
+
+impl TryFrom<String> for RefName {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        RefName::new(value)
+    }
+}
+
+impl From<RefName> for String {
+    fn from(value: RefName) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for RefName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for RefName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        RefName::new(s)
+    }
+}
+
+/// A ref as a user writes it (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefSpec {
+    /// A branch or tag name (or, if no such ref exists and it is all digits, a snapshot id).
+    Named(String),
+    /// A snapshot id.
+    Snapshot(i64),
+    /// A ref's state at a point in time.
+    AsOf(Box<RefSpec>, DateTime<Utc>),
+}
+
+impl RefSpec {
+    /// `main`.
+    pub fn main() -> Self {
+        RefSpec::Named(MAIN.to_string())
+    }
+
+    /// Parses `name`, `snapshot-id`, or either followed by `@<RFC 3339 timestamp>`.
+    pub fn parse(s: &str) -> Result<Self> {
+        if let Some((base, time)) = s.rsplit_once('@') {
+            let at = DateTime::parse_from_rfc3339(time).map_err(|e| Error::InvalidRefName {
+                name: s.escape_default().to_string(),
+                reason: leak_reason(e),
+            })?;
+            return Ok(RefSpec::AsOf(
+                Box::new(RefSpec::parse(base)?),
+                at.with_timezone(&Utc),
+            ));
+        }
+        if s.is_empty() {
+            return Err(Error::InvalidRefName {
+                name: String::new(),
+                reason: "a ref cannot be empty",
+            });
+        }
+        if s.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(id) = s.parse::<i64>()
+        {
+            return Ok(RefSpec::Snapshot(id));
+        }
+        Ok(RefSpec::Named(RefName::new(s)?.0))
+    }
+}
+
+fn leak_reason(_e: chrono::ParseError) -> &'static str {
+    "the part after `@` must be an RFC 3339 timestamp such as 2026-11-25T10:00:00Z"
+}
+
+impl fmt::Display for RefSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RefSpec::Named(n) => f.write_str(n),
+            RefSpec::Snapshot(id) => write!(f, "{id}"),
+            RefSpec::AsOf(base, at) => write!(f, "{base}@{}", at.to_rfc3339()),
+        }
+    }
+}
+
+impl From<&RefName> for RefSpec {
+    fn from(value: &RefName) -> Self {
+        RefSpec::Named(value.0.clone())
+    }
+}
+
+/// Kind of a named ref.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefKind {
+    /// A movable branch.
+    Branch,
+    /// A fixed tag.
+    Tag,
+}
+
+/// A branch or tag and the snapshot it points at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefInfo {
+    /// The name.
+    pub name: String,
+    /// Branch or tag.
+    pub kind: RefKind,
+    /// The snapshot it points at.
+    pub snapshot_id: i64,
+}
+
+pub(crate) fn ref_kind(reference: &SnapshotReference) -> RefKind {
+    if reference.is_branch() {
+        RefKind::Branch
+    } else {
+        RefKind::Tag
+    }
+}
+
+/// Every branch and tag of a table. (iceberg's `TableMetadata` does not expose its ref map,
+/// so it is read back from the metadata's own serialised form.)
+pub(crate) fn all(
+    metadata: &TableMetadata,
+) -> std::collections::HashMap<String, SnapshotReference> {
+    serde_json::to_value(metadata)
+        .ok()
+        .and_then(|mut v| v.get_mut("refs").map(serde_json::Value::take))
+        .and_then(|refs| serde_json::from_value(refs).ok())
+        .unwrap_or_default()
+}
+
+/// Resolves a ref against table metadata to a snapshot id (`None`: a branch with no snapshot,
+/// i.e. `main` of a table nothing was ever committed to).
+pub(crate) fn resolve(
+    table: &str,
+    metadata: &TableMetadata,
+    spec: &RefSpec,
+) -> Result<Option<i64>> {
+    let not_found = |reason: String| Error::RefNotFound {
+        table: table.to_string(),
+        reference: spec.to_string(),
+        reason,
+    };
+    match spec {
+        RefSpec::Named(name) => {
+            if let Some(r) = all(metadata).get(name) {
+                return Ok(Some(r.snapshot_id));
+            }
+            if name == MAIN {
+                return Ok(None);
+            }
+            Err(not_found(format!(
+                "no branch or tag of that name (existing: {})",
+                ref_names(metadata)
+            )))
+        }
+        RefSpec::Snapshot(id) => {
+            if metadata.snapshot_by_id(*id).is_some() {
+                Ok(Some(*id))
+            } else {
+                Err(not_found("no snapshot with that id".to_string()))
+            }
+        }
+        RefSpec::AsOf(base, at) => {
+            let at_ms = at.timestamp_millis();
+            if matches!(base.as_ref(), RefSpec::Named(n) if n == MAIN) {
+                // The snapshot log records each move of main with the time it happened.
+                let entry = metadata
+                    .history()
+                    .iter()
+                    .rev()
+                    .find(|e| e.timestamp_ms <= at_ms);
+                return match entry {
+                    Some(e) => Ok(Some(e.snapshot_id)),
+                    None => Err(not_found(format!(
+                        "main had no snapshot at {}",
+                        at.to_rfc3339()
+                    ))),
+                };
+            }
+            let head = resolve(table, metadata, base)?
+                .ok_or_else(|| not_found("the ref has no snapshot".to_string()))?;
+            let mut cursor = metadata.snapshot_by_id(head);
+            while let Some(snapshot) = cursor {
+                if snapshot.timestamp_ms() <= at_ms {
+                    return Ok(Some(snapshot.snapshot_id()));
+                }
+                cursor = snapshot
+                    .parent_snapshot_id()
+                    .and_then(|p| metadata.snapshot_by_id(p));
+            }
+            Err(not_found(format!(
+                "no snapshot of it was committed at or before {}",
+                at.to_rfc3339()
+            )))
+        }
+    }
+}
+
+fn ref_names(metadata: &TableMetadata) -> String {
+    let refs = all(metadata);
+    let mut names: Vec<&str> = refs.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The snapshot ids from `head` back to the root, newest first.
+pub(crate) fn ancestry(metadata: &TableMetadata, head: Option<i64>) -> Vec<i64> {
+    let mut out = Vec::new();
+    let mut cursor = head.and_then(|h| metadata.snapshot_by_id(h));
+    while let Some(snapshot) = cursor {
+        out.push(snapshot.snapshot_id());
+        cursor = snapshot
+            .parent_snapshot_id()
+            .and_then(|p| metadata.snapshot_by_id(p));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated() {
+        for good in ["main", "sluice/0193abcd", "feature-1", "v1.2", "a/b/c"] {
+            RefName::new(good).unwrap();
+        }
+        let long = "x".repeat(256);
+        for bad in [
+            "",
+            "/abs",
+            "a..b",
+            "tab\there",
+            "nl\n",
+            "a@b",
+            "12345",
+            long.as_str(),
+            "x/",
+        ] {
+            let err = RefName::new(bad).unwrap_err();
+            assert!(matches!(err, Error::InvalidRefName { .. }), "{bad}: {err}");
+        }
+        assert!(RefName::new("x".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn specs_parse() {
+        assert_eq!(RefSpec::parse("main").unwrap(), RefSpec::main());
+        assert_eq!(RefSpec::parse("42").unwrap(), RefSpec::Snapshot(42));
+        let spec = RefSpec::parse("main@2026-11-25T10:00:00Z").unwrap();
+        match spec {
+            RefSpec::AsOf(base, at) => {
+                assert_eq!(*base, RefSpec::main());
+                assert_eq!(at.to_rfc3339(), "2026-11-25T10:00:00+00:00");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(RefSpec::parse("main@yesterday").is_err());
+        assert!(RefSpec::parse("a..b").is_err());
+    }
+}

@@ -1,0 +1,291 @@
+//! Register mode: add existing parquet files to a table in place, reading only their footers.
+
+use std::collections::HashMap;
+
+use arrow_schema::{DataType, Schema as ArrowSchema, TimeUnit};
+use futures::{StreamExt, TryStreamExt};
+use iceberg::spec::{
+    DataContentType, DataFile, DataFileBuilder, DataFileFormat, Datum, PrimitiveType, Struct, Type,
+};
+use object_store::ObjectStoreExt;
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use parquet::file::metadata::ParquetMetaData;
+use parquet::file::statistics::Statistics;
+
+use crate::catalog::LoadedTable;
+use crate::error::{Error, Result};
+use crate::schema::{arrow_schema_for, diff_schemas};
+use crate::snapshot_producer::ensure_unpartitioned;
+use crate::storage::ObjectStores;
+
+/// What a parquet footer says about a file: its Arrow schema and metadata.
+#[derive(Debug, Clone)]
+pub struct ParquetFooter {
+    /// The file's location.
+    pub location: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The file's Arrow schema.
+    pub schema: ArrowSchema,
+    /// The parquet metadata.
+    pub metadata: std::sync::Arc<ParquetMetaData>,
+}
+
+/// Reads a parquet file's footer (a few KB; the data is not read). A missing, empty, truncated
+/// or non-parquet file is an [`Error::CorruptFile`] naming it.
+pub async fn read_footer(stores: &ObjectStores, location: &str) -> Result<ParquetFooter> {
+    let (store, path) = stores.resolve(location)?;
+    let meta = store.head(&path).await.map_err(|e| match e {
+        object_store::Error::NotFound { .. } => Error::CorruptFile {
+            path: location.to_string(),
+            reason: "the file does not exist".to_string(),
+        },
+        source => Error::Storage {
+            location: location.to_string(),
+            source,
+        },
+    })?;
+    if meta.size == 0 {
+        return Err(Error::CorruptFile {
+            path: location.to_string(),
+            reason: "the file is empty (0 bytes)".to_string(),
+        });
+    }
+    let reader = ParquetObjectReader::new(store, path).with_file_size(meta.size);
+    let builder = ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(|e| Error::CorruptFile {
+            path: location.to_string(),
+            reason: format!("not a readable parquet file ({e})"),
+        })?;
+    Ok(ParquetFooter {
+        location: location.to_string(),
+        size: meta.size,
+        schema: builder.schema().as_ref().clone(),
+        metadata: builder.metadata().clone(),
+    })
+}
+
+/// Reads the footers of many files, a few at a time.
+pub async fn read_footers(
+    stores: &ObjectStores,
+    locations: &[String],
+) -> Result<Vec<ParquetFooter>> {
+    futures::stream::iter(locations.iter().map(|l| read_footer(stores, l)))
+        .buffered(16)
+        .try_collect()
+        .await
+}
+
+/// Builds the `DataFile` entries for existing parquet files without rewriting them.
+///
+/// Every file's schema must match the table's (same column names, same types; time-zone and
+/// string-encoding spellings aside), otherwise [`Error::SchemaMismatch`] names the file and the
+/// differences. Statistics (value and null counts, exact lower/upper bounds) come from the footer.
+pub async fn data_files_for(
+    table: &LoadedTable,
+    footers: &[ParquetFooter],
+) -> Result<Vec<DataFile>> {
+    ensure_unpartitioned(table)?;
+    let schema = table.metadata().current_schema();
+    let arrow_schema = arrow_schema_for(schema)?;
+    let mut files = Vec::with_capacity(footers.len());
+    for footer in footers {
+        let diff = diff_schemas(&arrow_schema, &footer.schema);
+        if !diff.is_compatible() {
+            return Err(Error::SchemaMismatch {
+                table: table.name().to_string(),
+                path: footer.location.clone(),
+                diff: diff.describe(),
+            });
+        }
+        // Register mode cannot convert values: a type the file stores differently than the
+        // table (e.g. int32 for long) must be rejected even where copy mode could cast it.
+        for field in footer.schema.fields() {
+            let table_field = arrow_schema.field_with_name(field.name())?;
+            if !stored_identically(field.data_type(), table_field.data_type()) {
+                return Err(Error::SchemaMismatch {
+                    table: table.name().to_string(),
+                    path: footer.location.clone(),
+                    diff: format!(
+                        "column `{}` is stored as {} but the table has {}; use copy mode to convert it",
+                        field.name(),
+                        field.data_type(),
+                        table_field.data_type()
+                    ),
+                });
+            }
+        }
+        files.push(data_file(table, footer)?);
+    }
+    Ok(files)
+}
+
+fn stored_identically(file: &DataType, table: &DataType) -> bool {
+    match (file, table) {
+        (DataType::Timestamp(u1, _), DataType::Timestamp(u2, _)) => u1 == u2,
+        (DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View, DataType::Utf8) => true,
+        (DataType::Binary | DataType::LargeBinary | DataType::BinaryView, DataType::Binary) => true,
+        (DataType::Dictionary(_, v), t) => stored_identically(v, t),
+        (a, b) => a == b,
+    }
+}
+
+fn data_file(table: &LoadedTable, footer: &ParquetFooter) -> Result<DataFile> {
+    let schema = table.metadata().current_schema();
+    let metadata = &footer.metadata;
+    let mut column_sizes: HashMap<i32, u64> = HashMap::new();
+    let mut value_counts: HashMap<i32, u64> = HashMap::new();
+    let mut null_counts: HashMap<i32, u64> = HashMap::new();
+    let mut lower: HashMap<i32, Datum> = HashMap::new();
+    let mut upper: HashMap<i32, Datum> = HashMap::new();
+    let mut stats_complete: HashMap<i32, bool> = HashMap::new();
+
+    for row_group in metadata.row_groups() {
+        for column in row_group.columns() {
+            let path = column.column_descr().path().parts();
+            // Only top-level primitive columns carry statistics we can map by name.
+            if path.len() != 1 {
+                continue;
+            }
+            let Some(field) = schema.field_by_name(&path[0]) else {
+                continue;
+            };
+            let Type::Primitive(primitive) = field.field_type.as_ref() else {
+                continue;
+            };
+            let id = field.id;
+            *column_sizes.entry(id).or_default() += column.compressed_size() as u64;
+            *value_counts.entry(id).or_default() += column.num_values() as u64;
+            let complete = stats_complete.entry(id).or_insert(true);
+            match column.statistics() {
+                Some(stats) => {
+                    match stats.null_count_opt() {
+                        Some(n) => *null_counts.entry(id).or_default() += n,
+                        None => *complete = false,
+                    }
+                    match bounds(stats, primitive, file_unit(&footer.schema, &path[0])) {
+                        Some((lo, hi)) => {
+                            merge_bound(&mut lower, id, lo, true);
+                            merge_bound(&mut upper, id, hi, false);
+                        }
+                        // A row group with only nulls has no bounds and does not widen them.
+                        None if stats.null_count_opt() == Some(row_group.num_rows() as u64) => {}
+                        None => *complete = false,
+                    }
+                }
+                None => *complete = false,
+            }
+        }
+    }
+    // Bounds or null counts known for only some row groups would be wrong for the file.
+    for (id, complete) in stats_complete {
+        if !complete {
+            lower.remove(&id);
+            upper.remove(&id);
+            null_counts.remove(&id);
+        }
+    }
+    let split_offsets: Vec<i64> = metadata
+        .row_groups()
+        .iter()
+        .filter_map(|rg| rg.file_offset())
+        .collect();
+    let mut builder = DataFileBuilder::default();
+    builder
+        .content(DataContentType::Data)
+        .file_path(footer.location.clone())
+        .file_format(DataFileFormat::Parquet)
+        .partition(Struct::empty())
+        .partition_spec_id(table.metadata().default_partition_spec_id())
+        .record_count(metadata.file_metadata().num_rows() as u64)
+        .file_size_in_bytes(footer.size)
+        .column_sizes(column_sizes)
+        .value_counts(value_counts)
+        .null_value_counts(null_counts)
+        .lower_bounds(lower)
+        .upper_bounds(upper)
+        .split_offsets(Some(split_offsets));
+    builder.build().map_err(|e| Error::CorruptFile {
+        path: footer.location.clone(),
+        reason: format!("cannot describe the file as an Iceberg data file: {e}"),
+    })
+}
+
+fn file_unit(schema: &ArrowSchema, column: &str) -> Option<TimeUnit> {
+    match schema.field_with_name(column).ok()?.data_type() {
+        DataType::Timestamp(unit, _) => Some(*unit),
+        _ => None,
+    }
+}
+
+fn merge_bound(map: &mut HashMap<i32, Datum>, id: i32, value: Datum, lower: bool) {
+    match map.get(&id) {
+        Some(existing) => {
+            let replace = match existing.partial_cmp(&value) {
+                Some(std::cmp::Ordering::Greater) => lower,
+                Some(std::cmp::Ordering::Less) => !lower,
+                _ => false,
+            };
+            if replace {
+                map.insert(id, value);
+            }
+        }
+        None => {
+            map.insert(id, value);
+        }
+    }
+}
+
+/// Exact (min, max) of a column chunk as Iceberg values, when the statistics give them.
+fn bounds(
+    stats: &Statistics,
+    ty: &PrimitiveType,
+    unit: Option<TimeUnit>,
+) -> Option<(Datum, Datum)> {
+    if !stats.min_is_exact() || !stats.max_is_exact() {
+        return None;
+    }
+    match (stats, ty) {
+        (Statistics::Boolean(s), PrimitiveType::Boolean) => {
+            Some((Datum::bool(*s.min_opt()?), Datum::bool(*s.max_opt()?)))
+        }
+        (Statistics::Int32(s), PrimitiveType::Int) => {
+            Some((Datum::int(*s.min_opt()?), Datum::int(*s.max_opt()?)))
+        }
+        (Statistics::Int32(s), PrimitiveType::Date) => {
+            Some((Datum::date(*s.min_opt()?), Datum::date(*s.max_opt()?)))
+        }
+        (Statistics::Int64(s), PrimitiveType::Long) => {
+            Some((Datum::long(*s.min_opt()?), Datum::long(*s.max_opt()?)))
+        }
+        (Statistics::Int64(s), PrimitiveType::Timestamp) if unit == Some(TimeUnit::Microsecond) => {
+            Some((
+                Datum::timestamp_micros(*s.min_opt()?),
+                Datum::timestamp_micros(*s.max_opt()?),
+            ))
+        }
+        (Statistics::Int64(s), PrimitiveType::Timestamptz)
+            if unit == Some(TimeUnit::Microsecond) =>
+        {
+            Some((
+                Datum::timestamptz_micros(*s.min_opt()?),
+                Datum::timestamptz_micros(*s.max_opt()?),
+            ))
+        }
+        (Statistics::Float(s), PrimitiveType::Float) => {
+            let (lo, hi) = (*s.min_opt()?, *s.max_opt()?);
+            (!lo.is_nan() && !hi.is_nan()).then(|| (Datum::float(lo), Datum::float(hi)))
+        }
+        (Statistics::Double(s), PrimitiveType::Double) => {
+            let (lo, hi) = (*s.min_opt()?, *s.max_opt()?);
+            (!lo.is_nan() && !hi.is_nan()).then(|| (Datum::double(lo), Datum::double(hi)))
+        }
+        (Statistics::ByteArray(s), PrimitiveType::String) => {
+            let lo = std::str::from_utf8(s.min_opt()?.data()).ok()?;
+            let hi = std::str::from_utf8(s.max_opt()?.data()).ok()?;
+            Some((Datum::string(lo), Datum::string(hi)))
+        }
+        _ => None,
+    }
+}
