@@ -1,0 +1,955 @@
+//! The SQL-like predicate language of `expression` checks and `where` filters.
+//!
+//! ```text
+//! expr      := or
+//! or        := and ( OR and )*
+//! and       := not ( AND not )*
+//! not       := NOT not | predicate
+//! predicate := sum [ (= | == | != | <> | < | <= | > | >=) sum
+//!                  | IS [NOT] NULL
+//!                  | [NOT] IN ( expr, ... )
+//!                  | [NOT] BETWEEN sum AND sum ]
+//! sum       := product ( (+ | -) product )*
+//! product   := unary ( (* | / | %) unary )*
+//! unary     := - unary | primary
+//! primary   := number | 'string' | TRUE | FALSE | NULL | column | "quoted column" | ( expr )
+//! ```
+//!
+//! Keywords are case-insensitive. Evaluation uses Arrow kernels over whole columns, with SQL's
+//! three-valued logic: a comparison with NULL is NULL, `NULL AND FALSE` is FALSE, `NULL OR TRUE`
+//! is TRUE.
+
+use std::sync::Arc;
+
+use arrow_arith::boolean::{and_kleene, is_not_null, is_null, not, or_kleene};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Datum, Float64Array, Int64Array, NullArray, RecordBatch,
+    StringArray, UInt32Array,
+};
+use arrow_cast::{CastOptions, can_cast_types, cast, cast_with_options};
+use arrow_schema::{DataType, Schema};
+
+use crate::error::{Error, Result};
+
+/// A literal value in a check file or an expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    /// SQL NULL.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A floating-point number.
+    Float(f64),
+    /// A string (also dates and timestamps, which are cast to the column's type).
+    Str(String),
+}
+
+impl Literal {
+    pub(crate) fn to_array(&self) -> ArrayRef {
+        match self {
+            Literal::Null => Arc::new(NullArray::new(1)),
+            Literal::Bool(b) => Arc::new(BooleanArray::from(vec![*b])),
+            Literal::Int(i) => Arc::new(Int64Array::from(vec![*i])),
+            Literal::Float(f) => Arc::new(Float64Array::from(vec![*f])),
+            Literal::Str(s) => Arc::new(StringArray::from(vec![s.as_str()])),
+        }
+    }
+
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        match self {
+            Literal::Null => serde_json::Value::Null,
+            Literal::Bool(b) => (*b).into(),
+            Literal::Int(i) => (*i).into(),
+            Literal::Float(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            Literal::Str(s) => s.clone().into(),
+        }
+    }
+}
+
+/// Comparison operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CmpOp {
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+}
+
+/// Arithmetic operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+}
+
+/// A parsed expression.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Expr {
+    Column(String),
+    Literal(Literal),
+    Cmp(CmpOp, Box<Expr>, Box<Expr>),
+    Arith(ArithOp, Box<Expr>, Box<Expr>),
+    Neg(Box<Expr>),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Not(Box<Expr>),
+    IsNull(Box<Expr>, bool),
+    InList(Box<Expr>, Vec<Expr>, bool),
+}
+
+impl Expr {
+    /// Parses an expression.
+    pub(crate) fn parse(text: &str) -> Result<Expr> {
+        let tokens = tokenize(text)?;
+        let mut parser = Parser {
+            text,
+            tokens,
+            pos: 0,
+        };
+        let expr = parser.or()?;
+        if let Some(t) = parser.peek() {
+            return Err(parser.error_at(t.pos, "unexpected text after the end of the expression"));
+        }
+        Ok(expr)
+    }
+
+    /// Column names the expression reads, in order of first appearance.
+    pub(crate) fn columns(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.collect_columns(&mut out);
+        out
+    }
+
+    fn collect_columns(&self, out: &mut Vec<String>) {
+        match self {
+            Expr::Column(c) => {
+                if !out.contains(c) {
+                    out.push(c.clone());
+                }
+            }
+            Expr::Literal(_) => {}
+            Expr::Cmp(_, a, b) | Expr::Arith(_, a, b) | Expr::And(a, b) | Expr::Or(a, b) => {
+                a.collect_columns(out);
+                b.collect_columns(out);
+            }
+            Expr::Neg(a) | Expr::Not(a) | Expr::IsNull(a, _) => a.collect_columns(out),
+            Expr::InList(a, list, _) => {
+                a.collect_columns(out);
+                for e in list {
+                    e.collect_columns(out);
+                }
+            }
+        }
+    }
+
+    /// Checks that the expression can be evaluated over `schema` and yields a boolean.
+    pub(crate) fn check_schema(&self, schema: &Schema) -> std::result::Result<(), String> {
+        for c in self.columns() {
+            if schema.column_with_name(&c).is_none() {
+                return Err(format!("unknown column `{c}`"));
+            }
+        }
+        // Evaluate over an empty batch of the schema: this runs the same type coercion as real data.
+        let batch = RecordBatch::new_empty(Arc::new(schema.clone()));
+        let value = self.eval(&batch)?;
+        match value.array.data_type() {
+            DataType::Boolean | DataType::Null => Ok(()),
+            other => Err(format!(
+                "the expression yields {other}, not a boolean; compare it with something"
+            )),
+        }
+    }
+
+    /// Evaluates the expression as a predicate: one boolean (or NULL) per row of `batch`.
+    pub(crate) fn eval_predicate(
+        &self,
+        batch: &RecordBatch,
+    ) -> std::result::Result<BooleanArray, String> {
+        let value = self.eval(batch)?;
+        let value = value.broadcast(batch.num_rows())?;
+        match value.data_type() {
+            DataType::Boolean => Ok(value
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .cloned()
+                .ok_or("internal: boolean array of unexpected layout")?),
+            DataType::Null => Ok(BooleanArray::new_null(batch.num_rows())),
+            other => Err(format!("the expression yields {other}, not a boolean")),
+        }
+    }
+
+    fn eval(&self, batch: &RecordBatch) -> std::result::Result<Value, String> {
+        match self {
+            Expr::Column(name) => {
+                let array = batch
+                    .column_by_name(name)
+                    .ok_or_else(|| format!("unknown column `{name}`"))?;
+                let array = match array.data_type() {
+                    DataType::Dictionary(_, value_type) => cast(array, value_type)
+                        .map_err(|e| format!("cannot decode dictionary column `{name}`: {e}"))?,
+                    _ => array.clone(),
+                };
+                Ok(Value {
+                    array,
+                    scalar: false,
+                })
+            }
+            Expr::Literal(l) => Ok(Value {
+                array: l.to_array(),
+                scalar: true,
+            }),
+            Expr::Cmp(op, a, b) => {
+                let (a, b) = coerce(a.eval(batch)?, b.eval(batch)?)?;
+                let kernel = match op {
+                    CmpOp::Eq => arrow_ord::cmp::eq,
+                    CmpOp::NotEq => arrow_ord::cmp::neq,
+                    CmpOp::Lt => arrow_ord::cmp::lt,
+                    CmpOp::LtEq => arrow_ord::cmp::lt_eq,
+                    CmpOp::Gt => arrow_ord::cmp::gt,
+                    CmpOp::GtEq => arrow_ord::cmp::gt_eq,
+                };
+                let out = kernel(&a, &b).map_err(|e| e.to_string())?;
+                Ok(Value {
+                    array: Arc::new(out),
+                    scalar: a.scalar && b.scalar,
+                })
+            }
+            Expr::Arith(op, a, b) => {
+                let (a, b) = coerce(a.eval(batch)?, b.eval(batch)?)?;
+                if !is_numeric(a.array.data_type()) {
+                    return Err(format!(
+                        "arithmetic needs numbers, got {}",
+                        a.array.data_type()
+                    ));
+                }
+                let kernel = match op {
+                    ArithOp::Add => arrow_arith::numeric::add,
+                    ArithOp::Sub => arrow_arith::numeric::sub,
+                    ArithOp::Mul => arrow_arith::numeric::mul,
+                    ArithOp::Div => arrow_arith::numeric::div,
+                    ArithOp::Rem => arrow_arith::numeric::rem,
+                };
+                let out = kernel(&a, &b).map_err(|e| e.to_string())?;
+                Ok(Value {
+                    array: out,
+                    scalar: a.scalar && b.scalar,
+                })
+            }
+            Expr::Neg(a) => {
+                let a = a.eval(batch)?;
+                let out = arrow_arith::numeric::neg(a.array.as_ref()).map_err(|e| e.to_string())?;
+                Ok(Value {
+                    array: out,
+                    scalar: a.scalar,
+                })
+            }
+            Expr::And(a, b) | Expr::Or(a, b) => {
+                let a = a.eval(batch)?;
+                let b = b.eval(batch)?;
+                let scalar = a.scalar && b.scalar;
+                let len = if scalar { 1 } else { batch.num_rows() };
+                let a = a.boolean(len)?;
+                let b = b.boolean(len)?;
+                let out = if matches!(self, Expr::And(..)) {
+                    and_kleene(&a, &b)
+                } else {
+                    or_kleene(&a, &b)
+                }
+                .map_err(|e| e.to_string())?;
+                Ok(Value {
+                    array: Arc::new(out),
+                    scalar,
+                })
+            }
+            Expr::Not(a) => {
+                let a = a.eval(batch)?;
+                let (len, scalar) = (a.array.len(), a.scalar);
+                let out = not(&a.boolean(len)?).map_err(|e| e.to_string())?;
+                Ok(Value {
+                    array: Arc::new(out),
+                    scalar,
+                })
+            }
+            Expr::IsNull(a, negated) => {
+                let a = a.eval(batch)?;
+                let out = if *negated {
+                    is_not_null(a.array.as_ref())
+                } else {
+                    is_null(a.array.as_ref())
+                }
+                .map_err(|e| e.to_string())?;
+                Ok(Value {
+                    array: Arc::new(out),
+                    scalar: a.scalar,
+                })
+            }
+            Expr::InList(a, list, negated) => {
+                let mut acc: Option<Expr> = None;
+                for item in list {
+                    let eq = Expr::Cmp(CmpOp::Eq, a.clone(), Box::new(item.clone()));
+                    acc = Some(match acc {
+                        None => eq,
+                        Some(prev) => Expr::Or(Box::new(prev), Box::new(eq)),
+                    });
+                }
+                let any = acc.ok_or("IN needs at least one value")?;
+                if *negated {
+                    Expr::Not(Box::new(any)).eval(batch)
+                } else {
+                    any.eval(batch)
+                }
+            }
+        }
+    }
+}
+
+/// An evaluated sub-expression: a column-length array, or a one-element array standing for a
+/// constant.
+struct Value {
+    array: ArrayRef,
+    scalar: bool,
+}
+
+impl Datum for Value {
+    fn get(&self) -> (&dyn Array, bool) {
+        (self.array.as_ref(), self.scalar)
+    }
+}
+
+impl Value {
+    fn broadcast(self, len: usize) -> std::result::Result<ArrayRef, String> {
+        if !self.scalar || len == 1 {
+            return Ok(self.array);
+        }
+        let indices = UInt32Array::from(vec![0u32; len]);
+        arrow_select::take::take(self.array.as_ref(), &indices, None).map_err(|e| e.to_string())
+    }
+
+    fn boolean(self, len: usize) -> std::result::Result<BooleanArray, String> {
+        let ty = self.array.data_type().clone();
+        let array = self.broadcast(len)?;
+        match ty {
+            DataType::Boolean => array
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .cloned()
+                .ok_or_else(|| "internal: boolean array of unexpected layout".to_string()),
+            DataType::Null => Ok(BooleanArray::new_null(array.len())),
+            other => Err(format!("AND, OR and NOT need booleans, got {other}")),
+        }
+    }
+}
+
+fn is_numeric(t: &DataType) -> bool {
+    t.is_numeric()
+}
+
+fn is_string(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+fn cast_value(v: Value, to: &DataType) -> std::result::Result<Value, String> {
+    if v.array.data_type() == to {
+        return Ok(v);
+    }
+    // A constant that cannot be converted is a mistake in the check file: say so rather than
+    // comparing with NULL.
+    let options = CastOptions {
+        safe: !v.scalar,
+        ..Default::default()
+    };
+    let array = cast_with_options(v.array.as_ref(), to, &options).map_err(|e| {
+        format!(
+            "cannot convert {} to {to} for comparison: {e}",
+            v.array.data_type()
+        )
+    })?;
+    Ok(Value {
+        array,
+        scalar: v.scalar,
+    })
+}
+
+/// Brings both sides of a binary operator to one type.
+fn coerce(a: Value, b: Value) -> std::result::Result<(Value, Value), String> {
+    let (ta, tb) = (a.array.data_type().clone(), b.array.data_type().clone());
+    if ta == tb {
+        return Ok((a, b));
+    }
+    if ta == DataType::Null {
+        return Ok((cast_value(a, &tb)?, b));
+    }
+    if tb == DataType::Null {
+        return Ok((a, cast_value(b, &ta)?));
+    }
+    if is_numeric(&ta) && is_numeric(&tb) {
+        let float = |t: &DataType| {
+            t.is_floating()
+                || matches!(
+                    t,
+                    DataType::Decimal128(..)
+                        | DataType::Decimal256(..)
+                        | DataType::Decimal32(..)
+                        | DataType::Decimal64(..)
+                )
+        };
+        let target = if float(&ta) || float(&tb) {
+            DataType::Float64
+        } else if ta.is_unsigned_integer() && tb.is_unsigned_integer() {
+            DataType::UInt64
+        } else {
+            DataType::Int64
+        };
+        return Ok((cast_value(a, &target)?, cast_value(b, &target)?));
+    }
+    if is_string(&ta) && is_string(&tb) {
+        // Convert the constant (if any) to the column's string layout; otherwise to Utf8.
+        return if b.scalar {
+            Ok((a, cast_value(b, &ta)?))
+        } else if a.scalar {
+            Ok((cast_value(a, &tb)?, b))
+        } else {
+            Ok((
+                cast_value(a, &DataType::Utf8)?,
+                cast_value(b, &DataType::Utf8)?,
+            ))
+        };
+    }
+    // Mixed types: convert the constant side to the column side (a date string to a timestamp).
+    let (to_b, to_a) = if b.scalar || (!a.scalar && is_string(&tb)) {
+        (true, false)
+    } else {
+        (false, true)
+    };
+    if to_b && can_cast_types(&tb, &ta) {
+        let b = cast_value(b, &ta)?;
+        return Ok((a, b));
+    }
+    if to_a && can_cast_types(&ta, &tb) {
+        let a = cast_value(a, &tb)?;
+        return Ok((a, b));
+    }
+    Err(format!("cannot compare {ta} with {tb}"))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    QuotedIdent(String),
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Sym(&'static str),
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    tok: Tok,
+    pos: usize,
+}
+
+fn expr_error(text: &str, position: usize, message: impl Into<String>) -> Error {
+    Error::InvalidExpression {
+        text: text.to_string(),
+        position,
+        message: message.into(),
+    }
+}
+
+fn tokenize(text: &str) -> Result<Vec<Token>> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let start = i;
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let tok = if c.is_ascii_alphabetic() || c == '_' {
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '.')
+            {
+                i += 1;
+            }
+            Tok::Ident(chars[start..i].iter().collect())
+        } else if c.is_ascii_digit()
+            || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
+            let mut float = false;
+            while i < chars.len() {
+                let d = chars[i];
+                if d.is_ascii_digit() || d == '_' {
+                    i += 1;
+                } else if d == '.' && !float {
+                    float = true;
+                    i += 1;
+                } else if (d == 'e' || d == 'E')
+                    && chars
+                        .get(i + 1)
+                        .is_some_and(|n| n.is_ascii_digit() || *n == '-' || *n == '+')
+                {
+                    float = true;
+                    i += 2;
+                } else {
+                    break;
+                }
+            }
+            let literal: String = chars[start..i].iter().filter(|c| **c != '_').collect();
+            if float {
+                Tok::Float(
+                    literal
+                        .parse()
+                        .map_err(|_| expr_error(text, start, "invalid number"))?,
+                )
+            } else {
+                Tok::Int(
+                    literal
+                        .parse()
+                        .map_err(|_| expr_error(text, start, "integer does not fit in 64 bits"))?,
+                )
+            }
+        } else if c == '\'' || c == '"' || c == '`' {
+            let mut s = String::new();
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => {
+                        return Err(expr_error(text, start, "unterminated quote"));
+                    }
+                    Some(&q) if q == c => {
+                        if chars.get(i + 1) == Some(&c) {
+                            s.push(c);
+                            i += 2;
+                        } else {
+                            i += 1;
+                            break;
+                        }
+                    }
+                    Some(&other) => {
+                        s.push(other);
+                        i += 1;
+                    }
+                }
+            }
+            if c == '\'' {
+                Tok::Str(s)
+            } else {
+                Tok::QuotedIdent(s)
+            }
+        } else {
+            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+            let sym = match two.as_str() {
+                "<=" => Some("<="),
+                ">=" => Some(">="),
+                "<>" => Some("<>"),
+                "!=" => Some("!="),
+                "==" => Some("="),
+                _ => None,
+            };
+            if let Some(s) = sym {
+                i += 2;
+                Tok::Sym(s)
+            } else {
+                i += 1;
+                Tok::Sym(match c {
+                    '=' => "=",
+                    '<' => "<",
+                    '>' => ">",
+                    '+' => "+",
+                    '-' => "-",
+                    '*' => "*",
+                    '/' => "/",
+                    '%' => "%",
+                    '(' => "(",
+                    ')' => ")",
+                    ',' => ",",
+                    other => {
+                        return Err(expr_error(
+                            text,
+                            start,
+                            format!("unexpected character `{other}`"),
+                        ));
+                    }
+                })
+            }
+        };
+        tokens.push(Token { tok, pos: start });
+    }
+    Ok(tokens)
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    tokens: Vec<Token>,
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.pos)
+    }
+
+    fn end_pos(&self) -> usize {
+        self.text.chars().count()
+    }
+
+    fn error_at(&self, position: usize, message: impl Into<String>) -> Error {
+        expr_error(self.text, position, message)
+    }
+
+    fn here(&self) -> usize {
+        self.peek().map(|t| t.pos).unwrap_or_else(|| self.end_pos())
+    }
+
+    fn keyword(&mut self, word: &str) -> bool {
+        if let Some(Token {
+            tok: Tok::Ident(w), ..
+        }) = self.peek()
+            && w.eq_ignore_ascii_case(word)
+        {
+            self.pos += 1;
+            return true;
+        }
+        false
+    }
+
+    fn peek_keyword(&self, offset: usize, word: &str) -> bool {
+        matches!(self.tokens.get(self.pos + offset), Some(Token { tok: Tok::Ident(w), .. }) if w.eq_ignore_ascii_case(word))
+    }
+
+    fn sym(&mut self, s: &str) -> bool {
+        if let Some(Token {
+            tok: Tok::Sym(x), ..
+        }) = self.peek()
+            && *x == s
+        {
+            self.pos += 1;
+            return true;
+        }
+        false
+    }
+
+    fn expect_sym(&mut self, s: &str) -> Result<()> {
+        if self.sym(s) {
+            Ok(())
+        } else {
+            Err(self.error_at(self.here(), format!("expected `{s}`")))
+        }
+    }
+
+    fn or(&mut self) -> Result<Expr> {
+        let mut left = self.and()?;
+        while self.keyword("OR") {
+            let right = self.and()?;
+            left = Expr::Or(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<Expr> {
+        let mut left = self.not()?;
+        while self.keyword("AND") {
+            let right = self.not()?;
+            left = Expr::And(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn not(&mut self) -> Result<Expr> {
+        if self.keyword("NOT") {
+            return Ok(Expr::Not(Box::new(self.not()?)));
+        }
+        self.predicate()
+    }
+
+    fn predicate(&mut self) -> Result<Expr> {
+        let left = self.sum()?;
+        let op = match self.peek() {
+            Some(Token {
+                tok: Tok::Sym(s), ..
+            }) => match *s {
+                "=" => Some(CmpOp::Eq),
+                "!=" | "<>" => Some(CmpOp::NotEq),
+                "<" => Some(CmpOp::Lt),
+                "<=" => Some(CmpOp::LtEq),
+                ">" => Some(CmpOp::Gt),
+                ">=" => Some(CmpOp::GtEq),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(op) = op {
+            self.pos += 1;
+            let right = self.sum()?;
+            return Ok(Expr::Cmp(op, Box::new(left), Box::new(right)));
+        }
+        if self.keyword("IS") {
+            let negated = self.keyword("NOT");
+            if !self.keyword("NULL") {
+                return Err(self.error_at(self.here(), "expected NULL after IS / IS NOT"));
+            }
+            return Ok(Expr::IsNull(Box::new(left), negated));
+        }
+        let negated = if self.peek_keyword(0, "NOT")
+            && (self.peek_keyword(1, "IN") || self.peek_keyword(1, "BETWEEN"))
+        {
+            self.pos += 1;
+            true
+        } else {
+            false
+        };
+        if self.keyword("IN") {
+            self.expect_sym("(")?;
+            let mut list = vec![self.or()?];
+            while self.sym(",") {
+                list.push(self.or()?);
+            }
+            self.expect_sym(")")?;
+            return Ok(Expr::InList(Box::new(left), list, negated));
+        }
+        if self.keyword("BETWEEN") {
+            let low = self.sum()?;
+            if !self.keyword("AND") {
+                return Err(self.error_at(self.here(), "expected AND in BETWEEN ... AND ..."));
+            }
+            let high = self.sum()?;
+            let left = Box::new(left);
+            let between = Expr::And(
+                Box::new(Expr::Cmp(CmpOp::GtEq, left.clone(), Box::new(low))),
+                Box::new(Expr::Cmp(CmpOp::LtEq, left, Box::new(high))),
+            );
+            return Ok(if negated {
+                Expr::Not(Box::new(between))
+            } else {
+                between
+            });
+        }
+        Ok(left)
+    }
+
+    fn sum(&mut self) -> Result<Expr> {
+        let mut left = self.product()?;
+        loop {
+            let op = if self.sym("+") {
+                ArithOp::Add
+            } else if self.sym("-") {
+                ArithOp::Sub
+            } else {
+                return Ok(left);
+            };
+            let right = self.product()?;
+            left = Expr::Arith(op, Box::new(left), Box::new(right));
+        }
+    }
+
+    fn product(&mut self) -> Result<Expr> {
+        let mut left = self.unary()?;
+        loop {
+            let op = if self.sym("*") {
+                ArithOp::Mul
+            } else if self.sym("/") {
+                ArithOp::Div
+            } else if self.sym("%") {
+                ArithOp::Rem
+            } else {
+                return Ok(left);
+            };
+            let right = self.unary()?;
+            left = Expr::Arith(op, Box::new(left), Box::new(right));
+        }
+    }
+
+    fn unary(&mut self) -> Result<Expr> {
+        if self.sym("-") {
+            let inner = self.unary()?;
+            return Ok(match inner {
+                Expr::Literal(Literal::Int(i)) => Expr::Literal(Literal::Int(-i)),
+                Expr::Literal(Literal::Float(f)) => Expr::Literal(Literal::Float(-f)),
+                other => Expr::Neg(Box::new(other)),
+            });
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Expr> {
+        let Some(token) = self.tokens.get(self.pos).cloned() else {
+            return Err(self.error_at(self.end_pos(), "expected a value, a column or `(`"));
+        };
+        self.pos += 1;
+        Ok(match token.tok {
+            Tok::Int(i) => Expr::Literal(Literal::Int(i)),
+            Tok::Float(f) => Expr::Literal(Literal::Float(f)),
+            Tok::Str(s) => Expr::Literal(Literal::Str(s)),
+            Tok::QuotedIdent(name) => Expr::Column(name),
+            Tok::Ident(word) => {
+                let upper = word.to_ascii_uppercase();
+                match upper.as_str() {
+                    "TRUE" => Expr::Literal(Literal::Bool(true)),
+                    "FALSE" => Expr::Literal(Literal::Bool(false)),
+                    "NULL" => Expr::Literal(Literal::Null),
+                    "AND" | "OR" | "NOT" | "IS" | "IN" | "BETWEEN" => {
+                        return Err(self.error_at(
+                            token.pos,
+                            format!("expected a value or a column, found keyword {upper}"),
+                        ));
+                    }
+                    _ => Expr::Column(word),
+                }
+            }
+            Tok::Sym("(") => {
+                let inner = self.or()?;
+                self.expect_sym(")")?;
+                inner
+            }
+            Tok::Sym(s) => {
+                return Err(self.error_at(
+                    token.pos,
+                    format!("expected a value or a column, found `{s}`"),
+                ));
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::Int64Array;
+    use arrow_schema::Field;
+
+    fn batch() -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("amount", DataType::Float64, true),
+            Field::new("event_type", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Float64Array::from(vec![
+                    Some(5.0),
+                    Some(-1.0),
+                    None,
+                    Some(-2.0),
+                ])),
+                Arc::new(StringArray::from(vec![
+                    Some("purchase"),
+                    Some("purchase"),
+                    Some("view"),
+                    None,
+                ])),
+                Arc::new(Int64Array::from(vec![Some(1), Some(2), Some(3), None])),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn eval(text: &str) -> Vec<Option<bool>> {
+        let e = Expr::parse(text).unwrap();
+        e.eval_predicate(&batch()).unwrap().iter().collect()
+    }
+
+    #[test]
+    fn comparisons_and_three_valued_logic() {
+        assert_eq!(
+            eval("amount >= 0 OR event_type <> 'purchase'"),
+            vec![Some(true), Some(false), Some(true), None]
+        );
+        assert_eq!(
+            eval("amount IS NULL"),
+            vec![Some(false), Some(false), Some(true), Some(false)]
+        );
+        assert_eq!(
+            eval("NOT (n IS NOT NULL)"),
+            vec![Some(false), Some(false), Some(false), Some(true)]
+        );
+        assert_eq!(
+            eval("n IN (1, 3)"),
+            vec![Some(true), Some(false), Some(true), None]
+        );
+        assert_eq!(
+            eval("n NOT IN (1, 3)"),
+            vec![Some(false), Some(true), Some(false), None]
+        );
+        assert_eq!(
+            eval("n between 2 and 3"),
+            vec![Some(false), Some(true), Some(true), None]
+        );
+        assert_eq!(
+            eval("n * 2 + 1 = 5"),
+            vec![Some(false), Some(true), Some(false), None]
+        );
+        assert_eq!(
+            eval("amount > -1.5"),
+            vec![Some(true), Some(true), None, Some(false)]
+        );
+        assert_eq!(eval("TRUE"), vec![Some(true); 4]);
+        assert_eq!(eval("n = NULL"), vec![None; 4]);
+        assert_eq!(eval("FALSE AND n = NULL"), vec![Some(false); 4]);
+        assert_eq!(
+            eval("\"event_type\" = 'view'"),
+            vec![Some(false), Some(false), Some(true), None]
+        );
+    }
+
+    #[test]
+    fn parse_errors_point_at_the_problem() {
+        let err = Expr::parse("amount >= ").unwrap_err();
+        match err {
+            Error::InvalidExpression { position, .. } => assert_eq!(position, 10),
+            other => panic!("unexpected {other}"),
+        }
+        let err = Expr::parse("amount >= 0 event_type").unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidExpression { position: 12, .. }),
+            "{err}"
+        );
+        assert!(Expr::parse("a = 'x").is_err());
+        assert!(Expr::parse("a IS 3").is_err());
+        assert!(Expr::parse("(a = 1").is_err());
+        assert!(Expr::parse("a = 1 AND").is_err());
+    }
+
+    #[test]
+    fn schema_check_reports_unknown_columns_and_type_errors() {
+        let schema = batch().schema();
+        assert!(
+            Expr::parse("amount > 0")
+                .unwrap()
+                .check_schema(&schema)
+                .is_ok()
+        );
+        let e = Expr::parse("missing > 0")
+            .unwrap()
+            .check_schema(&schema)
+            .unwrap_err();
+        assert!(e.contains("unknown column `missing`"), "{e}");
+        let e = Expr::parse("amount + 1")
+            .unwrap()
+            .check_schema(&schema)
+            .unwrap_err();
+        assert!(e.contains("not a boolean"), "{e}");
+        let e = Expr::parse("event_type AND TRUE")
+            .unwrap()
+            .check_schema(&schema)
+            .unwrap_err();
+        assert!(e.contains("need booleans"), "{e}");
+        assert_eq!(
+            Expr::parse("amount > n AND event_type = 'x'")
+                .unwrap()
+                .columns(),
+            vec!["amount", "n", "event_type"]
+        );
+    }
+}

@@ -1,0 +1,237 @@
+//! The audit report: one result per check and the overall verdict.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{CheckKind, Severity};
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The check holds.
+    Pass,
+    /// The check does not hold and its severity is `warn`.
+    Warn,
+    /// The check does not hold and its severity is `error`.
+    Fail,
+    /// The check could not run (unknown column, wrong type, evaluation failure).
+    Error,
+}
+
+impl Status {
+    /// The lowercase name used in JSON and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+            Status::Error => "error",
+        }
+    }
+}
+
+/// Where a check's answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Evidence {
+    /// A scan of the rows.
+    Data,
+    /// Exact column statistics, without reading rows.
+    Statistics,
+    /// The schema alone.
+    Schema,
+    /// Nothing: the check could not run.
+    None,
+}
+
+/// One failing row: the checked columns' values and the configured key columns' values.
+pub type Sample = BTreeMap<String, serde_json::Value>;
+
+/// The result of one check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// The check's name.
+    pub name: String,
+    /// The check's kind.
+    pub kind: CheckKind,
+    /// The check's severity.
+    pub severity: Severity,
+    /// The outcome.
+    pub status: Status,
+    /// Rows the check judged (after the `where` filter; rows with NULL in the checked column are
+    /// not judged except by `not_null`). Aggregate checks count the rows they aggregated.
+    pub rows_checked: u64,
+    /// Rows that broke the check (0 for aggregate checks: row_count, freshness, schema).
+    pub rows_failing: u64,
+    /// What was measured, by kind (for example `null_fraction`, `min`/`max`, `newest`).
+    pub observed: serde_json::Value,
+    /// What was required (for example `mostly`, bounds, `max_age`).
+    pub threshold: serde_json::Value,
+    /// Up to `sample_size` failing rows.
+    pub samples: Vec<Sample>,
+    /// A sentence for people.
+    pub message: String,
+    /// Where the answer came from.
+    pub evidence: Evidence,
+}
+
+/// The report of one audit: every check's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditReport {
+    /// The run time freshness was measured against.
+    pub run_time: DateTime<Utc>,
+    /// Results in the order of the check file.
+    pub checks: Vec<CheckResult>,
+}
+
+impl AuditReport {
+    /// True iff no error-severity check failed or errored: the data may be published.
+    pub fn publishable(&self) -> bool {
+        !self.checks.iter().any(|c| {
+            c.severity == Severity::Error && matches!(c.status, Status::Fail | Status::Error)
+        })
+    }
+
+    /// The result of the check with this name.
+    pub fn check(&self, name: &str) -> Option<&CheckResult> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+
+    /// Checks whose status is not `pass`.
+    pub fn problems(&self) -> impl Iterator<Item = &CheckResult> {
+        self.checks.iter().filter(|c| c.status != Status::Pass)
+    }
+
+    /// Pretty-printed JSON.
+    pub fn to_json_pretty(&self) -> String {
+        // Serialising plain data into a String cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// A plain-text table for terminals (no colour codes), followed by the messages and samples
+    /// of the checks that did not pass and the verdict.
+    pub fn render_table(&self) -> String {
+        let header = [
+            "status",
+            "check",
+            "kind",
+            "severity",
+            "checked",
+            "failing",
+            "observed",
+            "threshold",
+        ];
+        let rows: Vec<[String; 8]> = self
+            .checks
+            .iter()
+            .map(|c| {
+                [
+                    c.status.as_str().to_uppercase(),
+                    c.name.clone(),
+                    c.kind.as_str().to_string(),
+                    match c.severity {
+                        Severity::Error => "error".to_string(),
+                        Severity::Warn => "warn".to_string(),
+                    },
+                    c.rows_checked.to_string(),
+                    c.rows_failing.to_string(),
+                    compact(&c.observed),
+                    compact(&c.threshold),
+                ]
+            })
+            .collect();
+        const MAX_CELL: usize = 48;
+        let cell = |s: &str| -> String {
+            if s.chars().count() > MAX_CELL {
+                let cut: String = s.chars().take(MAX_CELL - 3).collect();
+                format!("{cut}...")
+            } else {
+                s.to_string()
+            }
+        };
+        let mut widths = header.map(|h| h.len());
+        for row in &rows {
+            for (w, v) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell(v).chars().count());
+            }
+        }
+        let numeric = [false, false, false, false, true, true, false, false];
+        let mut out = String::new();
+        let line = |out: &mut String, values: &[String]| {
+            let mut text = String::new();
+            for (i, v) in values.iter().enumerate() {
+                let v = cell(v);
+                let pad = widths[i].saturating_sub(v.chars().count());
+                if i > 0 {
+                    text.push_str("  ");
+                }
+                if numeric[i] {
+                    text.push_str(&" ".repeat(pad));
+                    text.push_str(&v);
+                } else {
+                    text.push_str(&v);
+                    text.push_str(&" ".repeat(pad));
+                }
+            }
+            out.push_str(text.trim_end());
+            out.push('\n');
+        };
+        line(&mut out, &header.map(|h| h.to_uppercase()));
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        line(&mut out, &rule);
+        for row in &rows {
+            line(&mut out, row);
+        }
+        for c in self.problems() {
+            let _ = writeln!(out, "\n{} [{}]: {}", c.name, c.status.as_str(), c.message);
+            for s in &c.samples {
+                let fields: Vec<String> = s
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", compact(v)))
+                    .collect();
+                let _ = writeln!(out, "    {}", fields.join(", "));
+            }
+        }
+        let count = |s: Status| self.checks.iter().filter(|c| c.status == s).count();
+        let _ = writeln!(
+            out,
+            "\n{}: {} checks, {} pass, {} warn, {} fail, {} error",
+            if self.publishable() {
+                "PUBLISHABLE"
+            } else {
+                "NOT PUBLISHABLE"
+            },
+            self.checks.len(),
+            count(Status::Pass),
+            count(Status::Warn),
+            count(Status::Fail),
+            count(Status::Error)
+        );
+        out
+    }
+}
+
+/// A short single-line rendering of a JSON value: strings bare, objects as `k=v`.
+fn compact(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| format!("{k}={}", compact(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        serde_json::Value::Array(items) => {
+            format!(
+                "[{}]",
+                items.iter().map(compact).collect::<Vec<_>>().join(",")
+            )
+        }
+        other => other.to_string(),
+    }
+}
