@@ -1,0 +1,10 @@
+//! Integration tests of sluice-txn (one binary, one module per concern).
+
+mod child;
+mod common;
+mod crash;
+mod hooks;
+mod idempotency;
+mod isolation;
+mod journal;
+mod retry;
