@@ -1,0 +1,163 @@
+//! `cargo xtask e2e` and `cargo xtask ci`: the end-to-end suite against real services, and the
+//! whole CI sequence so that a developer reproduces CI with one command.
+
+use std::process::{Command, ExitStatus};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::layout::Layout;
+use crate::services::{self, ServicesConfig};
+
+/// Makes a missing service a test failure instead of a skip.
+pub const REQUIRE_SERVICES_VAR: &str = "SLUICE_TEST_REQUIRE_SERVICES";
+
+/// Services up, `cargo test -p sluice-tests` with their variables, services down (even when the
+/// tests fail). Services that were already running before are left running.
+pub fn e2e(layout: &Layout, config: &ServicesConfig, test_args: &[String]) -> Result<ExitStatus> {
+    let running = services::up(layout, config)?;
+    let already_running = running.started.len() < 2;
+
+    let mut command = cargo();
+    command
+        .args(["test", "-p", "sluice-tests", "--locked"])
+        .args(test_args)
+        .current_dir(&layout.workspace)
+        .envs(config.test_env(layout))
+        .env(REQUIRE_SERVICES_VAR, "1");
+    println!("running {}", describe(&command));
+    let result = command.status().context("cannot run cargo test");
+
+    services::stop_started(layout, &running.started);
+    if already_running {
+        println!("services that were running before `e2e` are left running");
+    }
+    result
+}
+
+/// One step of CI.
+struct Step {
+    name: &'static str,
+    args: &'static [&'static str],
+}
+
+/// What `.ci/run` runs, in order; the end-to-end suite runs after the unit tests.
+const STEPS_BEFORE_E2E: &[Step] = &[Step {
+    name: "unit and integration tests",
+    args: &["test", "--workspace", "--locked"],
+}];
+const STEPS_AFTER_E2E: &[Step] = &[
+    Step {
+        name: "formatting",
+        args: &["fmt", "--all", "--", "--check"],
+    },
+    Step {
+        name: "lints",
+        args: &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    },
+    Step {
+        name: "benchmarks build",
+        args: &["bench", "--workspace", "--no-run", "--locked"],
+    },
+];
+
+/// Runs every CI step, stopping at the first failure, whose status is returned.
+pub fn ci(layout: &Layout, config: &ServicesConfig) -> Result<ExitStatus> {
+    let begin = Instant::now();
+    for step in STEPS_BEFORE_E2E {
+        let status = run_step(layout, step)?;
+        if !status.success() {
+            return Ok(failed(step.name, status));
+        }
+    }
+
+    println!("==> end-to-end tests: cargo xtask e2e");
+    let step_begin = Instant::now();
+    let status = e2e(layout, config, &[])?;
+    println!(
+        "<== end-to-end tests: {status} in {:.0}s",
+        step_begin.elapsed().as_secs_f64()
+    );
+    if !status.success() {
+        return Ok(failed("end-to-end tests", status));
+    }
+
+    for step in STEPS_AFTER_E2E {
+        let status = run_step(layout, step)?;
+        if !status.success() {
+            return Ok(failed(step.name, status));
+        }
+    }
+    println!(
+        "ci: all steps passed in {:.0}s",
+        begin.elapsed().as_secs_f64()
+    );
+    Ok(status)
+}
+
+fn run_step(layout: &Layout, step: &Step) -> Result<ExitStatus> {
+    let mut command = cargo();
+    command.args(step.args).current_dir(&layout.workspace);
+    println!("==> {}: {}", step.name, describe(&command));
+    let begin = Instant::now();
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {}", describe(&command)))?;
+    println!(
+        "<== {}: {status} in {:.0}s",
+        step.name,
+        begin.elapsed().as_secs_f64()
+    );
+    Ok(status)
+}
+
+fn failed(name: &str, status: ExitStatus) -> ExitStatus {
+    eprintln!("ci: step \"{name}\" failed ({status})");
+    status
+}
+
+/// The cargo that runs xtask, so the same toolchain builds everything.
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()))
+}
+
+fn describe(command: &Command) -> String {
+    let args: Vec<String> = command
+        .get_args()
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
+    format!("cargo {}", args.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ci_runs_the_documented_commands_in_order() {
+        let commands: Vec<String> = STEPS_BEFORE_E2E
+            .iter()
+            .map(|step| step.args.join(" "))
+            .chain(["xtask e2e".to_string()])
+            .chain(STEPS_AFTER_E2E.iter().map(|step| step.args.join(" ")))
+            .collect();
+        assert_eq!(
+            commands,
+            [
+                "test --workspace --locked",
+                "xtask e2e",
+                "fmt --all -- --check",
+                "clippy --workspace --all-targets --locked -- -D warnings",
+                "bench --workspace --no-run --locked",
+            ]
+        );
+    }
+}
