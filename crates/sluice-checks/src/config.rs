@@ -487,7 +487,7 @@ fn parse_suite(text: &str, source_name: Option<PathBuf>) -> Result<CheckSuite> {
         };
         let raw = spanned.into_inner();
         let explicit_name = raw.name.clone();
-        let mut def = validate(raw).map_err(|m| at(m))?;
+        let mut def = validate(raw).map_err(&at)?;
         match explicit_name {
             Some(name) => {
                 if !names.insert(name.clone()) {

@@ -1732,7 +1732,7 @@ impl Slot {
                 let conflicts = if existing.is_empty() {
                     0
                 } else {
-                    keys.intersection(&existing, usize::MAX.min(room + options.sample_size), |k| {
+                    keys.intersection(&existing, room + options.sample_size, |k| {
                         conflict_keys.push(decode_key(layout, k))
                     })
                 };

@@ -375,7 +375,7 @@ impl IntSet {
         }
     }
 
-    fn to_hashed(&mut self) {
+    fn convert_to_hashed(&mut self) {
         if let IntSet::Runs(runs) = self {
             let total: u64 = runs.iter().map(|(s, e)| (e - s) as u64 + 1).sum();
             let mut set = FastSet::with_capacity_and_hasher(total as usize, Default::default());
@@ -430,7 +430,7 @@ impl IntSet {
         }
         runs.insert(new_start, new_end);
         if runs.len() > MAX_RUNS {
-            self.to_hashed();
+            self.convert_to_hashed();
         }
         overlap
     }
@@ -522,7 +522,7 @@ impl IntSet {
                 dup
             }
             IntSet::Hashed(set) => {
-                self.to_hashed();
+                self.convert_to_hashed();
                 let mut dup = 0;
                 for &v in set {
                     if !self.insert(v) {
@@ -536,7 +536,7 @@ impl IntSet {
 
     /// Leaves runs mode for good (the keys do not arrive in runs).
     pub(crate) fn make_hashed(&mut self) {
-        self.to_hashed();
+        self.convert_to_hashed();
     }
 }
 

@@ -191,7 +191,10 @@ impl AuditReport {
             for s in &c.samples {
                 let fields: Vec<String> = s
                     .iter()
-                    .map(|(k, v)| format!("{k}={}", compact(v)))
+                    .map(|(k, v)| match v {
+                        serde_json::Value::Null => format!("{k}=null"),
+                        v => format!("{k}={}", compact(v)),
+                    })
                     .collect();
                 let _ = writeln!(out, "    {}", fields.join(", "));
             }
