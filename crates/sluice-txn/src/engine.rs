@@ -239,7 +239,11 @@ impl EngineBuilder {
                 renew_interval,
                 lease_poll: self.lease_poll,
                 hook_retry: self.hook_retry,
-                holder: format!("pid{}-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]),
+                holder: format!(
+                    "pid{}-{}",
+                    std::process::id(),
+                    &Uuid::new_v4().simple().to_string()[..8]
+                ),
                 listener: self.listener,
             }),
         }
@@ -334,17 +338,32 @@ impl Engine {
                         tracing::warn!(lease = %lease.name, token = lease.token, "lease was taken over by another process");
                         return;
                     }
-                    Err(e) => tracing::warn!(lease = %lease.name, error = %e, "lease renewal failed; will retry"),
+                    Err(e) => {
+                        tracing::warn!(lease = %lease.name, error = %e, "lease renewal failed; will retry")
+                    }
                 }
             }
         }))
     }
 
-    async fn acquire(&self, name: &str, key: &str, on_conflict: LeaseConflict) -> Result<Arc<Lease>> {
+    async fn acquire(
+        &self,
+        name: &str,
+        key: &str,
+        on_conflict: LeaseConflict,
+    ) -> Result<Arc<Lease>> {
         let inner = &self.inner;
         let started = inner.clock.now();
         loop {
-            match try_acquire(&*inner.journal, &*inner.clock, name, &inner.holder, inner.lease_ttl).await? {
+            match try_acquire(
+                &*inner.journal,
+                &*inner.clock,
+                name,
+                &inner.holder,
+                inner.lease_ttl,
+            )
+            .await?
+            {
                 AcquireOutcome::Acquired(lease) => return Ok(lease),
                 AcquireOutcome::Busy(holder) => match on_conflict {
                     LeaseConflict::Fail => {
@@ -377,7 +396,8 @@ impl Engine {
     }
 
     async fn runs_of_key(&self, digest: &str) -> Result<Vec<Uuid>> {
-        let contents = read_stream::<KeyEvent>(&*self.inner.journal, &format!("keys/{digest}")).await?;
+        let contents =
+            read_stream::<KeyEvent>(&*self.inner.journal, &format!("keys/{digest}")).await?;
         let mut runs: Vec<Uuid> = contents
             .records
             .into_iter()
@@ -415,7 +435,11 @@ impl Engine {
 
     /// Finish or roll back `run_id` while holding `lease` (the run's lease, taken over
     /// after it expired). Fences the run first, so its old process can write nothing more.
-    pub(crate) async fn recover_with_lease(&self, run_id: Uuid, lease: &Lease) -> Result<Option<RecoveredRun>> {
+    pub(crate) async fn recover_with_lease(
+        &self,
+        run_id: Uuid,
+        lease: &Lease,
+    ) -> Result<Option<RecoveredRun>> {
         let inner = &self.inner;
         let stream = run_stream(run_id);
         let (view, next_seq) = loop {
@@ -430,7 +454,11 @@ impl Engine {
                     by: inner.holder.clone(),
                 },
             };
-            match inner.journal.append(&stream, next_seq, encode(&stream, &record)?).await {
+            match inner
+                .journal
+                .append(&stream, next_seq, encode(&stream, &record)?)
+                .await
+            {
                 Ok(()) => {
                     view.apply(&record);
                     break (view, next_seq + 1);
@@ -453,11 +481,13 @@ impl Engine {
         let (state, failures) = match committed {
             Some(output) => match ctx.complete_commit().await? {
                 None => {
-                    ctx.finish(State::Completed, None, Some(output), None).await?;
+                    ctx.finish(State::Completed, None, Some(output), None)
+                        .await?;
                     (State::Completed, Vec::new())
                 }
                 Some(failure) => {
-                    ctx.finish(State::Failed, Some(failure.clone()), Some(output), None).await?;
+                    ctx.finish(State::Failed, Some(failure.clone()), Some(output), None)
+                        .await?;
                     (State::Failed, vec![failure])
                 }
             },
@@ -467,7 +497,8 @@ impl Engine {
                 });
                 let failures = ctx.rollback(0, &reason).await?;
                 if failures.is_empty() {
-                    ctx.finish(State::RolledBack, Some(reason), None, None).await?;
+                    ctx.finish(State::RolledBack, Some(reason), None, None)
+                        .await?;
                     (State::RolledBack, failures)
                 } else {
                     let error = format!("{reason}; compensations failed: {}", failures.join("; "));
@@ -504,17 +535,30 @@ impl Engine {
         let inner = &self.inner;
         let mut report = RecoveryReport::default();
         for stream in inner.journal.list_streams("runs").await? {
-            let Some(run_id) = stream.strip_prefix("runs/").and_then(|s| s.parse::<Uuid>().ok()) else {
+            let Some(run_id) = stream
+                .strip_prefix("runs/")
+                .and_then(|s| s.parse::<Uuid>().ok())
+            else {
                 continue;
             };
             let (view, _) = self.load_view(run_id).await?;
             if !view.report.damaged_records.is_empty() {
-                report.damaged.push((run_id, view.report.damaged_records.len()));
+                report
+                    .damaged
+                    .push((run_id, view.report.damaged_records.len()));
             }
             if !view.needs_recovery() {
                 continue;
             }
-            match try_acquire(&*inner.journal, &*inner.clock, &view.lease, &inner.holder, inner.lease_ttl).await? {
+            match try_acquire(
+                &*inner.journal,
+                &*inner.clock,
+                &view.lease,
+                &inner.holder,
+                inner.lease_ttl,
+            )
+            .await?
+            {
                 AcquireOutcome::Busy(_) => report.still_running.push(run_id),
                 AcquireOutcome::Acquired(lease) => {
                     let _renewal = self.start_renewal(&lease);
@@ -564,7 +608,10 @@ impl Engine {
         streams.sort_unstable_by(|a, b| b.cmp(a));
         let mut runs = Vec::new();
         for stream in streams {
-            let Some(run_id) = stream.strip_prefix("runs/").and_then(|s| s.parse::<Uuid>().ok()) else {
+            let Some(run_id) = stream
+                .strip_prefix("runs/")
+                .and_then(|s| s.parse::<Uuid>().ok())
+            else {
                 continue;
             };
             let (view, _) = self.load_view(run_id).await?;
@@ -687,30 +734,26 @@ impl TransactionBuilder<'_> {
     /// If the future is dropped before it completes, the transaction stays open in the
     /// journal and its lease stops being renewed; [`Engine::recover`] rolls it back after
     /// the lease expires, as for a crash.
-    pub async fn run<F>(self, body: F) -> Result<Outcome>
+    pub async fn run<F>(mut self, body: F) -> Result<Outcome>
     where
         F: AsyncFnOnce(Transaction) -> Result<Value, StepError>,
     {
         let engine = self.engine;
         let inner = &engine.inner;
-        let params = match &self.params {
-            Ok(p) => p.clone(),
-            Err(e) => {
-                return Err(Error::CorruptRun {
-                    stream: "params".to_string(),
-                    reason: e.to_string(),
-                });
-            }
-        };
+        let params = std::mem::replace(&mut self.params, Ok(Value::Null))?;
         let digest = key_digest(&self.key);
         let run_id = Uuid::now_v7();
         let lease_name = match self.isolation {
             Isolation::Serializable => format!("key-{digest}"),
             Isolation::ReadCommitted => format!("run-{run_id}"),
         };
-        let lease = engine.acquire(&lease_name, &self.key, self.on_conflict).await?;
+        let lease = engine
+            .acquire(&lease_name, &self.key, self.on_conflict)
+            .await?;
         let renewal = engine.start_renewal(&lease);
-        let result = self.run_leased(run_id, params, &digest, &lease_name, &lease, body).await;
+        let result = self
+            .run_leased(run_id, params, &digest, &lease_name, &lease, body)
+            .await;
         drop(renewal);
         if !matches!(result, Err(Error::Fenced { .. })) {
             lease.release(&*inner.journal, &*inner.clock).await?;
@@ -764,8 +807,13 @@ impl TransactionBuilder<'_> {
         })
         .await?;
         if let Some((committed_run, output)) = committed {
-            ctx.finish(State::Skipped, None, Some(output.clone()), Some(committed_run))
-                .await?;
+            ctx.finish(
+                State::Skipped,
+                None,
+                Some(output.clone()),
+                Some(committed_run),
+            )
+            .await?;
             return Ok(Outcome::Skipped {
                 run_id,
                 committed_run,

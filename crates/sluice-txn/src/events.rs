@@ -186,9 +186,12 @@ pub(crate) enum LeaseEvent {
         expires_at: DateTime<Utc>,
     },
     Renewed {
+        holder: String,
         expires_at: DateTime<Utc>,
     },
-    Released,
+    Released {
+        holder: String,
+    },
 }
 
 /// A record of a key's stream (`keys/<digest>`): an index of the runs of that key.

@@ -46,6 +46,9 @@ pub trait Journal: Send + Sync + fmt::Debug {
     /// The raw records of `stream` with a sequence number `>= from_seq`, in order.
     async fn read(&self, stream: &str, from_seq: u64) -> Result<Vec<(u64, Bytes)>>;
 
+    /// The sequence numbers present in `stream`, ascending, without reading the records.
+    async fn sequence_numbers(&self, stream: &str) -> Result<Vec<u64>>;
+
     /// The names of the streams directly under `parent` (e.g. `runs` gives `runs/<id>`).
     async fn list_streams(&self, parent: &str) -> Result<Vec<String>>;
 }
@@ -101,6 +104,37 @@ impl ObjectStoreJournal {
     }
 }
 
+impl ObjectStoreJournal {
+    /// The records of a stream: sequence numbers and object paths, ascending.
+    async fn slots(&self, stream: &str) -> Result<Vec<(u64, Path)>> {
+        let dir = self.stream_dir(stream);
+        let listed: Vec<_> = self
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(|source| Error::Storage {
+                operation: "list",
+                path: dir.to_string(),
+                source,
+            })?;
+        let depth = dir.parts().count() + 1;
+        let mut slots: Vec<(u64, Path)> = listed
+            .into_iter()
+            .filter_map(|meta| {
+                // Only direct children of this stream's directory.
+                if meta.location.parts().count() != depth {
+                    return None;
+                }
+                let seq = parse_record_file_name(meta.location.filename()?)?;
+                Some((seq, meta.location))
+            })
+            .collect();
+        slots.sort_by_key(|(seq, _)| *seq);
+        Ok(slots)
+    }
+}
+
 fn record_file_name(seq: u64) -> String {
     format!("{seq:020}.rec")
 }
@@ -136,41 +170,32 @@ impl Journal for ObjectStoreJournal {
     }
 
     async fn read(&self, stream: &str, from_seq: u64) -> Result<Vec<(u64, Bytes)>> {
-        let dir = self.stream_dir(stream);
-        let storage = |operation, path: &Path| {
-            let path = path.to_string();
-            move |source| Error::Storage {
-                operation,
-                path,
-                source,
+        let mut records = Vec::new();
+        for (seq, path) in self.slots(stream).await? {
+            if seq < from_seq {
+                continue;
             }
-        };
-        let listed: Vec<_> = self
-            .store
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .map_err(storage("list", &dir))?;
-        let mut slots: Vec<(u64, Path)> = listed
-            .into_iter()
-            .filter_map(|meta| {
-                let seq = parse_record_file_name(meta.location.filename()?)?;
-                // Only direct children of this stream's directory.
-                let parent_len = meta.location.parts().count().checked_sub(1)?;
-                (parent_len == dir.parts().count() && seq >= from_seq)
-                    .then_some((seq, meta.location))
-            })
-            .collect();
-        slots.sort_by_key(|(seq, _)| *seq);
-        let mut records = Vec::with_capacity(slots.len());
-        for (seq, path) in slots {
             let bytes = match self.store.get(&path).await {
-                Ok(got) => got.bytes().await.map_err(storage("read", &path))?,
-                Err(e) => return Err(storage("read", &path)(e)),
-            };
+                Ok(got) => got.bytes().await,
+                Err(e) => Err(e),
+            }
+            .map_err(|source| Error::Storage {
+                operation: "read",
+                path: path.to_string(),
+                source,
+            })?;
             records.push((seq, bytes));
         }
         Ok(records)
+    }
+
+    async fn sequence_numbers(&self, stream: &str) -> Result<Vec<u64>> {
+        Ok(self
+            .slots(stream)
+            .await?
+            .into_iter()
+            .map(|(seq, _)| seq)
+            .collect())
     }
 
     async fn list_streams(&self, parent: &str) -> Result<Vec<String>> {
@@ -253,7 +278,8 @@ fn decode_one<T: DeserializeOwned>(raw: &[u8]) -> std::result::Result<Record<T>,
             body.len()
         ));
     }
-    serde_json::from_slice(body).map_err(|e| format!("checksum matches but body does not decode: {e}"))
+    serde_json::from_slice(body)
+        .map_err(|e| format!("checksum matches but body does not decode: {e}"))
 }
 
 pub(crate) fn decode_stream<T: DeserializeOwned>(
@@ -329,8 +355,7 @@ mod tests {
         };
         let good = encode("s", &rec).unwrap();
         let torn = good.slice(..good.len() - 3);
-        let decoded: StreamContents<String> =
-            decode_stream(vec![(0, good.clone()), (1, torn)], 0);
+        let decoded: StreamContents<String> = decode_stream(vec![(0, good.clone()), (1, torn)], 0);
         assert_eq!(decoded.records.len(), 1);
         assert_eq!(decoded.damaged.len(), 1);
         assert!(decoded.damaged[0].last);

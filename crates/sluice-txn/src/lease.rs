@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 
 use crate::clock::Clock;
 use crate::events::LeaseEvent;
-use crate::journal::{Journal, Record, encode, read_stream};
+use crate::journal::{Journal, Record, decode_stream, encode};
 use crate::{Error, Result};
 
 /// The current holder of a lease as read from its stream.
@@ -43,37 +43,43 @@ pub(crate) fn lease_stream(name: &str) -> String {
     format!("leases/{name}")
 }
 
+/// Read a lease's state from the tail of its stream.
+///
+/// Every append contends for the next sequence number, so the stream is linear: its last
+/// intact record was written by the current token's holder and says all there is to know
+/// (who, which token, until when, released or not). Only damaged records are stepped over,
+/// so reading a lease costs one listing and, normally, one read however long its history.
 pub(crate) async fn read_lease(journal: &dyn Journal, name: &str) -> Result<LeaseView> {
     let stream = lease_stream(name);
-    let contents = read_stream::<LeaseEvent>(journal, &stream).await?;
-    let mut current: Option<LeaseHolder> = None;
-    for (_, record) in contents.records {
-        match record.event {
-            LeaseEvent::Acquired { holder, expires_at } => {
-                if current.as_ref().is_none_or(|c| record.token > c.token) {
-                    current = Some(LeaseHolder {
-                        token: record.token,
-                        holder,
-                        expires_at,
-                        released: false,
-                    });
-                }
-            }
-            LeaseEvent::Renewed { expires_at } => {
-                if let Some(c) = current.as_mut().filter(|c| c.token == record.token) {
-                    c.expires_at = c.expires_at.max(expires_at);
-                }
-            }
-            LeaseEvent::Released => {
-                if let Some(c) = current.as_mut().filter(|c| c.token == record.token) {
-                    c.released = true;
-                }
-            }
-        }
+    let seqs = journal.sequence_numbers(&stream).await?;
+    let next_seq = seqs.last().map_or(0, |s| s + 1);
+    for seq in seqs.iter().rev() {
+        let raw = journal.read(&stream, *seq).await?;
+        let Some(first) = raw.into_iter().next().filter(|(s, _)| s == seq) else {
+            continue;
+        };
+        let decoded = decode_stream::<LeaseEvent>(vec![first], *seq);
+        let Some((_, record)) = decoded.records.into_iter().next() else {
+            continue;
+        };
+        let (holder, expires_at, released) = match record.event {
+            LeaseEvent::Acquired { holder, expires_at }
+            | LeaseEvent::Renewed { holder, expires_at } => (holder, expires_at, false),
+            LeaseEvent::Released { holder } => (holder, record.at, true),
+        };
+        return Ok(LeaseView {
+            next_seq,
+            current: Some(LeaseHolder {
+                token: record.token,
+                holder,
+                expires_at,
+                released,
+            }),
+        });
     }
     Ok(LeaseView {
-        next_seq: contents.next_seq,
-        current,
+        next_seq,
+        current: None,
     })
 }
 
@@ -82,6 +88,7 @@ pub(crate) async fn read_lease(journal: &dyn Journal, name: &str) -> Result<Leas
 pub(crate) struct Lease {
     pub name: String,
     pub token: u64,
+    pub holder: String,
     pub ttl: Duration,
     next_seq: Mutex<u64>,
     lost: AtomicBool,
@@ -127,6 +134,7 @@ pub(crate) async fn try_acquire(
                 return Ok(AcquireOutcome::Acquired(Arc::new(Lease {
                     name: name.to_string(),
                     token,
+                    holder: holder.to_string(),
                     ttl,
                     next_seq: Mutex::new(view.next_seq + 1),
                     lost: AtomicBool::new(false),
@@ -145,7 +153,12 @@ impl Lease {
         self.lost.load(Ordering::SeqCst)
     }
 
-    async fn append(&self, journal: &dyn Journal, clock: &dyn Clock, event: LeaseEvent) -> Result<bool> {
+    async fn append(
+        &self,
+        journal: &dyn Journal,
+        clock: &dyn Clock,
+        event: LeaseEvent,
+    ) -> Result<bool> {
         let stream = lease_stream(&self.name);
         let mut next_seq = self.next_seq.lock().await;
         loop {
@@ -181,14 +194,17 @@ impl Lease {
             return Ok(false);
         }
         let expires_at = expiry(clock, self.ttl);
-        self.append(journal, clock, LeaseEvent::Renewed { expires_at })
+        let holder = self.holder.clone();
+        self.append(journal, clock, LeaseEvent::Renewed { holder, expires_at })
             .await
     }
 
     /// Give the lease up.
     pub async fn release(&self, journal: &dyn Journal, clock: &dyn Clock) -> Result<()> {
         if !self.is_lost() {
-            self.append(journal, clock, LeaseEvent::Released).await?;
+            let holder = self.holder.clone();
+            self.append(journal, clock, LeaseEvent::Released { holder })
+                .await?;
         }
         Ok(())
     }
@@ -235,5 +251,59 @@ mod tests {
         second.release(&journal, &clock).await.unwrap();
         let view = read_lease(&journal, "k").await.unwrap();
         assert!(view.current.unwrap().released);
+    }
+
+    /// Counts the records read, to show that a lease is read from its tail.
+    #[derive(Debug)]
+    struct CountingJournal {
+        inner: ObjectStoreJournal,
+        records_read: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Journal for CountingJournal {
+        async fn append(&self, stream: &str, seq: u64, record: bytes::Bytes) -> Result<()> {
+            self.inner.append(stream, seq, record).await
+        }
+        async fn read(&self, stream: &str, from_seq: u64) -> Result<Vec<(u64, bytes::Bytes)>> {
+            let records = self.inner.read(stream, from_seq).await?;
+            self.records_read.fetch_add(records.len(), Ordering::SeqCst);
+            Ok(records)
+        }
+        async fn sequence_numbers(&self, stream: &str) -> Result<Vec<u64>> {
+            self.inner.sequence_numbers(stream).await
+        }
+        async fn list_streams(&self, parent: &str) -> Result<Vec<String>> {
+            self.inner.list_streams(parent).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_long_lease_history_is_read_from_its_tail() {
+        let journal = CountingJournal {
+            inner: ObjectStoreJournal::in_memory(),
+            records_read: Default::default(),
+        };
+        let clock = ManualClock::new(Utc::now());
+        let ttl = Duration::from_secs(10);
+        for round in 0..3u64 {
+            let AcquireOutcome::Acquired(lease) =
+                try_acquire(&journal, &clock, "k", "a", ttl).await.unwrap()
+            else {
+                panic!("released lease was not acquired");
+            };
+            assert_eq!(lease.token, round + 1);
+            for _ in 0..20 {
+                clock.advance(Duration::from_secs(1));
+                assert!(lease.renew(&journal, &clock).await.unwrap());
+            }
+            lease.release(&journal, &clock).await.unwrap();
+        }
+        journal.records_read.store(0, Ordering::SeqCst);
+        let view = read_lease(&journal, "k").await.unwrap();
+        let current = view.current.unwrap();
+        assert_eq!((current.token, current.released), (3, true));
+        assert_eq!(view.next_seq, 3 * 22);
+        assert_eq!(journal.records_read.load(Ordering::SeqCst), 1);
     }
 }

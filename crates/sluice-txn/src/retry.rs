@@ -98,7 +98,11 @@ impl RetryPolicy {
     /// The delay before retry number `retry` given a uniform sample `unit` in `[0, 1]`:
     /// `unit * delay_cap(retry)`. Values of `unit` outside `[0, 1]` are clamped.
     pub fn jittered_delay(&self, retry: u32, unit: f64) -> Duration {
-        let unit = if unit.is_nan() { 0.0 } else { unit.clamp(0.0, 1.0) };
+        let unit = if unit.is_nan() {
+            0.0
+        } else {
+            unit.clamp(0.0, 1.0)
+        };
         self.delay_cap(retry).mul_f64(unit)
     }
 

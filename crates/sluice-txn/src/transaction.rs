@@ -1,6 +1,5 @@
 //! A running transaction: the handle that steps use, and the journal writer behind it.
 
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -37,7 +36,13 @@ pub(crate) struct RunCtx {
 }
 
 impl RunCtx {
-    pub fn new(engine: Arc<EngineInner>, run_id: Uuid, token: u64, next_seq: u64, view: RunView) -> Self {
+    pub fn new(
+        engine: Arc<EngineInner>,
+        run_id: Uuid,
+        token: u64,
+        next_seq: u64,
+        view: RunView,
+    ) -> Self {
         Self {
             engine,
             run_id,
@@ -117,7 +122,14 @@ impl RunCtx {
         self.append_with(move |_| event.clone()).await
     }
 
-    async fn stage(&self, txn: u32, step: Option<u32>, kind: HookKind, name: &str, payload: Value) -> Result<u32> {
+    async fn stage(
+        &self,
+        txn: u32,
+        step: Option<u32>,
+        kind: HookKind,
+        name: &str,
+        payload: Value,
+    ) -> Result<u32> {
         let mut staged = 0;
         self.append_with(|view| {
             staged = u32::try_from(view.report.hooks.len()).unwrap_or(u32::MAX);
@@ -143,7 +155,10 @@ impl RunCtx {
         let mut attempt = hook.attempts;
         for n in 1..=policy.max_attempts {
             attempt += 1;
-            let call = self.engine.registry.invoke(&hook.name, hook.payload.clone());
+            let call = self
+                .engine
+                .registry
+                .invoke(&hook.name, hook.payload.clone());
             let result = match policy.attempt_timeout {
                 Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
                     Err(StepError::transient(format!("timed out after {limit:?}")))
@@ -364,7 +379,9 @@ impl Transaction {
         };
         match result {
             Ok(output) => {
-                self.ctx.append(RunEvent::TxnCommitted { txn: child_id }).await?;
+                self.ctx
+                    .append(RunEvent::TxnCommitted { txn: child_id })
+                    .await?;
                 Ok(output)
             }
             Err(error) => {
@@ -424,7 +441,13 @@ impl StepContext {
         let payload = to_payload(name, payload)?;
         self.tx
             .ctx
-            .stage(self.tx.txn, Some(self.step), HookKind::Compensation, name, payload)
+            .stage(
+                self.tx.txn,
+                Some(self.step),
+                HookKind::Compensation,
+                name,
+                payload,
+            )
             .await
     }
 
@@ -433,7 +456,13 @@ impl StepContext {
         let payload = to_payload(name, payload)?;
         self.tx
             .ctx
-            .stage(self.tx.txn, Some(self.step), HookKind::CommitAction, name, payload)
+            .stage(
+                self.tx.txn,
+                Some(self.step),
+                HookKind::CommitAction,
+                name,
+                payload,
+            )
             .await
     }
 }
@@ -519,17 +548,16 @@ impl Step<'_> {
                         attempt: n,
                         error: error.to_string(),
                         transient: error.is_transient(),
-                        retry_in_ms: retry.then(|| u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),
+                        retry_in_ms: retry
+                            .then(|| u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),
                     })
                     .await?;
                     if retry {
                         clock.sleep(delay).await;
                         continue;
                     }
-                    let message = format!(
-                        "step {:?} failed after {n} attempt(s): {error}",
-                        self.name
-                    );
+                    let message =
+                        format!("step {:?} failed after {n} attempt(s): {error}", self.name);
                     ctx.append(RunEvent::StepFailed {
                         step: step_id,
                         attempts: n,
@@ -545,11 +573,9 @@ impl Step<'_> {
 }
 
 /// Resolve when `token` is cancelled, never if there is none.
-pub(crate) fn cancelled(token: Option<crate::CancelToken>) -> impl Future<Output = ()> {
-    async move {
-        match token {
-            Some(token) => token.cancelled().await,
-            None => std::future::pending().await,
-        }
+pub(crate) async fn cancelled(token: Option<crate::CancelToken>) {
+    match token {
+        Some(token) => token.cancelled().await,
+        None => std::future::pending().await,
     }
 }

@@ -10,9 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use sluice_txn::{
-    Engine, Error, LeaseConflict, ObjectStoreJournal, Outcome, Registry, StepError,
-};
+use sluice_txn::{Engine, Error, LeaseConflict, ObjectStoreJournal, Outcome, Registry, StepError};
 
 use crate::common::fast_hooks;
 
@@ -61,7 +59,9 @@ pub fn crash_registry(dir: &Path, pause: Pause) -> Registry {
         .with_handler("delete-marker", move |payload| {
             let (dir, pause) = (d1.clone(), p1.clone());
             async move {
-                let i = payload["i"].as_u64().ok_or_else(|| StepError::permanent("no i"))?;
+                let i = payload["i"]
+                    .as_u64()
+                    .ok_or_else(|| StepError::permanent("no i"))?;
                 let log = dir.join("effects.log");
                 append_line(&log, &format!("invoke undo {i}"));
                 pause(&format!("undo-before {i}"));
@@ -95,12 +95,18 @@ pub fn crash_registry(dir: &Path, pause: Pause) -> Registry {
 pub fn spawn(mode: &str, dir: &Path, extra: &[(&str, &str)]) -> Child {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = Command::new(exe);
-    cmd.args(["child::child_process", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .env("SLUICE_TXN_CHILD", mode)
-        .env("SLUICE_TXN_DIR", dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    cmd.args([
+        "child::child_process",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("SLUICE_TXN_CHILD", mode)
+    .env("SLUICE_TXN_DIR", dir)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     for (k, v) in extra {
         cmd.env(k, v);
     }
@@ -148,7 +154,8 @@ async fn crash_child(dir: &Path) -> sluice_txn::Result<Outcome> {
                 tx.step(format!("step-{i}"))
                     .run(async |step| {
                         pause(&format!("step-{i}-start"));
-                        step.stage_compensation("delete-marker", json!({ "i": i })).await?;
+                        step.stage_compensation("delete-marker", json!({ "i": i }))
+                            .await?;
                         pause(&format!("step-{i}-staged"));
                         std::fs::write(marker(dir, i), b"x").unwrap();
                         pause(&format!("step-{i}-effect"));

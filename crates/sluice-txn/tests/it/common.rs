@@ -20,7 +20,10 @@ impl Recorder {
     }
 
     pub fn fail(&self, label: &str, times: u32) {
-        self.failures.lock().unwrap().insert(label.to_string(), times);
+        self.failures
+            .lock()
+            .unwrap()
+            .insert(label.to_string(), times);
     }
 
     /// A registry whose `record` handler appends `payload.label` to the log (after

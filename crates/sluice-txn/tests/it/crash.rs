@@ -80,24 +80,45 @@ async fn check_after_recovery(dir: &Path, scenario: &str, killed_at: Option<&str
             assert_eq!(markers, vec![true; 3], "committed markers stay: {context}");
             assert!(published, "{context}");
             assert_eq!(count(&effects, "effect publish"), 1, "{context}");
-            assert!(!effects.iter().any(|l| l.contains("undo")), "{context}: {effects:?}");
-            assert!(shown.commit_actions().all(|h| h.state == HookState::Done), "{context}");
+            assert!(
+                !effects.iter().any(|l| l.contains("undo")),
+                "{context}: {effects:?}"
+            );
+            assert!(
+                shown.commit_actions().all(|h| h.state == HookState::Done),
+                "{context}"
+            );
         }
         State::RolledBack => {
-            assert_eq!(markers, vec![false; 3], "uncommitted markers are gone: {context}");
+            assert_eq!(
+                markers,
+                vec![false; 3],
+                "uncommitted markers are gone: {context}"
+            );
             assert!(!published, "{context}");
-            assert!(shown.compensations().all(|h| h.state == HookState::Done), "{context}");
+            assert!(
+                shown.compensations().all(|h| h.state == HookState::Done),
+                "{context}"
+            );
             for i in 0..3 {
-                let killed_inside = killed_at.is_some_and(|l| l.ends_with(&format!("undo-before {i}")) || l.ends_with(&format!("undo-after {i}")));
+                let killed_inside = killed_at.is_some_and(|l| {
+                    l.ends_with(&format!("undo-before {i}"))
+                        || l.ends_with(&format!("undo-after {i}"))
+                });
                 let invocations = count(&effects, &format!("invoke undo {i}"));
                 assert!(
                     invocations <= 1 + usize::from(killed_inside),
                     "compensation {i} ran {invocations} times: {context}: {effects:?}"
                 );
-                assert!(count(&effects, &format!("effect undo {i}")) <= 1, "{context}");
+                assert!(
+                    count(&effects, &format!("effect undo {i}")) <= 1,
+                    "{context}"
+                );
             }
         }
-        other => panic!("after recovery the run must be Completed or RolledBack, not {other}: {context}"),
+        other => {
+            panic!("after recovery the run must be Completed or RolledBack, not {other}: {context}")
+        }
     }
 
     // Recovery is idempotent: a second pass does nothing.
@@ -111,7 +132,11 @@ async fn crash_at_every_point(scenario: &str) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let (killed, points, results) = run_child(dir.path(), scenario, usize::MAX);
     assert!(killed.is_none());
-    let expected = if scenario == "commit" { "completed" } else { "rolled_back" };
+    let expected = if scenario == "commit" {
+        "completed"
+    } else {
+        "rolled_back"
+    };
     assert_eq!(results, vec![expected.to_string()]);
     check_after_recovery(dir.path(), scenario, None).await;
     assert!(points > 20, "only {points} pause points");
@@ -126,11 +151,22 @@ async fn crash_at_every_point(scenario: &str) -> usize {
         labels.push(label);
     }
     // The kills covered step boundaries, mid-step points and every journal record type.
-    for wanted in ["step-0-start", "step-1-staged", "step-2-effect", "record 0 run_started", "commit_decided", "hook_staged", "step_completed"] {
+    for wanted in [
+        "step-0-start",
+        "step-1-staged",
+        "step-2-effect",
+        "record 0 run_started",
+        "commit_decided",
+        "hook_staged",
+        "step_completed",
+    ] {
         if scenario == "fail" && wanted == "commit_decided" {
             continue;
         }
-        assert!(labels.iter().any(|l| l.contains(wanted)), "no kill at {wanted}: {labels:?}");
+        assert!(
+            labels.iter().any(|l| l.contains(wanted)),
+            "no kill at {wanted}: {labels:?}"
+        );
     }
     points
 }

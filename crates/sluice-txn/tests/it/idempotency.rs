@@ -64,12 +64,18 @@ async fn a_rolled_back_key_runs_again() {
     let rec = Recorder::default();
     let engine = engine_in(dir.path(), &rec);
     let mut attempts = 0;
-    for expected in [State::RolledBack, State::RolledBack, State::Completed, State::Skipped] {
+    for expected in [
+        State::RolledBack,
+        State::RolledBack,
+        State::Completed,
+        State::Skipped,
+    ] {
         let outcome = engine
             .transaction("key")
             .run(async |tx| {
                 attempts += 1;
-                tx.stage_compensation("record", label(&format!("undo-{attempts}"))).await?;
+                tx.stage_compensation("record", label(&format!("undo-{attempts}")))
+                    .await?;
                 if attempts < 3 {
                     Err(StepError::permanent("source not ready"))
                 } else {

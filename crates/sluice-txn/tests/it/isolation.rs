@@ -50,7 +50,11 @@ fn race(conflict: &str) -> (tempfile::TempDir, Vec<(String, String)>, Vec<String
             events.push((name.clone(), "inside".to_string()));
             // Hold the key for a moment so that the other child meets it held.
             let other = if name == "A" { "B" } else { "A" };
-            if conflict == "fail" && !events.iter().any(|(n, m)| n == other && m.starts_with("result")) {
+            if conflict == "fail"
+                && !events
+                    .iter()
+                    .any(|(n, m)| n == other && m.starts_with("result"))
+            {
                 // In fail mode the other child must give up on its own while we hold.
                 let (n, m) = rx.recv_timeout(Duration::from_secs(60)).unwrap();
                 assert_eq!((n.as_str(), m.as_str()), (other, "result lease-held"));
@@ -81,15 +85,28 @@ fn two_processes_racing_in_fail_mode_one_runs_the_other_fails_clearly() {
     let (_dir, events, log) = race("fail");
     let winner = &events.iter().find(|(_, m)| m == "inside").unwrap().0;
     let loser = if winner == "A" { "B" } else { "A" };
-    assert!(events.contains(&(loser.to_string(), "result lease-held".to_string())), "{events:?}");
-    assert!(events.contains(&(winner.clone(), "result rolled_back".to_string())), "{events:?}");
-    assert_eq!(log, vec![format!("enter {winner}"), format!("exit {winner}")]);
+    assert!(
+        events.contains(&(loser.to_string(), "result lease-held".to_string())),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&(winner.clone(), "result rolled_back".to_string())),
+        "{events:?}"
+    );
+    assert_eq!(
+        log,
+        vec![format!("enter {winner}"), format!("exit {winner}")]
+    );
 }
 
 #[test]
 fn two_processes_racing_in_wait_mode_run_one_after_the_other() {
     let (_dir, events, log) = race("wait");
-    let order: Vec<&String> = events.iter().filter(|(_, m)| m == "inside").map(|(n, _)| n).collect();
+    let order: Vec<&String> = events
+        .iter()
+        .filter(|(_, m)| m == "inside")
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(order.len(), 2, "{events:?}");
     let (first, second) = (order[0], order[1]);
     assert_ne!(first, second);
@@ -178,7 +195,16 @@ async fn a_live_lease_excludes_and_read_committed_takes_none() {
         .run(async |_| Ok(json!(2)))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::LeaseWaitTimeout { waited_ms: 5000, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::LeaseWaitTimeout {
+                waited_ms: 5000,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(clock.sleeps().len(), 5);
     go_tx.send(()).unwrap();
     held.await.unwrap().unwrap();
@@ -198,7 +224,9 @@ async fn an_expired_lease_is_taken_over_and_the_stale_holder_is_fenced() {
         .build();
     let taker = builder_in(dir.path())
         .registry(rec.registry())
-        .clock(Arc::new(ManualClock::new(start + chrono::Duration::seconds(30))))
+        .clock(Arc::new(ManualClock::new(
+            start + chrono::Duration::seconds(30),
+        )))
         .lease_ttl(Duration::from_secs(10))
         .build();
 
@@ -212,7 +240,8 @@ async fn an_expired_lease_is_taken_over_and_the_stale_holder_is_fenced() {
                 inside_tx.send(tx.run_id()).unwrap();
                 go_rx.await.unwrap();
                 // The process wakes up after its lease expired and tries to go on.
-                tx.stage_commit_action("record", label("commit-stale")).await?;
+                tx.stage_commit_action("record", label("commit-stale"))
+                    .await?;
                 Ok(json!("stale"))
             })
             .await
@@ -222,7 +251,8 @@ async fn an_expired_lease_is_taken_over_and_the_stale_holder_is_fenced() {
     let taken = taker
         .transaction("k")
         .run(async |tx| {
-            tx.stage_commit_action("record", label("commit-taker")).await?;
+            tx.stage_commit_action("record", label("commit-taker"))
+                .await?;
             Ok(json!("taker"))
         })
         .await
@@ -234,17 +264,33 @@ async fn an_expired_lease_is_taken_over_and_the_stale_holder_is_fenced() {
     go_tx.send(()).unwrap();
     let err = stale_run.await.unwrap().unwrap_err();
     match err {
-        Error::Fenced { ours, token, run_id, .. } => {
+        Error::Fenced {
+            ours,
+            token,
+            run_id,
+            ..
+        } => {
             assert_eq!((ours, token, run_id), (1, 2, stale_id));
         }
         other => panic!("the stale holder must be fenced, got {other}"),
     }
-    assert_eq!(rec.entries(), vec!["undo-stale", "commit-taker"], "the stale commit never ran");
+    assert_eq!(
+        rec.entries(),
+        vec!["undo-stale", "commit-taker"],
+        "the stale commit never ran"
+    );
     let report = taker.show_run(stale_id).await.unwrap();
     assert_eq!(report.state, State::RolledBack);
     assert!(report.fenced_by.is_some());
-    assert_eq!(report.commit_actions().count(), 0, "the stale write was rejected");
-    assert_eq!(report.compensations().next().unwrap().state, HookState::Done);
+    assert_eq!(
+        report.commit_actions().count(),
+        0,
+        "the stale write was rejected"
+    );
+    assert_eq!(
+        report.compensations().next().unwrap().state,
+        HookState::Done
+    );
 }
 
 #[test]
@@ -261,7 +307,8 @@ fn concurrent_recoveries_run_each_compensation_once() {
             Duration::from_millis(100),
             engine.transaction("k").run(async |tx| {
                 for i in 0..5 {
-                    tx.stage_compensation("record", label(&format!("undo-{i}"))).await?;
+                    tx.stage_compensation("record", label(&format!("undo-{i}")))
+                        .await?;
                 }
                 id_tx.send(tx.run_id()).unwrap();
                 std::future::pending::<()>().await;
@@ -279,7 +326,10 @@ fn concurrent_recoveries_run_each_compensation_once() {
         .map(|_| {
             let (path, rec, barrier) = (path.clone(), rec.clone(), barrier.clone());
             std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 let engine = Engine::builder(ObjectStoreJournal::local_dir(&path).unwrap())
                     .registry(rec.registry())
                     .clock(Arc::new(ManualClock::new(later)))
@@ -293,7 +343,10 @@ fn concurrent_recoveries_run_each_compensation_once() {
     let recovered: usize = reports.iter().map(|r| r.recovered.len()).sum();
     // One recovers; the other either met its lease or found nothing left to do.
     assert_eq!(recovered, 1, "{reports:?}");
-    assert_eq!(rec.entries(), vec!["undo-4", "undo-3", "undo-2", "undo-1", "undo-0"]);
+    assert_eq!(
+        rec.entries(),
+        vec!["undo-4", "undo-3", "undo-2", "undo-1", "undo-0"]
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let report = rt.block_on(engine_in(&path, &rec).show_run(open)).unwrap();
     assert_eq!(report.state, State::RolledBack);

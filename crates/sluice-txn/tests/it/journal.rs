@@ -36,17 +36,29 @@ async fn a_torn_last_record_is_reported_skipped_and_repaired_by_recovery() {
     let last = files.last().unwrap();
     let len = std::fs::metadata(last).unwrap().len();
     // Cut the final record (run_finished) in half, as a crash mid-write would.
-    OpenOptions::new().write(true).open(last).unwrap().set_len(len / 2).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(last)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
 
     let report = engine.show_run(run_id).await.unwrap();
     assert_eq!(report.damaged_records.len(), 1);
     let damaged = &report.damaged_records[0];
     assert!(damaged.last);
     assert_eq!(damaged.seq, files.len() as u64 - 1);
-    assert!(damaged.reason.contains("checksum") || damaged.reason.contains("no checksum line"), "{}", damaged.reason);
+    assert!(
+        damaged.reason.contains("checksum") || damaged.reason.contains("no checksum line"),
+        "{}",
+        damaged.reason
+    );
     // Everything before the torn record is read as written: the commit was decided and
     // its action done, but the end of the run is unknown.
-    assert_eq!(report.commit_actions().next().unwrap().state, HookState::Done);
+    assert_eq!(
+        report.commit_actions().next().unwrap().state,
+        HookState::Done
+    );
     assert_eq!(report.state, State::Crashed);
 
     let recovery = engine.recover().await.unwrap();
@@ -54,12 +66,19 @@ async fn a_torn_last_record_is_reported_skipped_and_repaired_by_recovery() {
     assert_eq!(recovery.recovered.len(), 1);
     assert_eq!(recovery.recovered[0].state, State::Completed);
     assert_eq!(recovery.recovered[0].hooks_completed, 0);
-    assert_eq!(rec.entries(), vec!["publish"], "nothing ran twice, nothing was undone");
+    assert_eq!(
+        rec.entries(),
+        vec!["publish"],
+        "nothing ran twice, nothing was undone"
+    );
     let report = engine.show_run(run_id).await.unwrap();
     assert_eq!(report.state, State::Completed);
     assert_eq!(report.output, Some(json!({"ok": true})));
     assert_eq!(report.damaged_records.len(), 1, "the damage stays reported");
-    assert!(!report.damaged_records[0].last, "later records follow it now");
+    assert!(
+        !report.damaged_records[0].last,
+        "later records follow it now"
+    );
 }
 
 #[tokio::test]
@@ -83,7 +102,11 @@ async fn an_empty_or_garbage_last_record_is_never_misread() {
     forged.extend_from_slice(br#"{"at":"2020-01-01T00:00:00Z","token":1,"event":{"type":"run_finished","state":"completed","error":null,"output":null,"committed_run":null}}"#);
     std::fs::write(files.last().unwrap(), forged).unwrap();
     let report = engine.show_run(outcome.run_id()).await.unwrap();
-    assert_ne!(report.state, State::Completed, "a record failing its checksum must not be used");
+    assert_ne!(
+        report.state,
+        State::Completed,
+        "a record failing its checksum must not be used"
+    );
     assert_eq!(report.damaged_records.len(), 1);
 
     // A zero-length record too.
@@ -93,8 +116,16 @@ async fn an_empty_or_garbage_last_record_is_never_misread() {
     assert!(report.damaged_records[0].reason.contains("0 bytes"));
     // The journal stays usable: recovery appends after the damaged slot.
     engine.recover().await.unwrap();
-    assert_eq!(engine.show_run(outcome.run_id()).await.unwrap().state, State::RolledBack);
+    assert_eq!(
+        engine.show_run(outcome.run_id()).await.unwrap().state,
+        State::RolledBack
+    );
     assert_eq!(rec.entries(), vec!["undo"]);
     let journal = ObjectStoreJournal::local_dir(dir.path()).unwrap();
-    assert!(journal.record_path("runs/x", 3).to_string().ends_with("runs/x/00000000000000000003.rec"));
+    assert!(
+        journal
+            .record_path("runs/x", 3)
+            .to_string()
+            .ends_with("runs/x/00000000000000000003.rec")
+    );
 }
