@@ -332,6 +332,7 @@ impl Backend {
                     .identifier(current.name.ident())
                     .metadata(metadata)
                     .metadata_location(location)
+                    .runtime(iceberg::Runtime::try_current()?)
                     .build()?;
                 Ok(LoadedTable {
                     name: current.name.clone(),
@@ -446,6 +447,7 @@ async fn commit_sql(
         .identifier(name.ident())
         .metadata(new_metadata)
         .metadata_location(new_location)
+        .runtime(iceberg::Runtime::try_current()?)
         .build()?;
     Ok(LoadedTable {
         name: name.clone(),

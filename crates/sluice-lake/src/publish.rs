@@ -324,14 +324,37 @@ async fn plan_rebase(
     }
 
     let target_ancestry: HashSet<i64> = refs::ancestry(md, target_head).into_iter().collect();
+    let source_ancestry = refs::ancestry(md, Some(source_head));
     let mut replay = Vec::new();
-    for id in refs::ancestry(md, Some(source_head)) {
-        if target_ancestry.contains(&id) {
+    for id in &source_ancestry {
+        if target_ancestry.contains(id) {
             break;
         }
-        replay.push(id);
+        replay.push(*id);
     }
     replay.reverse();
+    // What the target gained since the fork must be appends too: a rewrite or delete there may
+    // have removed rows the branch was audited against.
+    let source_set: HashSet<i64> = source_ancestry.into_iter().collect();
+    for id in refs::ancestry(md, target_head) {
+        if source_set.contains(&id) {
+            break;
+        }
+        if let Some(snapshot) = md.snapshot_by_id(id)
+            && snapshot.summary().operation != Operation::Append
+        {
+            return Err(Error::CannotPublish {
+                table: table_name,
+                source_ref: source.to_string(),
+                target: target.to_string(),
+                reason: format!(
+                    "`{target}` moved to {} and snapshot {id} there is a `{}` that rewrote data; a rebase is only possible over appends",
+                    fmt_id(target_head),
+                    snapshot.summary().operation.as_str()
+                ),
+            });
+        }
+    }
     let mut files: Vec<DataFile> = Vec::new();
     for id in &replay {
         let snapshot = md.snapshot_by_id(*id).ok_or_else(|| Error::RefNotFound {

@@ -1,0 +1,10 @@
+//! Integration tests of sluice-lake against the embedded SQL catalog and a local warehouse.
+
+mod bad_input;
+mod common;
+mod concurrency;
+mod model;
+mod publish;
+mod pyiceberg;
+mod round_trip;
+mod time_travel;
