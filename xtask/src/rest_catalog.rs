@@ -115,7 +115,12 @@ fn fetch_jar(layout: &Layout) -> Result<PathBuf> {
     fs::create_dir_all(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
     println!("downloading org.apache.iceberg:iceberg-open-api:{ICEBERG_VERSION} with mvn (once)");
     let status = Command::new("mvn")
-        .args(["--batch-mode", "--quiet", "dependency:copy"])
+        .args([
+            "--batch-mode",
+            "--quiet",
+            "-Dstyle.color=never",
+            "dependency:copy",
+        ])
         .arg(format!(
             "-Dartifact=org.apache.iceberg:iceberg-open-api:{ICEBERG_VERSION}"
         ))

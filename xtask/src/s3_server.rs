@@ -29,7 +29,8 @@ pub const S3S_FS_VERSION: &str = "0.14.1";
 pub enum S3Backend {
     /// `s3s-fs` from crates.io: objects are plain files, buckets are directories.
     S3sFs,
-    /// moto's server from PyPI: in memory, gone when it stops.
+    /// moto's server from PyPI: in memory, gone when it stops. pyarrow's S3 client (and so
+    /// pyiceberg's writes) fails on its CompleteMultipartUpload answer; reads work.
     Moto,
     /// A `minio` binary the user has on PATH.
     Minio,
