@@ -318,6 +318,12 @@ pub fn stop_started(layout: &Layout, services: &[Service]) {
             eprintln!("could not stop {}: {err:#}", service.name());
         }
     }
+    if Service::ALL
+        .iter()
+        .all(|service| services.contains(service))
+    {
+        fs::remove_file(layout.env_file()).ok();
+    }
 }
 
 /// Stops both services by their recorded pids; `wipe` also deletes their data.
