@@ -121,6 +121,31 @@ impl Lake {
         target: &RefName,
         source: &RefName,
     ) -> Result<PublishOutcome> {
+        self.fast_forward_inner(name, target, source, false).await
+    }
+
+    /// [`Lake::fast_forward`], removing the source branch in the same commit.
+    pub async fn fast_forward_and_delete(
+        &self,
+        name: &TableName,
+        target: &RefName,
+        source: &RefName,
+    ) -> Result<PublishOutcome> {
+        if source.is_main() {
+            return Err(Error::RefNotAllowed {
+                message: format!("cannot delete `main` of {name}"),
+            });
+        }
+        self.fast_forward_inner(name, target, source, true).await
+    }
+
+    async fn fast_forward_inner(
+        &self,
+        name: &TableName,
+        target: &RefName,
+        source: &RefName,
+        remove_source: bool,
+    ) -> Result<PublishOutcome> {
         let (_, outcome) = self
             .commit_loop(name, |table| {
                 let (target, source) = (target.clone(), source.clone());
@@ -130,7 +155,7 @@ impl Lake {
                         table: table.name().to_string(),
                         branch: source.to_string(),
                     })?;
-                    if target_head == Some(source_head) {
+                    if target_head == Some(source_head) && !remove_source {
                         return Ok(Plan::Done(PublishOutcome {
                             kind: PublishKind::UpToDate,
                             snapshot_id: source_head,
@@ -150,11 +175,18 @@ impl Lake {
                             ),
                         });
                     }
+                    let mut updates = Vec::new();
+                    if target_head != Some(source_head) {
+                        updates.push(set_branch(target.as_str(), source_head));
+                    }
+                    if remove_source {
+                        updates.push(TableUpdate::RemoveSnapshotRef { ref_name: source.to_string() });
+                    }
                     Ok(Plan::Commit {
                         requirements: moves(&table, &target, target_head, &source, source_head),
-                        updates: vec![set_branch(target.as_str(), source_head)],
+                        updates,
                         value: PublishOutcome {
-                            kind: PublishKind::FastForward,
+                            kind: if target_head == Some(source_head) { PublishKind::UpToDate } else { PublishKind::FastForward },
                             snapshot_id: source_head,
                             previous: target_head,
                         },
@@ -203,13 +235,47 @@ impl Lake {
         target: &RefName,
         snapshot_id: i64,
     ) -> Result<PublishOutcome> {
+        self.publish_staged_inner(name, target, snapshot_id, None)
+            .await
+    }
+
+    /// [`Lake::publish_staged`], removing `branch` in the same commit (if it still exists).
+    pub async fn publish_staged_and_delete(
+        &self,
+        name: &TableName,
+        target: &RefName,
+        snapshot_id: i64,
+        branch: &RefName,
+    ) -> Result<PublishOutcome> {
+        if branch.is_main() || branch == target {
+            return Err(Error::RefNotAllowed {
+                message: format!("cannot delete `{branch}` of {name} while publishing into it"),
+            });
+        }
+        self.publish_staged_inner(name, target, snapshot_id, Some(branch))
+            .await
+    }
+
+    async fn publish_staged_inner(
+        &self,
+        name: &TableName,
+        target: &RefName,
+        snapshot_id: i64,
+        remove: Option<&RefName>,
+    ) -> Result<PublishOutcome> {
         let (_, outcome) = self
             .commit_loop(name, |table| {
                 let target = target.clone();
+                let remove = remove.cloned();
                 async move {
+                    let removal: Vec<TableUpdate> = remove
+                        .filter(|b| refs::all(table.metadata()).contains_key(b.as_str()))
+                        .map(|b| TableUpdate::RemoveSnapshotRef { ref_name: b.to_string() })
+                        .into_iter()
+                        .collect();
                     let md = table.metadata();
                     let target_head = branch_head(&table, &target)?;
-                    if target_head == Some(snapshot_id) {
+                    if target_head == Some(snapshot_id) && removal.is_empty() {
                         return Ok(Plan::Done(PublishOutcome {
                             kind: PublishKind::UpToDate,
                             snapshot_id,
@@ -221,7 +287,7 @@ impl Lake {
                         reference: snapshot_id.to_string(),
                         reason: "no staged snapshot with that id".to_string(),
                     })?;
-                    if staged.parent_snapshot_id() != target_head {
+                    if target_head != Some(snapshot_id) && staged.parent_snapshot_id() != target_head {
                         return Err(Error::CommitConflict {
                             table: table.name().to_string(),
                             reason: format!(
@@ -239,7 +305,7 @@ impl Lake {
                                 snapshot_id: target_head,
                             },
                         ],
-                        updates: vec![set_branch(target.as_str(), snapshot_id)],
+                        updates: std::iter::once(set_branch(target.as_str(), snapshot_id)).chain(removal).collect(),
                         value: PublishOutcome {
                             kind: PublishKind::Rebase,
                             snapshot_id,
