@@ -34,7 +34,8 @@ pub struct Progress {
     pub record: Value,
 }
 
-/// Called after every record the engine appends to a run's journal.
+/// Called after every record the engine appends to a run's journal, synchronously and
+/// while the run's journal is locked: keep it short (update a progress bar, log a line).
 pub type ProgressListener = Arc<dyn Fn(&Progress) + Send + Sync>;
 
 pub(crate) struct EngineInner {
@@ -411,8 +412,16 @@ impl Engine {
 
     async fn register_key(&self, digest: &str, key: &str, run_id: Uuid, token: u64) -> Result<()> {
         let stream = format!("keys/{digest}");
+        let mut storage_failures = 0u32;
         loop {
             let contents = read_stream::<KeyEvent>(&*self.inner.journal, &stream).await?;
+            let registered = contents.records.iter().any(|(_, r)| match &r.event {
+                KeyEvent::RunRegistered { run_id: id, .. } => *id == run_id,
+            });
+            if registered {
+                // An earlier attempt was stored although it reported an error.
+                return Ok(());
+            }
             let record = Record {
                 at: self.inner.clock.now(),
                 token,
@@ -428,6 +437,13 @@ impl Engine {
                 .await
             {
                 Err(Error::AppendConflict { .. }) => continue,
+                Err(e @ Error::Storage { .. }) => {
+                    storage_failures += 1;
+                    if storage_failures >= 3 {
+                        return Err(e);
+                    }
+                    tracing::warn!(stream = %stream, error = %e, "key index append failed; checking whether it was stored");
+                }
                 other => return other,
             }
         }
@@ -563,7 +579,9 @@ impl Engine {
                 AcquireOutcome::Acquired(lease) => {
                     let _renewal = self.start_renewal(&lease);
                     let recovered = self.recover_with_lease(run_id, &lease).await;
-                    lease.release(&*inner.journal, &*inner.clock).await?;
+                    if let Err(e) = lease.release(&*inner.journal, &*inner.clock).await {
+                        tracing::warn!(lease = %lease.name, error = %e, "could not release lease; it will expire");
+                    }
                     if let Some(recovered) = recovered? {
                         report.recovered.push(recovered);
                     }
@@ -756,7 +774,10 @@ impl TransactionBuilder<'_> {
             .await;
         drop(renewal);
         if !matches!(result, Err(Error::Fenced { .. })) {
-            lease.release(&*inner.journal, &*inner.clock).await?;
+            // The outcome matters more than a failed release: the lease then just expires.
+            if let Err(e) = lease.release(&*inner.journal, &*inner.clock).await {
+                tracing::warn!(lease = %lease.name, error = %e, "could not release lease; it will expire");
+            }
         }
         result
     }

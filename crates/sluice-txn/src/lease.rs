@@ -112,9 +112,21 @@ pub(crate) async fn try_acquire(
     ttl: Duration,
 ) -> Result<AcquireOutcome> {
     let stream = lease_stream(name);
+    let mut attempted: Option<u64> = None;
     loop {
         let view = read_lease(journal, name).await?;
         if let Some(current) = view.current.as_ref().filter(|c| c.is_live(clock.now())) {
+            // Our own acquisition, whose acknowledgement was lost to a storage error.
+            if attempted == Some(current.token) && current.holder == holder {
+                return Ok(AcquireOutcome::Acquired(Arc::new(Lease {
+                    name: name.to_string(),
+                    token: current.token,
+                    holder: holder.to_string(),
+                    ttl,
+                    next_seq: Mutex::new(view.next_seq),
+                    lost: AtomicBool::new(false),
+                })));
+            }
             return Ok(AcquireOutcome::Busy(current.clone()));
         }
         let token = view.current.as_ref().map_or(1, |c| c.token + 1);
@@ -142,6 +154,11 @@ pub(crate) async fn try_acquire(
             }
             // Someone else appended first: look again.
             Err(Error::AppendConflict { .. }) => continue,
+            // Ambiguous: the record may be stored. Look again, recognising our own.
+            Err(e @ Error::Storage { .. }) if attempted.is_none() => {
+                tracing::warn!(lease = %name, error = %e, "lease append failed; checking whether it was stored");
+                attempted = Some(token);
+            }
             Err(e) => return Err(e),
         }
     }
@@ -161,6 +178,7 @@ impl Lease {
     ) -> Result<bool> {
         let stream = lease_stream(&self.name);
         let mut next_seq = self.next_seq.lock().await;
+        let mut storage_failures = 0u32;
         loop {
             let record = Record {
                 at: clock.now(),
@@ -174,6 +192,18 @@ impl Lease {
                 Ok(()) => {
                     *next_seq += 1;
                     return Ok(true);
+                }
+                // A storage error is ambiguous; read back like a conflict. At worst the
+                // same renewal is recorded twice, which changes nothing.
+                Err(e @ Error::Storage { .. }) if storage_failures < 2 => {
+                    storage_failures += 1;
+                    tracing::warn!(lease = %self.name, error = %e, "lease append failed; reading it back");
+                    let view = read_lease(journal, &self.name).await?;
+                    *next_seq = view.next_seq;
+                    if view.current.is_none_or(|c| c.token != self.token) {
+                        self.lost.store(true, Ordering::SeqCst);
+                        return Ok(false);
+                    }
                 }
                 Err(Error::AppendConflict { .. }) => {
                     let view = read_lease(journal, &self.name).await?;

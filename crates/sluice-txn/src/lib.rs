@@ -98,7 +98,7 @@ mod engine;
 mod error;
 mod events;
 mod history;
-pub mod journal;
+mod journal;
 mod lease;
 mod registry;
 mod retry;

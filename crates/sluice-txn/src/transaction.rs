@@ -62,32 +62,38 @@ impl RunCtx {
     /// token, this run has been fenced.
     pub async fn append_with(&self, mut make: impl FnMut(&RunView) -> RunEvent) -> Result<u64> {
         let mut live = self.live.lock().await;
+        let mut storage_failures = 0u32;
+        // After an ambiguous storage error, the exact record to send again.
+        let mut resend: Option<(u64, Record<RunEvent>, bytes::Bytes)> = None;
         loop {
-            let seq = live.next_seq;
-            let record = Record {
-                at: self.engine.clock.now(),
-                token: self.token,
-                event: make(&live.view),
-            };
-            let bytes = encode(&self.stream, &record)?;
-            match self.engine.journal.append(&self.stream, seq, bytes).await {
-                Ok(()) => {
-                    live.view.apply(&record);
-                    live.next_seq = seq + 1;
-                    if let Some(listener) = &self.engine.listener {
-                        let value = serde_json::to_value(&record.event).unwrap_or(Value::Null);
-                        let kind = value["type"].as_str().unwrap_or("unknown").to_string();
-                        listener(&Progress {
-                            run_id: self.run_id,
-                            seq,
-                            kind,
-                            record: value,
-                        });
-                    }
-                    return Ok(seq);
+            let (seq, record, bytes) = match resend.take() {
+                Some(pending) => pending,
+                None => {
+                    let record = Record {
+                        at: self.engine.clock.now(),
+                        token: self.token,
+                        event: make(&live.view),
+                    };
+                    let bytes = encode(&self.stream, &record)?;
+                    (live.next_seq, record, bytes)
                 }
+            };
+            match self
+                .engine
+                .journal
+                .append(&self.stream, seq, bytes.clone())
+                .await
+            {
+                Ok(()) => return Ok(self.applied(&mut live, seq, &record)),
                 Err(Error::AppendConflict { .. }) => {
                     let raw = self.engine.journal.read(&self.stream, seq).await?;
+                    if raw
+                        .first()
+                        .is_some_and(|(s, stored)| *s == seq && *stored == bytes)
+                    {
+                        // Our own earlier attempt was stored after all.
+                        return Ok(self.applied(&mut live, seq, &record));
+                    }
                     let contents = decode_stream::<RunEvent>(raw, seq);
                     for (_, other) in &contents.records {
                         if let RunEvent::Fenced { by } = &other.event
@@ -101,6 +107,9 @@ impl RunCtx {
                             });
                         }
                     }
+                    // Records of our own token that we did not see acknowledged (a write
+                    // whose future was dropped after it reached storage) are adopted, and
+                    // the event is rebuilt on top of them.
                     let ours = contents.records.iter().all(|(_, r)| r.token == self.token);
                     if !ours || contents.next_seq <= seq {
                         return Err(Error::AppendConflict {
@@ -113,9 +122,41 @@ impl RunCtx {
                     }
                     live.next_seq = contents.next_seq;
                 }
+                // A storage error is ambiguous: the record may have been stored. Sending
+                // the same bytes to the same slot again either stores them or finds them.
+                Err(e @ Error::Storage { .. }) => {
+                    storage_failures += 1;
+                    if storage_failures >= 3 {
+                        return Err(e);
+                    }
+                    tracing::warn!(stream = %self.stream, seq, error = %e, "journal append failed; retrying");
+                    self.engine
+                        .clock
+                        .sleep(std::time::Duration::from_millis(
+                            50 * u64::from(storage_failures),
+                        ))
+                        .await;
+                    resend = Some((seq, record, bytes));
+                }
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    fn applied(&self, live: &mut Live, seq: u64, record: &Record<RunEvent>) -> u64 {
+        live.view.apply(record);
+        live.next_seq = seq + 1;
+        if let Some(listener) = &self.engine.listener {
+            let value = serde_json::to_value(&record.event).unwrap_or(Value::Null);
+            let kind = value["type"].as_str().unwrap_or("unknown").to_string();
+            listener(&Progress {
+                run_id: self.run_id,
+                seq,
+                kind,
+                record: value,
+            });
+        }
+        seq
     }
 
     pub async fn append(&self, event: RunEvent) -> Result<u64> {

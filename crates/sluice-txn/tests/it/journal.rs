@@ -129,3 +129,100 @@ async fn an_empty_or_garbage_last_record_is_never_misread() {
             .ends_with("runs/x/00000000000000000003.rec")
     );
 }
+
+/// Stores every third append and then reports a storage error anyway, as a store does when
+/// the response to a successful write is lost.
+#[derive(Debug)]
+struct LostAcknowledgements {
+    inner: ObjectStoreJournal,
+    appends: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl sluice_txn::Journal for LostAcknowledgements {
+    async fn append(&self, stream: &str, seq: u64, record: bytes::Bytes) -> sluice_txn::Result<()> {
+        self.inner.append(stream, seq, record).await?;
+        let n = self
+            .appends
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n % 3 == 2 {
+            return Err(sluice_txn::Error::Storage {
+                operation: "append",
+                path: format!("{stream}/{seq}"),
+                source: object_store::Error::Generic {
+                    store: "test",
+                    source: "connection reset after the write".into(),
+                },
+            });
+        }
+        Ok(())
+    }
+    async fn read(
+        &self,
+        stream: &str,
+        from_seq: u64,
+    ) -> sluice_txn::Result<Vec<(u64, bytes::Bytes)>> {
+        self.inner.read(stream, from_seq).await
+    }
+    async fn sequence_numbers(&self, stream: &str) -> sluice_txn::Result<Vec<u64>> {
+        self.inner.sequence_numbers(stream).await
+    }
+    async fn list_streams(&self, parent: &str) -> sluice_txn::Result<Vec<String>> {
+        self.inner.list_streams(parent).await
+    }
+}
+
+#[tokio::test]
+async fn lost_write_acknowledgements_neither_fail_nor_duplicate_records() {
+    let rec = Recorder::default();
+    let journal = LostAcknowledgements {
+        inner: ObjectStoreJournal::in_memory(),
+        appends: Default::default(),
+    };
+    let engine = sluice_txn::Engine::builder(journal)
+        .registry(rec.registry())
+        .clock(std::sync::Arc::new(sluice_txn::ManualClock::new(
+            chrono::Utc::now(),
+        )))
+        .build();
+    let outcome = engine
+        .transaction("k")
+        .run(async |tx| {
+            for i in 0..3 {
+                tx.step(format!("s{i}"))
+                    .run(async |s| {
+                        s.stage_compensation("record", label(&format!("undo-{i}")))
+                            .await?;
+                        s.stage_commit_action("record", label(&format!("commit-{i}")))
+                            .await?;
+                        Ok(i)
+                    })
+                    .await?;
+            }
+            Ok(json!("ok"))
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome.state(), State::Completed);
+    assert_eq!(rec.entries(), vec!["commit-0", "commit-1", "commit-2"]);
+    let report = engine.show_run(outcome.run_id()).await.unwrap();
+    assert_eq!(report.steps.len(), 3);
+    assert_eq!(
+        report.hooks.len(),
+        6,
+        "each hook journalled once: {:?}",
+        report.hooks
+    );
+    assert!(
+        report
+            .commit_actions()
+            .all(|h| h.state == HookState::Done && h.attempts == 1)
+    );
+    // The key is not left leased: the same key is skipped at once, not refused.
+    let again = engine
+        .transaction("k")
+        .run(async |_| Ok(json!("no")))
+        .await
+        .unwrap();
+    assert_eq!(again.state(), State::Skipped);
+}
