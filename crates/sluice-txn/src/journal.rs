@@ -364,4 +364,31 @@ mod tests {
         assert!(no_newline.records.is_empty());
         assert!(!no_newline.damaged[0].reason.is_empty());
     }
+
+    #[tokio::test]
+    async fn a_prefix_keeps_the_journal_under_it() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let journal = ObjectStoreJournal::new(Arc::clone(&store), "pipelines/journal");
+        let record = Record {
+            at: Utc::now(),
+            token: 0,
+            event: 1u8,
+        };
+        journal
+            .append("runs/r1", 0, encode("runs/r1", &record).unwrap())
+            .await
+            .unwrap();
+        let stored: Vec<String> = store
+            .list(None)
+            .map_ok(|meta| meta.location.to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(
+            stored,
+            vec!["pipelines/journal/runs/r1/00000000000000000000.rec"]
+        );
+        assert_eq!(journal.list_streams("runs").await.unwrap(), vec!["runs/r1"]);
+        assert_eq!(journal.sequence_numbers("runs/r1").await.unwrap(), vec![0]);
+    }
 }
