@@ -527,6 +527,16 @@ impl Lake {
         data_files_for(table, &footers).await
     }
 
+    /// Register mode from footers already read (see [`crate::read_footers`]): the same checks
+    /// as [`Lake::register_files`] without reading the footers again.
+    pub async fn data_files_from_footers(
+        &self,
+        table: &LoadedTable,
+        footers: &[crate::ParquetFooter],
+    ) -> Result<Vec<DataFile>> {
+        data_files_for(table, footers).await
+    }
+
     /// Commits data files as one new snapshot on a branch whose parent is the branch head,
     /// moving only that branch. Safe to call again after an unknown outcome: an earlier
     /// successful attempt is recognised by the request's commit id.

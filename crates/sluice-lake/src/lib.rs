@@ -90,5 +90,5 @@ pub use table_name::TableName;
 
 /// Re-exports of the iceberg types that appear in this crate's API.
 pub mod iceberg_types {
-    pub use iceberg::spec::{DataFile, Datum};
+    pub use iceberg::spec::{DataFile, Datum, PrimitiveLiteral};
 }

@@ -1,1 +1,53 @@
-//! placeholder
+//! sluice-wap: the Write-Audit-Publish pipeline.
+//!
+//! A run takes the new parquet files of a source, writes them to an isolated audit branch of
+//! an Iceberg table, audits the new rows with data-quality checks, and publishes the branch to
+//! `main` only if the audit passed, all inside a durable transaction (sluice-txn) that rolls
+//! back by itself on any failure, even after a crash (`Pipeline::recover`).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use sluice_wap::{Pipeline, PipelineConfig, RunOptions, RunStatus};
+//! use sluice_lake::LakeConfig;
+//!
+//! # async fn example() -> sluice_wap::Result<()> {
+//! let pipeline = Pipeline::open(&PipelineConfig {
+//!     lake: LakeConfig::embedded(".sluice")?,
+//!     journal: std::fs::canonicalize(".sluice").unwrap().join("journal").display().to_string(),
+//!     lease_ttl: Duration::from_secs(60),
+//! })
+//! .await?;
+//! let mut options = RunOptions::new("/data/raw/events", "analytics.events".parse()?);
+//! options.checks = Some(sluice_checks::CheckSuite::from_path("checks.toml")?);
+//! let report = pipeline.run(&options).await?;
+//! match report.status {
+//!     RunStatus::Published => println!("main is now {:?}", report.snapshot_id),
+//!     RunStatus::AuditFailed => println!("rejected: {:?}", report.audit),
+//!     RunStatus::NothingToDo => println!("no new files"),
+//!     RunStatus::Failed => println!("failed in {:?}: {:?}", report.failed_step, report.error),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Exactly-once: a run's key (a digest of its file set) and the list of its source files are
+//! written into the commit that publishes them, so the next run recognises published files
+//! from the table's own history.
+#![warn(missing_docs)]
+
+mod error;
+mod pipeline;
+mod report;
+mod schedule;
+mod source;
+
+pub use error::{Error, Result};
+pub use pipeline::{
+    DELETE_BRANCH, Mode, Pipeline, PipelineConfig, ProgressSink, RunOptions, SchemaChange,
+    audit_summary,
+};
+pub use report::{RunReport, RunStatus, StepTiming};
+pub use schedule::StopSignal;
+pub use source::{
+    Ingested, RUN_KEY_PROPERTY, SOURCE_FILES_PROPERTY, SourceFile, ingested, list_source, run_key,
+};

@@ -1,0 +1,253 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Write-Audit-Publish for Apache Iceberg: import files on a branch, audit them, publish only what passes",
+    after_help = "Examples:\n  sluice demo\n  sluice run --source ./raw --table analytics.events --checks checks.toml\n  sluice log analytics.events --limit 5\n\nExit codes: 0 published or nothing to do, 3 audit failed (rolled back), 1 other failure, 2 usage error."
+)]
+pub struct Cli {
+    /// Configuration file (default: $SLUICE_CONFIG, then ./sluice.toml, then the embedded default in ./.sluice).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print one JSON document on stdout instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors; no progress bar.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write ./sluice.toml with the embedded defaults (SQLite catalog and warehouse under ./.sluice/).
+    #[command(
+        after_help = "Example:\n  sluice init && sluice run --source ./raw --table analytics.events"
+    )]
+    Init {
+        /// Overwrite an existing sluice.toml.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Generate sample events and run the whole WAP on them: a good batch published, a bad batch rejected.
+    #[command(after_help = "Example:\n  mkdir try && cd try && sluice demo")]
+    Demo {
+        /// Directory to create the demo in.
+        #[arg(long, default_value = "sluice-demo")]
+        dir: PathBuf,
+    },
+    /// One Write-Audit-Publish run over the new files of a source.
+    #[command(
+        after_help = "Example:\n  sluice run --source ./raw --table analytics.events --checks checks.toml --message \"hourly load\""
+    )]
+    Run(RunArgs),
+    /// Poll a source and run whenever new files arrive; stops cleanly on Ctrl-C or SIGTERM after the current run.
+    #[command(
+        after_help = "Example:\n  sluice watch --source s3://raw/events/ --table analytics.events --every 5m --checks checks.toml"
+    )]
+    Watch {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Poll interval, e.g. 30s, 5m, 1h.
+        #[arg(long, value_parser = parse_duration)]
+        every: std::time::Duration,
+    },
+    /// Ingest historical files in batches, each its own transaction; run again to resume.
+    #[command(
+        after_help = "Example:\n  sluice backfill --source ./archive --table analytics.events --batch-files 50"
+    )]
+    Backfill {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Files per batch.
+        #[arg(long, default_value_t = 100)]
+        batch_files: usize,
+    },
+    /// Finish or roll back what a dead process left open.
+    #[command(after_help = "Example:\n  sluice recover --wait")]
+    Recover {
+        /// Wait for the leases of recently killed runs to expire, then recover them too.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Past runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Branches of a table.
+    #[command(subcommand)]
+    Branch(RefCommand),
+    /// Tags of a table.
+    #[command(subcommand)]
+    Tag(RefCommand),
+    /// Tables of the catalog.
+    #[command(after_help = "Example:\n  sluice tables analytics")]
+    Tables {
+        /// Only this namespace.
+        namespace: Option<String>,
+    },
+    /// Commit history of a ref: snapshot, time, operation, message, author, rows.
+    #[command(after_help = "Example:\n  sluice log analytics.events@main --limit 10")]
+    Log {
+        /// NS.TABLE or NS.TABLE@REF.
+        target: String,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Publish a branch into another: fast-forward, or rebase of its appends.
+    #[command(after_help = "Example:\n  sluice merge analytics.events fix-1 --into main")]
+    Merge {
+        table: String,
+        branch: String,
+        #[arg(long, default_value = "main")]
+        into: String,
+    },
+    /// Move a branch back to one of its ancestors (a snapshot id, a tag, REF@TIME).
+    #[command(after_help = "Example:\n  sluice rollback analytics.events --to v1")]
+    Rollback {
+        table: String,
+        /// Where to move the branch to.
+        #[arg(long)]
+        to: String,
+        /// The branch to move.
+        #[arg(long, default_value = "main")]
+        branch: String,
+    },
+    /// Read rows of a ref (time travel with NS.T@tag, NS.T@<snapshot>, NS.T@main@<RFC 3339 time>).
+    #[command(
+        after_help = "Example:\n  sluice scan analytics.events@main@2026-11-25T10:00:00Z --columns event_id,amount --limit 5"
+    )]
+    Scan {
+        /// NS.TABLE or NS.TABLE@REF.
+        target: String,
+        /// Comma-separated columns.
+        #[arg(long, value_delimiter = ',')]
+        columns: Option<Vec<String>>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Audit a ref with a checks file and print the report (nothing changes).
+    #[command(after_help = "Example:\n  sluice check analytics.events@main --checks checks.toml")]
+    Check {
+        target: String,
+        #[arg(long)]
+        checks: PathBuf,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Parquet files: a directory, a file:// or s3:// prefix, or one file.
+    #[arg(long)]
+    pub source: String,
+    /// Target table NS.TABLE (created from the first file's schema if missing).
+    #[arg(long)]
+    pub table: String,
+    /// Checks file (TOML, see docs/checks.md).
+    #[arg(long)]
+    pub checks: Option<PathBuf>,
+    /// copy: rewrite rows into the warehouse; register: add the files in place.
+    #[arg(long, value_enum, default_value_t = ModeArg::Copy)]
+    pub mode: ModeArg,
+    /// Commit message.
+    #[arg(long)]
+    pub message: Option<String>,
+    /// Commit author (default: $USER).
+    #[arg(long)]
+    pub author: Option<String>,
+    /// What to do with columns the table lacks.
+    #[arg(long, value_enum, default_value_t = SchemaChangeArg::Fail)]
+    pub on_schema_change: SchemaChangeArg,
+    /// Failing rows shown per check.
+    #[arg(long, default_value_t = 5)]
+    pub samples: usize,
+    /// Columns shown with every failing row (e.g. event_id).
+    #[arg(long, value_delimiter = ',')]
+    pub key_columns: Vec<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ModeArg {
+    Copy,
+    Register,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum SchemaChangeArg {
+    Fail,
+    AddColumns,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunsCommand {
+    /// Recent runs, newest first.
+    #[command(after_help = "Example:\n  sluice runs list --limit 5")]
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One run: steps, attempts, errors, compensations.
+    #[command(after_help = "Example:\n  sluice runs show 0193a3c1-...")]
+    Show { run_id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RefCommand {
+    /// List them with their snapshot ids.
+    #[command(after_help = "Example:\n  sluice branch list analytics.events")]
+    List { table: String },
+    /// Create one.
+    #[command(
+        after_help = "Example:\n  sluice branch create analytics.events dev --from main\n  sluice tag create analytics.events v1 --at main"
+    )]
+    Create {
+        table: String,
+        name: String,
+        /// Ref to start from (branches).
+        #[arg(long, alias = "at", default_value = "main")]
+        from: String,
+    },
+    /// Delete one (`main` cannot be deleted).
+    #[command(after_help = "Example:\n  sluice branch delete analytics.events dev")]
+    Delete { table: String, name: String },
+}
+
+/// Parses `90s`, `5m`, `1h`, `2d`, `500ms`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration such as 30s, 5m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => return Ok(std::time::Duration::from_millis(n)),
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown unit `{unit}` (use ms, s, m, h or d)"
+            ));
+        }
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}

@@ -1,0 +1,237 @@
+//! `sluice.toml`: where the catalog, the warehouse and the run journal are.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use sluice_lake::{CatalogConfig, LakeConfig, Secret, StorageOptions};
+use sluice_wap::PipelineConfig;
+
+/// The file `sluice init` writes: the embedded default.
+pub const DEFAULT_CONFIG: &str = r#"# sluice configuration. Relative paths are relative to this file.
+
+# The catalog: the embedded SQL catalog on a SQLite file (nothing to start),
+# or any Iceberg REST catalog:
+#   [catalog]
+#   type = "rest"
+#   uri = "http://127.0.0.1:8181"
+#   warehouse = "s3://warehouse/"
+# A REST token or OAuth2 client credentials come from SLUICE_CATALOG_TOKEN or
+# SLUICE_CATALOG_CREDENTIAL ("client_id:client_secret"); they are never printed.
+[catalog]
+type = "sql"
+uri = ".sluice/catalog.db"
+warehouse = ".sluice/warehouse"
+
+# S3-compatible storage for s3:// sources and warehouses. Credentials come from the
+# usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_REGION variables.
+# [storage.s3]
+# endpoint = "http://127.0.0.1:9000"
+# region = "us-east-1"
+# path_style = true
+
+# The run journal (a directory, or an s3:// prefix shared by several machines).
+[journal]
+location = ".sluice/journal"
+lease_ttl_secs = 60
+"#;
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    catalog: CatalogConfig,
+    #[serde(default)]
+    storage: StorageOptions,
+    #[serde(default)]
+    journal: JournalConfig,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct JournalConfig {
+    #[serde(default = "default_journal")]
+    location: String,
+    #[serde(default = "default_ttl")]
+    lease_ttl_secs: u64,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            location: default_journal(),
+            lease_ttl_secs: default_ttl(),
+        }
+    }
+}
+
+fn default_journal() -> String {
+    ".sluice/journal".to_string()
+}
+
+fn default_ttl() -> u64 {
+    60
+}
+
+/// The loaded configuration and where it came from.
+pub struct Config {
+    pub pipeline: PipelineConfig,
+    pub source: String,
+}
+
+/// Finds the configuration: `--config`, then `SLUICE_CONFIG`, then `./sluice.toml`; without
+/// any, the embedded default under `./.sluice/`.
+pub fn load(explicit: Option<&Path>) -> Result<Config> {
+    let from_env = std::env::var_os("SLUICE_CONFIG").map(PathBuf::from);
+    let path = explicit.map(Path::to_path_buf).or(from_env).or_else(|| {
+        let local = PathBuf::from("sluice.toml");
+        local.exists().then_some(local)
+    });
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!("cannot read the configuration file {}", path.display())
+            })?;
+            let dir = path
+                .canonicalize()
+                .with_context(|| format!("cannot resolve {}", path.display()))?
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("/"));
+            let config = parse(&text, &dir)
+                .with_context(|| format!("invalid configuration in {}", path.display()))?;
+            Ok(Config {
+                pipeline: config,
+                source: path.display().to_string(),
+            })
+        }
+        None => {
+            let dir = std::env::current_dir().context("cannot read the current directory")?;
+            Ok(Config {
+                pipeline: parse(DEFAULT_CONFIG, &dir)?,
+                source: "embedded default (./.sluice)".to_string(),
+            })
+        }
+    }
+}
+
+/// Parses a configuration whose relative paths are relative to `dir`.
+pub fn parse(text: &str, dir: &Path) -> Result<PipelineConfig> {
+    let file: FileConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let catalog = match file.catalog {
+        CatalogConfig::Sql {
+            uri,
+            name,
+            warehouse,
+        } => {
+            let uri = absolute(dir, &uri);
+            let warehouse = location(dir, &warehouse);
+            if warehouse.starts_with("file://") {
+                let path = warehouse.trim_start_matches("file://");
+                std::fs::create_dir_all(path)
+                    .with_context(|| format!("cannot create the warehouse directory {path}"))?;
+            }
+            CatalogConfig::Sql {
+                uri,
+                name,
+                warehouse,
+            }
+        }
+        CatalogConfig::Rest {
+            uri,
+            warehouse,
+            prefix,
+            token,
+            credential,
+            oauth2_server_uri,
+            scope,
+        } => {
+            let token =
+                token.or_else(|| std::env::var("SLUICE_CATALOG_TOKEN").ok().map(Secret::new));
+            let credential = credential.or_else(|| {
+                std::env::var("SLUICE_CATALOG_CREDENTIAL")
+                    .ok()
+                    .map(Secret::new)
+            });
+            CatalogConfig::Rest {
+                uri,
+                warehouse,
+                prefix,
+                token,
+                credential,
+                oauth2_server_uri,
+                scope,
+            }
+        }
+    };
+    Ok(PipelineConfig {
+        lake: LakeConfig {
+            catalog,
+            storage: file.storage,
+        },
+        journal: location(dir, &file.journal.location),
+        lease_ttl: Duration::from_secs(file.journal.lease_ttl_secs.max(1)),
+    })
+}
+
+fn absolute(dir: &Path, path: &str) -> String {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        path.to_string()
+    } else {
+        dir.join(p).display().to_string()
+    }
+}
+
+/// A URL stays as it is; a path becomes an absolute `file://` URL.
+fn location(dir: &Path, value: &str) -> String {
+    if value.contains("://") {
+        value.to_string()
+    } else {
+        format!("file://{}", absolute(dir, value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_resolves_relative_to_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = parse(DEFAULT_CONFIG, dir.path()).unwrap();
+        match &config.lake.catalog {
+            CatalogConfig::Sql {
+                uri,
+                warehouse,
+                name,
+            } => {
+                assert_eq!(
+                    uri,
+                    &dir.path().join(".sluice/catalog.db").display().to_string()
+                );
+                assert_eq!(
+                    warehouse,
+                    &format!("file://{}", dir.path().join(".sluice/warehouse").display())
+                );
+                assert_eq!(name, "default");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            config.journal,
+            format!("file://{}", dir.path().join(".sluice/journal").display())
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = parse(
+            "[catalog]\ntype = \"sql\"\nuri = \"x\"\nwarehouse = \"y\"\nbogus = 1\n",
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("bogus"), "{err:#}");
+    }
+}

@@ -1,0 +1,37 @@
+//! The one error type of sluice-wap.
+
+/// What went wrong in the pipeline outside the data itself (a failed audit is not an error:
+/// it is a verdict, reported as [`crate::RunStatus::AuditFailed`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The lakehouse layer failed.
+    #[error(transparent)]
+    Lake(#[from] sluice_lake::Error),
+    /// The transaction engine failed (journal unreachable, lease held, …).
+    #[error(transparent)]
+    Txn(#[from] sluice_txn::Error),
+    /// The checks file is invalid.
+    #[error(transparent)]
+    Checks(#[from] sluice_checks::Error),
+    /// The source cannot be listed.
+    #[error("cannot list the source {source_url}: {reason}")]
+    Source {
+        /// The source as given.
+        source_url: String,
+        /// Why.
+        reason: String,
+    },
+    /// Incoming files do not fit the table and the schema may not change.
+    #[error("{0}")]
+    SchemaDrift(String),
+    /// Arrow failed (projection of schemas).
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// The source holds no parquet file at all.
+    #[error("no parquet files under {0}; check the --source URL (files must end in .parquet)")]
+    EmptySource(String),
+}
+
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,1154 @@
+//! One Write-Audit-Publish run.
+//!
+//! ```text
+//!  list source ── subtract files already in main (from main's own history)
+//!      │ nothing new → nothing_to_do
+//!      ▼
+//!  transaction(run key) ─────────────────────────────────────────────────────────────┐
+//!   write:   stage compensation delete-branch{table, sluice/<run-id>}                 │
+//!            read footers (a bad file fails here, before anything is written)         │
+//!            create or evolve the table; copy (stream + audit in one pass) or         │
+//!            register (footers → stats; read only the columns the checks need)        │
+//!            commit 1: create the branch + append, summary carries the audit verdict  │
+//!   audit:   verdict; a failed error-severity check → rollback (branch deleted)       │
+//!   publish: commit 2: fast-forward main and delete the branch, or, when main moved,  │
+//!            stage a rebase, re-run the checks against the new main, then publish     │
+//!  any failure → compensations run (also by `recover` after a crash) ────────────────┘
+//! ```
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sluice_checks::{
+    AuditReport, CheckSuite, ColumnStats, EvalOptions, Evaluator, StatValue, Status, TableStats,
+};
+use sluice_lake::iceberg_types::{DataFile, PrimitiveLiteral};
+use sluice_lake::{
+    AppendRequest, Lake, LakeConfig, LoadedTable, ParquetFooter, PublishKind, RebaseOptions,
+    RefName, RefSpec, ScanOptions, TableName, WriteOptions, arrow_schema_for, conform_batch,
+    diff_schemas, read_footers,
+};
+use sluice_txn::{
+    Engine, ObjectStoreJournal, Outcome, RecoveryReport, Registry, RetryPolicy, RunFilter,
+    RunReport as TxnRunReport, RunSummary, StepError,
+};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::report::{RunReport, RunStatus};
+use crate::source::{
+    RUN_KEY_PROPERTY, SOURCE_FILES_PROPERTY, SourceFile, ingested, list_source, run_key,
+};
+
+/// Name of the compensation that deletes an audit branch.
+pub const DELETE_BRANCH: &str = "delete-branch";
+
+/// How files get into the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Rewrite the rows into the warehouse as new parquet files (the audit reads them in the
+    /// same pass).
+    #[default]
+    Copy,
+    /// Add the files in place, reading only their footers (and the columns the checks need).
+    Register,
+}
+
+impl Mode {
+    /// `copy` or `register`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Copy => "copy",
+            Mode::Register => "register",
+        }
+    }
+}
+
+/// What to do when incoming files have columns the table lacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchemaChange {
+    /// Fail with a readable diff.
+    #[default]
+    Fail,
+    /// Add the new columns to the table as nullable columns.
+    AddColumns,
+}
+
+/// Receives progress of the write step (the CLI draws a progress bar from it).
+pub trait ProgressSink: Send + Sync {
+    /// The write of `files` files totalling `bytes` bytes starts.
+    fn started(&self, _files: usize, _bytes: u64) {}
+    /// One file is done.
+    fn file_done(&self, _location: &str, _rows: u64, _bytes: u64) {}
+    /// The write is over.
+    fn finished(&self) {}
+}
+
+/// Options of one run.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// A directory, a `file://` or `s3://` prefix, or a single parquet file.
+    pub source: String,
+    /// The target table (created from the first file's schema if missing).
+    pub table: TableName,
+    /// Checks to audit the new rows with (none: every batch is publishable).
+    pub checks: Option<CheckSuite>,
+    /// Copy or register.
+    pub mode: Mode,
+    /// Commit message (`sluice.message`).
+    pub message: Option<String>,
+    /// Author (`sluice.author`).
+    pub author: Option<String>,
+    /// Schema drift policy.
+    pub on_schema_change: SchemaChange,
+    /// Ingest only these files (backfill batches); `None`: everything new under `source`.
+    pub files: Option<Vec<SourceFile>>,
+    /// Failing rows kept per check.
+    pub sample_size: usize,
+    /// Columns added to every failing-row sample.
+    pub key_columns: Vec<String>,
+    /// Files processed at once.
+    pub parallelism: usize,
+    /// Copy-mode file layout.
+    pub write: WriteOptions,
+    /// Progress receiver.
+    pub progress: Option<Arc<dyn ProgressSink>>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("source", &self.source)
+            .field("table", &self.table)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunOptions {
+    /// Defaults: copy mode, no checks, fail on schema drift, one file per core at once.
+    pub fn new(source: impl Into<String>, table: TableName) -> Self {
+        RunOptions {
+            source: source.into(),
+            table,
+            checks: None,
+            mode: Mode::Copy,
+            message: None,
+            author: None,
+            on_schema_change: SchemaChange::Fail,
+            files: None,
+            sample_size: 5,
+            key_columns: Vec::new(),
+            parallelism: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            write: WriteOptions::default(),
+            progress: None,
+        }
+    }
+}
+
+/// Where the lake and the run journal are.
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    /// Catalog and storage.
+    pub lake: LakeConfig,
+    /// Journal location (a local directory or an `s3://` prefix).
+    pub journal: String,
+    /// How long a run's lease lives without renewal; a crashed run can be recovered after it.
+    pub lease_ttl: Duration,
+}
+
+/// The Write-Audit-Publish pipeline over one lake and one journal.
+pub struct Pipeline {
+    lake: Arc<Lake>,
+    engine: Engine,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("lake", &self.lake)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the write step produced (journalled as the step's output).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Written {
+    snapshot_id: i64,
+    base: Option<i64>,
+    rows: u64,
+    data_files: usize,
+    properties: HashMap<String, String>,
+    audit: Option<AuditReport>,
+}
+
+/// What the publish step did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Published {
+    snapshot_id: i64,
+    kind: PublishKind,
+    audit: Option<AuditReport>,
+}
+
+#[derive(Default)]
+struct RunState {
+    step: Option<String>,
+    written: Option<Written>,
+    published: Option<Published>,
+    audit_failed: Option<AuditReport>,
+    timings: Vec<(String, Instant)>,
+}
+
+fn step_error(e: impl Into<Error>) -> StepError {
+    let e: Error = e.into();
+    let transient = match &e {
+        Error::Lake(l) => l.is_retryable(),
+        _ => false,
+    };
+    if transient {
+        StepError::transient(e)
+    } else {
+        StepError::permanent(e)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Pipeline {
+    /// Connects to the lake and opens the journal.
+    pub async fn open(config: &PipelineConfig) -> Result<Pipeline> {
+        let lake = Arc::new(Lake::connect(&config.lake).await?);
+        let (store, prefix) = lake.stores().resolve(&config.journal)?;
+        let journal = ObjectStoreJournal::new(store, prefix);
+        let handler_lake = lake.clone();
+        let registry = Registry::new().with_handler(DELETE_BRANCH, move |payload| {
+            let lake = handler_lake.clone();
+            async move {
+                let table: TableName = payload["table"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|e| StepError::permanent(format!("bad delete-branch payload: {e}")))?;
+                let branch = RefName::new(payload["branch"].as_str().unwrap_or_default())
+                    .map_err(|e| StepError::permanent(format!("bad delete-branch payload: {e}")))?;
+                match lake.delete_ref_if_exists(&table, &branch).await {
+                    Ok(deleted) => {
+                        tracing::info!(%table, %branch, deleted, "audit branch removed");
+                        Ok(())
+                    }
+                    Err(e) => Err(step_error(e)),
+                }
+            }
+        });
+        let engine = Engine::builder(journal)
+            .registry(registry)
+            .lease_ttl(config.lease_ttl)
+            .build();
+        Ok(Pipeline { lake, engine })
+    }
+
+    /// The lake.
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
+    /// Finishes or rolls back what dead processes left open.
+    pub async fn recover(&self) -> Result<RecoveryReport> {
+        Ok(self.engine.recover().await?)
+    }
+
+    /// Past runs, newest first.
+    pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>> {
+        Ok(self.engine.list_runs(filter).await?)
+    }
+
+    /// One run with its steps, attempts, errors and compensations.
+    pub async fn show_run(&self, run_id: Uuid) -> Result<TxnRunReport> {
+        Ok(self.engine.show_run(run_id).await?)
+    }
+
+    /// The source files not yet in `main`.
+    pub async fn pending_files(&self, source: &str, table: &TableName) -> Result<Vec<SourceFile>> {
+        let listed = list_source(&self.lake, source).await?;
+        let done = ingested(&self.lake, table).await?;
+        Ok(listed
+            .into_iter()
+            .filter(|f| !done.files.contains(&f.location))
+            .collect())
+    }
+
+    /// Runs the checks against a ref of a table (an ad-hoc audit; nothing changes).
+    pub async fn audit_ref(
+        &self,
+        table: &TableName,
+        spec: &RefSpec,
+        suite: &CheckSuite,
+        options: EvalOptions,
+    ) -> Result<AuditReport> {
+        let resolved = self.lake.resolve(table, spec).await?;
+        let mut evaluator = suite.evaluator(&resolved.schema, options);
+        let columns = evaluator.required_columns();
+        if evaluator.needs_data() {
+            let (_, stream) = self
+                .lake
+                .scan(
+                    table,
+                    spec,
+                    &ScanOptions {
+                        columns: Some(columns),
+                        batch_size: Some(64 * 1024),
+                    },
+                )
+                .await?;
+            let mut stream = stream;
+            while let Some(batch) = stream.try_next().await? {
+                evaluator.update(&batch)?;
+            }
+        }
+        Ok(evaluator.finish())
+    }
+
+    /// One Write-Audit-Publish run. `Err` only when the run could not start (the source cannot
+    /// be listed, the journal is unusable); every failure after that is a report with status
+    /// `failed` or `audit_failed`, and nothing was published.
+    pub async fn run(&self, options: &RunOptions) -> Result<RunReport> {
+        let started = Instant::now();
+        let commits_before = self.lake.commits_made();
+        let table = &options.table;
+        let mut report = RunReport::new(String::new(), table.to_string(), options.mode.as_str());
+        let listed = match &options.files {
+            Some(files) => files.clone(),
+            None => list_source(&self.lake, &options.source).await?,
+        };
+        let done = ingested(&self.lake, table).await?;
+        let files: Vec<SourceFile> = listed
+            .into_iter()
+            .filter(|f| !done.files.contains(&f.location))
+            .collect();
+        report.time("list", started);
+        report.files = files.iter().map(|f| f.location.clone()).collect();
+        if files.is_empty() {
+            report.status = RunStatus::NothingToDo;
+            return Ok(report);
+        }
+        let key = run_key(table, &files);
+        report.run_key = Some(key.clone());
+
+        let state = Mutex::new(RunState::default());
+        let state = &state;
+        let files = &files;
+        let key_ref = &key;
+        let outcome = self
+            .engine
+            .transaction(key.clone())
+            .name(format!("run {table}"))
+            .params(json!({
+                "table": table.to_string(),
+                "source": options.source,
+                "mode": options.mode.as_str(),
+                "files": files.len(),
+            }))
+            .run(async |tx| {
+                let run_id = tx.run_id().to_string();
+                let branch = RefName::new(format!("sluice/{run_id}")).map_err(step_error)?;
+                let branch = &branch;
+                lock(state).step = Some("write".into());
+                let write_started = Instant::now();
+                let written: Written = tx
+                    .step("write")
+                    .retry(RetryPolicy::no_retry())
+                    .run(async |step| {
+                        step.stage_compensation(
+                            DELETE_BRANCH,
+                            json!({"table": table.to_string(), "branch": branch.to_string()}),
+                        )
+                        .await
+                        .map_err(step_error)?;
+                        self.write(options, files, branch, &run_id, key_ref)
+                            .await
+                            .map_err(step_error)
+                    })
+                    .await?;
+                {
+                    let mut s = lock(state);
+                    s.timings.push(("write".into(), write_started));
+                    s.written = Some(written.clone());
+                    s.step = Some("audit".into());
+                }
+                let audit_started = Instant::now();
+                let verdict: bool = tx
+                    .step("audit")
+                    .run(async |_| Ok(written.audit.as_ref().is_none_or(AuditReport::publishable)))
+                    .await?;
+                lock(state).timings.push(("audit".into(), audit_started));
+                if !verdict {
+                    let audit = written.audit.clone();
+                    let failing = audit.as_ref().map(failing_checks).unwrap_or_default();
+                    lock(state).audit_failed = audit;
+                    return Err(StepError::permanent(format!("audit failed: {failing}")));
+                }
+                lock(state).step = Some("publish".into());
+                let publish_started = Instant::now();
+                let published: Published = tx
+                    .step("publish")
+                    .retry(RetryPolicy::new(5).with_base_delay(Duration::from_millis(50)))
+                    .run(async |_| self.publish(options, branch, &written).await)
+                    .await?;
+                {
+                    let mut s = lock(state);
+                    s.timings.push(("publish".into(), publish_started));
+                    s.published = Some(published.clone());
+                }
+                Ok(json!({
+                    "snapshot_id": published.snapshot_id,
+                    "rows": written.rows,
+                    "publish": published.kind,
+                }))
+            })
+            .await?;
+
+        let mut s = lock(state);
+        report.run_id = outcome.run_id().to_string();
+        report.branch = Some(format!("sluice/{}", outcome.run_id()));
+        for (step, at) in s.timings.drain(..) {
+            report.time(&step, at);
+        }
+        if let Some(w) = &s.written {
+            report.rows = w.rows;
+            report.audit = w.audit.clone();
+        }
+        match outcome {
+            Outcome::Committed { .. } => {
+                let published = s.published.take();
+                report.status = RunStatus::Published;
+                if let Some(p) = published {
+                    report.snapshot_id = Some(p.snapshot_id);
+                    report.publish = Some(p.kind);
+                    if p.audit.is_some() {
+                        report.audit = p.audit;
+                    }
+                }
+            }
+            Outcome::Skipped { committed_run, .. } => {
+                report.status = RunStatus::NothingToDo;
+                report.error = Some(format!(
+                    "these files were already published by run {committed_run}"
+                ));
+            }
+            Outcome::RolledBack { error, .. } => {
+                if let Some(audit) = s.audit_failed.take() {
+                    report.status = RunStatus::AuditFailed;
+                    report.audit = Some(audit);
+                    report.failed_step = Some("audit".into());
+                } else {
+                    report.status = RunStatus::Failed;
+                    report.failed_step = s.step.clone();
+                }
+                report.error = Some(error);
+            }
+            Outcome::Failed {
+                error,
+                failed_hooks,
+                ..
+            } => {
+                report.status = RunStatus::Failed;
+                report.failed_step = s.step.clone();
+                let hooks: Vec<String> = failed_hooks.iter().map(|h| h.name.clone()).collect();
+                report.error = Some(format!(
+                    "{error}; undoing it failed too ({}); run `sluice recover` to finish the rollback",
+                    hooks.join(", ")
+                ));
+            }
+            _ => {
+                report.status = RunStatus::Failed;
+                report.error = Some("the transaction ended in an unknown state".into());
+            }
+        }
+        report.time("total", started);
+        report.commits = self.lake.commits_made() - commits_before;
+        Ok(report)
+    }
+
+    async fn write(
+        &self,
+        options: &RunOptions,
+        files: &[SourceFile],
+        branch: &RefName,
+        run_id: &str,
+        key: &str,
+    ) -> Result<Written> {
+        let lake = &self.lake;
+        let name = &options.table;
+        let locations: Vec<String> = files.iter().map(|f| f.location.clone()).collect();
+        // Every footer first: a corrupt file fails the run before anything is written.
+        let footers = read_footers(lake.stores(), &locations).await?;
+        let mut table = match lake.load_table(name).await {
+            Ok(t) => t,
+            Err(sluice_lake::Error::TableNotFound { .. }) => match lake
+                .create_table(name, &footers[0].schema)
+                .await
+            {
+                Ok(t) => t,
+                Err(sluice_lake::Error::TableAlreadyExists { .. }) => lake.load_table(name).await?,
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) => return Err(e.into()),
+        };
+        table = self.reconcile_schema(options, table, &footers).await?;
+        let table_schema = arrow_schema_for(table.metadata().current_schema())?;
+        // The branch is cut from the main the table-scoped checks are run against; if main
+        // moves later, publishing rebases and runs them again.
+        let base = lake.resolve(name, &RefSpec::main()).await?.snapshot_id;
+        let mut evaluator = options.checks.as_ref().map(|suite| {
+            suite.evaluator(
+                &table_schema,
+                EvalOptions::default()
+                    .with_sample_size(options.sample_size)
+                    .with_key_columns(options.key_columns.clone()),
+            )
+        });
+        if let (Some(ev), Some(base)) = (evaluator.as_mut(), base) {
+            observe_existing(lake, name, &RefSpec::Snapshot(base), ev).await?;
+        }
+
+        let progress = options.progress.clone();
+        if let Some(p) = &progress {
+            p.started(files.len(), files.iter().map(|f| f.size).sum());
+        }
+        let (data_files, evaluator, rows) = match options.mode {
+            Mode::Copy => {
+                self.copy(options, &table, &table_schema, footers, evaluator)
+                    .await?
+            }
+            Mode::Register => {
+                let data_files = lake.data_files_from_footers(&table, &footers).await?;
+                let evaluator = match evaluator {
+                    Some(mut ev) => {
+                        let stats = stats_of(&table, &data_files);
+                        let answered = ev.apply_stats(&stats)?;
+                        tracing::debug!(?answered, "checks answered from footer statistics");
+                        if ev.needs_data() {
+                            ev = read_for_audit(
+                                lake,
+                                &table_schema,
+                                &footers,
+                                ev,
+                                options.parallelism,
+                                name,
+                            )
+                            .await?;
+                        }
+                        Some(ev)
+                    }
+                    None => None,
+                };
+                if let Some(p) = &progress {
+                    for (f, d) in footers.iter().zip(&data_files) {
+                        p.file_done(&f.location, d.record_count(), f.size);
+                    }
+                }
+                let rows = data_files.iter().map(|d| d.record_count()).sum();
+                (data_files, evaluator, rows)
+            }
+        };
+        if let Some(p) = &progress {
+            p.finished();
+        }
+        let audit = evaluator.map(Evaluator::finish);
+        let mut properties = HashMap::from([
+            ("sluice.run-id".to_string(), run_id.to_string()),
+            (RUN_KEY_PROPERTY.to_string(), key.to_string()),
+            (SOURCE_FILES_PROPERTY.to_string(), locations.join("\n")),
+            ("sluice.mode".to_string(), options.mode.as_str().to_string()),
+            (
+                "sluice.audit".to_string(),
+                audit
+                    .as_ref()
+                    .map(audit_summary)
+                    .unwrap_or_else(|| "no checks".to_string()),
+            ),
+            (
+                "sluice.message".to_string(),
+                options.message.clone().unwrap_or_else(|| {
+                    format!("ingest {} file(s) from {}", files.len(), options.source)
+                }),
+            ),
+        ]);
+        if let Some(author) = &options.author {
+            properties.insert("sluice.author".to_string(), author.clone());
+        }
+        let data_file_count = data_files.len();
+        let outcome = lake
+            .commit_append(
+                name,
+                AppendRequest {
+                    branch: branch.clone(),
+                    create_from: Some(base.map(RefSpec::Snapshot).unwrap_or_else(RefSpec::main)),
+                    files: data_files,
+                    properties: properties.clone(),
+                },
+            )
+            .await?;
+        Ok(Written {
+            snapshot_id: outcome.snapshot_id,
+            base,
+            rows,
+            data_files: data_file_count,
+            properties,
+            audit,
+        })
+    }
+
+    /// Fails on drift, or adds the new columns when allowed. Type changes and missing required
+    /// columns always fail, naming the file.
+    async fn reconcile_schema(
+        &self,
+        options: &RunOptions,
+        table: LoadedTable,
+        footers: &[ParquetFooter],
+    ) -> Result<LoadedTable> {
+        let table_schema = arrow_schema_for(table.metadata().current_schema())?;
+        let mut new_columns: Vec<arrow_schema::Field> = Vec::new();
+        for footer in footers {
+            let diff = diff_schemas(&table_schema, &footer.schema);
+            if !diff.type_changes.is_empty() || !diff.missing_required.is_empty() {
+                let d = sluice_lake::SchemaDiff {
+                    extra: Vec::new(),
+                    ..diff
+                };
+                return Err(Error::SchemaDrift(format!(
+                    "schema of {} does not match table {}: {}",
+                    footer.location,
+                    options.table,
+                    d.describe()
+                )));
+            }
+            if !diff.extra.is_empty() && options.on_schema_change == SchemaChange::Fail {
+                return Err(Error::SchemaDrift(format!(
+                    "schema of {} does not match table {}: {}",
+                    footer.location,
+                    options.table,
+                    diff.describe()
+                )));
+            }
+            for f in diff.extra {
+                if !new_columns.iter().any(|c| c.name() == f.name()) {
+                    new_columns.push(f);
+                }
+            }
+        }
+        if new_columns.is_empty() {
+            return Ok(table);
+        }
+        tracing::info!(table = %options.table, columns = ?new_columns.iter().map(|f| f.name()).collect::<Vec<_>>(), "adding columns");
+        self.lake.add_columns(&options.table, &new_columns).await?;
+        Ok(self.lake.load_table(&options.table).await?)
+    }
+
+    async fn copy(
+        &self,
+        options: &RunOptions,
+        table: &LoadedTable,
+        table_schema: &arrow_schema::SchemaRef,
+        footers: Vec<ParquetFooter>,
+        evaluator: Option<Evaluator>,
+    ) -> Result<(Vec<DataFile>, Option<Evaluator>, u64)> {
+        let workers = options.parallelism.clamp(1, footers.len().max(1));
+        let queue = Arc::new(Mutex::new(footers.into_iter().collect::<VecDeque<_>>()));
+        let mut tasks = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let writer = self.lake.table_writer(table, &options.write).await?;
+            let worker = CopyWorker {
+                lake: self.lake.clone(),
+                table: options.table.to_string(),
+                schema: table_schema.clone(),
+                queue: queue.clone(),
+                evaluator: evaluator.as_ref().map(Evaluator::fork),
+                progress: options.progress.clone(),
+            };
+            tasks.push(tokio::spawn(worker.run(writer)));
+        }
+        let mut files = Vec::new();
+        let mut merged = evaluator;
+        let mut rows = 0;
+        let mut first_error = None;
+        for task in tasks {
+            match task.await {
+                Ok(Ok((f, ev, r))) => {
+                    files.extend(f);
+                    rows += r;
+                    if let (Some(m), Some(ev)) = (merged.as_mut(), ev) {
+                        m.merge(ev)?;
+                    }
+                }
+                Ok(Err(e)) => {
+                    // Stop the other workers early: they drain the same queue.
+                    lock(&queue).clear();
+                    first_error.get_or_insert(e);
+                }
+                Err(join) => {
+                    lock(&queue).clear();
+                    first_error.get_or_insert(Error::Source {
+                        source_url: options.source.clone(),
+                        reason: format!("a writer task failed: {join}"),
+                    });
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            // Written files are not referenced by any snapshot; remove them.
+            for f in &files {
+                if let Ok((store, path)) = self.lake.stores().resolve(f.file_path()) {
+                    let _ = store.delete(&path).await;
+                }
+            }
+            return Err(e);
+        }
+        Ok((files, merged, rows))
+    }
+
+    async fn publish(
+        &self,
+        options: &RunOptions,
+        branch: &RefName,
+        written: &Written,
+    ) -> Result<Published, StepError> {
+        let lake = &self.lake;
+        let name = &options.table;
+        let main = RefName::main();
+        // A run that published before it crashed is recognised by its run key in main.
+        if let Some(key) = written.properties.get(RUN_KEY_PROPERTY)
+            && ingested(lake, name)
+                .await
+                .map_err(step_error)?
+                .run_keys
+                .contains(key)
+        {
+            lake.delete_ref_if_exists(name, branch)
+                .await
+                .map_err(step_error)?;
+            let head = lake
+                .resolve(name, &RefSpec::main())
+                .await
+                .map_err(step_error)?
+                .snapshot_id
+                .unwrap_or_default();
+            return Ok(Published {
+                snapshot_id: head,
+                kind: PublishKind::UpToDate,
+                audit: None,
+            });
+        }
+        match lake.fast_forward_and_delete(name, &main, branch).await {
+            Ok(outcome) => {
+                return Ok(Published {
+                    snapshot_id: outcome.snapshot_id,
+                    kind: outcome.kind,
+                    audit: None,
+                });
+            }
+            Err(sluice_lake::Error::CannotPublish { .. }) => {}
+            Err(e) => return Err(step_error(e)),
+        }
+        // main moved since the branch was cut: re-apply our appends on top of it, audit the
+        // result against the new main, and only then move main.
+        let mut properties = written.properties.clone();
+        properties.remove(sluice_lake::COMMIT_ID_PROPERTY);
+        let staged = lake
+            .rebase_appends(
+                name,
+                &main,
+                branch,
+                RebaseOptions {
+                    properties,
+                    stage: true,
+                },
+            )
+            .await
+            .map_err(step_error)?;
+        let mut audit = None;
+        if let Some(suite) = &options.checks {
+            let report = self
+                .reaudit(options, suite, branch, staged.parent_id)
+                .await
+                .map_err(step_error)?;
+            if !report.publishable() {
+                return Err(StepError::permanent(format!(
+                    "audit failed after rebasing onto the new main: {}",
+                    failing_checks(&report)
+                )));
+            }
+            audit = Some(report);
+        }
+        match lake
+            .publish_staged_and_delete(name, &main, staged.snapshot_id, branch)
+            .await
+        {
+            Ok(outcome) => Ok(Published {
+                snapshot_id: outcome.snapshot_id,
+                kind: PublishKind::Rebase,
+                audit,
+            }),
+            // main moved again: the step is retried (a new rebase).
+            Err(e) => Err(step_error(e)),
+        }
+    }
+
+    /// The checks again, over the branch's rows, with the new main as the existing rows.
+    async fn reaudit(
+        &self,
+        options: &RunOptions,
+        suite: &CheckSuite,
+        branch: &RefName,
+        new_main: Option<i64>,
+    ) -> Result<AuditReport> {
+        let lake = &self.lake;
+        let name = &options.table;
+        let spec = RefSpec::parse(branch.as_str())?;
+        let resolved = lake.resolve(name, &spec).await?;
+        let mut ev = suite.evaluator(
+            &resolved.schema,
+            EvalOptions::default()
+                .with_sample_size(options.sample_size)
+                .with_key_columns(options.key_columns.clone()),
+        );
+        if let Some(main) = new_main {
+            observe_existing(lake, name, &RefSpec::Snapshot(main), &mut ev).await?;
+        }
+        // Only the rows this run added: the branch's own data files.
+        let written = lake.log(name, &spec, Some(1)).await?;
+        let head = written.first().map(|c| c.snapshot_id);
+        let (_, stream) = lake
+            .scan(
+                name,
+                &spec,
+                &ScanOptions {
+                    columns: Some(ev.required_columns()),
+                    batch_size: Some(64 * 1024),
+                },
+            )
+            .await?;
+        let base_rows = match written.first().and_then(|c| c.parent_id) {
+            Some(parent) => lake
+                .log(name, &RefSpec::Snapshot(parent), Some(1))
+                .await?
+                .first()
+                .and_then(|c| c.total_records),
+            None => Some(0),
+        };
+        // The branch holds base rows + ours; a branch cut from an empty main holds only ours.
+        if base_rows.unwrap_or(0) > 0 {
+            tracing::debug!(
+                ?head,
+                "re-auditing a branch with base rows: reading only the appended files"
+            );
+            let batches = self
+                .read_branch_appends(options, branch, &ev.required_columns())
+                .await?;
+            for b in batches {
+                ev.update(&b)?;
+            }
+        } else {
+            let mut stream = stream;
+            while let Some(batch) = stream.try_next().await? {
+                ev.update(&batch)?;
+            }
+        }
+        Ok(ev.finish())
+    }
+
+    /// Reads the rows of the data files the branch's head snapshot added.
+    async fn read_branch_appends(
+        &self,
+        options: &RunOptions,
+        branch: &RefName,
+        columns: &[String],
+    ) -> Result<Vec<arrow_array::RecordBatch>> {
+        let table = self.lake.load_table(&options.table).await?;
+        let schema = arrow_schema_for(table.metadata().current_schema())?;
+        let head = self
+            .lake
+            .resolve(&options.table, &RefSpec::parse(branch.as_str())?)
+            .await?
+            .snapshot_id;
+        let Some(head) = head else {
+            return Ok(Vec::new());
+        };
+        let commits = self
+            .lake
+            .log(&options.table, &RefSpec::Snapshot(head), Some(1))
+            .await?;
+        let locations: Vec<String> = commits
+            .first()
+            .and_then(|c| c.summary.get(SOURCE_FILES_PROPERTY))
+            .map(|s| s.lines().map(str::to_string).collect())
+            .unwrap_or_default();
+        // In register mode the appended files are the source files; in copy mode their rows
+        // are identical to the source files' rows, so reading the sources is equivalent.
+        let footers = read_footers(self.lake.stores(), &locations).await?;
+        let indices: Vec<usize> = columns
+            .iter()
+            .filter_map(|c| schema.index_of(c).ok())
+            .collect();
+        let projected = Arc::new(schema.project(&indices)?);
+        let mut out = Vec::new();
+        for f in &footers {
+            out.extend(
+                read_columns(
+                    &self.lake,
+                    f,
+                    &projected,
+                    columns,
+                    &options.table.to_string(),
+                )
+                .await?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+struct CopyWorker {
+    lake: Arc<Lake>,
+    table: String,
+    schema: arrow_schema::SchemaRef,
+    queue: Arc<Mutex<VecDeque<ParquetFooter>>>,
+    evaluator: Option<Evaluator>,
+    progress: Option<Arc<dyn ProgressSink>>,
+}
+
+impl CopyWorker {
+    async fn run(
+        mut self,
+        mut writer: sluice_lake::TableWriter,
+    ) -> Result<(Vec<DataFile>, Option<Evaluator>, u64)> {
+        let mut rows = 0u64;
+        loop {
+            let next = lock(&self.queue).pop_front();
+            let Some(footer) = next else { break };
+            let (store, path) = self.lake.stores().resolve(&footer.location)?;
+            let reader = ParquetObjectReader::new(store, path).with_file_size(footer.size);
+            let corrupt = |e: parquet::errors::ParquetError| {
+                Error::Lake(sluice_lake::Error::CorruptFile {
+                    path: footer.location.clone(),
+                    reason: e.to_string(),
+                })
+            };
+            let mut stream = ParquetRecordBatchStreamBuilder::new(reader)
+                .await
+                .map_err(corrupt)?
+                .with_batch_size(64 * 1024)
+                .build()
+                .map_err(corrupt)?;
+            let mut file_rows = 0u64;
+            while let Some(batch) = stream.try_next().await.map_err(corrupt)? {
+                let batch = conform_batch(&self.table, &footer.location, &self.schema, &batch)?;
+                if let Some(ev) = self.evaluator.as_mut() {
+                    ev.update(&batch)?;
+                }
+                file_rows += batch.num_rows() as u64;
+                writer.write(&batch, &footer.location).await?;
+            }
+            rows += file_rows;
+            if let Some(p) = &self.progress {
+                p.file_done(&footer.location, file_rows, footer.size);
+            }
+        }
+        let files = writer.finish().await?;
+        Ok((files, self.evaluator, rows))
+    }
+}
+
+async fn observe_existing(
+    lake: &Lake,
+    name: &TableName,
+    spec: &RefSpec,
+    ev: &mut Evaluator,
+) -> Result<()> {
+    let columns = ev.existing_columns();
+    if columns.is_empty() {
+        return Ok(());
+    }
+    let (_, mut stream) = lake
+        .scan(
+            name,
+            spec,
+            &ScanOptions {
+                columns: Some(columns),
+                batch_size: Some(64 * 1024),
+            },
+        )
+        .await?;
+    while let Some(batch) = stream.try_next().await? {
+        ev.observe_existing(&batch)?;
+    }
+    Ok(())
+}
+
+/// Reads the columns the remaining checks need from each registered file, a few files at once.
+async fn read_for_audit(
+    lake: &Arc<Lake>,
+    table_schema: &arrow_schema::SchemaRef,
+    footers: &[ParquetFooter],
+    evaluator: Evaluator,
+    parallelism: usize,
+    name: &TableName,
+) -> Result<Evaluator> {
+    let columns = evaluator.required_columns();
+    let indices: Vec<usize> = columns
+        .iter()
+        .filter_map(|c| table_schema.index_of(c).ok())
+        .collect();
+    let projected = Arc::new(table_schema.project(&indices)?);
+    let queue = Arc::new(Mutex::new(footers.iter().cloned().collect::<VecDeque<_>>()));
+    let mut tasks = Vec::new();
+    for _ in 0..parallelism.clamp(1, footers.len().max(1)) {
+        let (lake, queue, projected, columns) = (
+            lake.clone(),
+            queue.clone(),
+            projected.clone(),
+            columns.clone(),
+        );
+        let mut ev = evaluator.fork();
+        let table = name.to_string();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let next = lock(&queue).pop_front();
+                let Some(footer) = next else { break };
+                for batch in read_columns(&lake, &footer, &projected, &columns, &table).await? {
+                    ev.update(&batch)?;
+                }
+            }
+            Ok::<_, Error>(ev)
+        }));
+    }
+    let mut merged = evaluator;
+    for task in tasks {
+        let ev = task.await.map_err(|e| Error::Source {
+            source_url: name.to_string(),
+            reason: format!("an audit task failed: {e}"),
+        })??;
+        merged.merge(ev)?;
+    }
+    Ok(merged)
+}
+
+async fn read_columns(
+    lake: &Lake,
+    footer: &ParquetFooter,
+    projected: &arrow_schema::SchemaRef,
+    columns: &[String],
+    table: &str,
+) -> Result<Vec<arrow_array::RecordBatch>> {
+    let (store, path) = lake.stores().resolve(&footer.location)?;
+    let reader = ParquetObjectReader::new(store, path).with_file_size(footer.size);
+    let corrupt = |e: parquet::errors::ParquetError| {
+        Error::Lake(sluice_lake::Error::CorruptFile {
+            path: footer.location.clone(),
+            reason: e.to_string(),
+        })
+    };
+    let builder = ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(corrupt)?;
+    let roots: Vec<usize> = columns
+        .iter()
+        .filter_map(|c| footer.schema.index_of(c).ok())
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let stream = builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(corrupt)?;
+    let batches: Vec<arrow_array::RecordBatch> = stream.try_collect().await.map_err(corrupt)?;
+    batches
+        .iter()
+        .map(|b| conform_batch(table, &footer.location, projected, b).map_err(Error::from))
+        .collect()
+}
+
+/// Exact statistics of the registered files, for the checks' statistics shortcut.
+fn stats_of(table: &LoadedTable, files: &[DataFile]) -> TableStats {
+    let schema = table.metadata().current_schema();
+    let mut total: Option<TableStats> = None;
+    for file in files {
+        let mut stats = TableStats::new(file.record_count());
+        for field in schema.as_struct().fields() {
+            let column = ColumnStats {
+                null_count: file.null_value_counts().get(&field.id).copied(),
+                nan_count: file.nan_value_counts().get(&field.id).copied(),
+                min: file
+                    .lower_bounds()
+                    .get(&field.id)
+                    .and_then(|d| stat_value(d.literal())),
+                max: file
+                    .upper_bounds()
+                    .get(&field.id)
+                    .and_then(|d| stat_value(d.literal())),
+            };
+            stats = stats.with_column(field.name.clone(), column);
+        }
+        total = Some(match total {
+            Some(t) => t.merge(stats),
+            None => stats,
+        });
+    }
+    total.unwrap_or_default()
+}
+
+fn stat_value(literal: &PrimitiveLiteral) -> Option<StatValue> {
+    match literal {
+        PrimitiveLiteral::Boolean(b) => Some(StatValue::Bool(*b)),
+        PrimitiveLiteral::Int(v) => Some(StatValue::Int(i64::from(*v))),
+        PrimitiveLiteral::Long(v) => Some(StatValue::Int(*v)),
+        PrimitiveLiteral::Float(v) => Some(StatValue::Float(f64::from(v.0))),
+        PrimitiveLiteral::Double(v) => Some(StatValue::Float(v.0)),
+        PrimitiveLiteral::String(s) => Some(StatValue::Str(s.clone())),
+        _ => None,
+    }
+}
+
+/// A short line for the snapshot summary: `passed: 5 checks` or `failed: unique(event_id)`.
+pub fn audit_summary(report: &AuditReport) -> String {
+    let warned = report
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Warn)
+        .count();
+    if report.publishable() {
+        let mut s = format!("passed: {} checks", report.checks.len());
+        if warned > 0 {
+            s.push_str(&format!(" ({warned} warning(s))"));
+        }
+        s
+    } else {
+        format!("failed: {}", failing_checks(report))
+    }
+}
+
+fn failing_checks(report: &AuditReport) -> String {
+    report
+        .checks
+        .iter()
+        .filter(|c| {
+            c.severity == sluice_checks::Severity::Error
+                && matches!(c.status, Status::Fail | Status::Error)
+        })
+        .map(|c| c.name.clone())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

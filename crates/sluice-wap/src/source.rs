@@ -1,0 +1,153 @@
+//! Sources: the parquet files under a URL, the run key, and the files a table already holds.
+
+use std::collections::HashSet;
+
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sluice_lake::{Lake, RefSpec, TableName};
+
+use crate::error::{Error, Result};
+
+/// Snapshot summary property listing the source files a publish ingested (one per line).
+pub const SOURCE_FILES_PROPERTY: &str = "sluice.source-files";
+/// Snapshot summary property holding the run key.
+pub const RUN_KEY_PROPERTY: &str = "sluice.run-key";
+
+/// A source file.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SourceFile {
+    /// Full location (`file:///…`, `s3://bucket/…`).
+    pub location: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The store's entity tag, when it has one.
+    pub etag: Option<String>,
+}
+
+/// Lists the `*.parquet` files under `source` (a directory, a prefix, or a single file),
+/// sorted by location. Other files are ignored.
+pub async fn list_source(lake: &Lake, source: &str) -> Result<Vec<SourceFile>> {
+    let url = sluice_lake::parse_location(source)?;
+    let (store, prefix) = lake.stores().resolve(source)?;
+    let base = match url.scheme() {
+        "file" => "file://".to_string(),
+        scheme => format!("{scheme}://{}", url.host_str().unwrap_or_default()),
+    };
+    let location_of = |path: &object_store::path::Path| format!("{base}/{path}");
+    // A single file?
+    if source.to_ascii_lowercase().ends_with(".parquet")
+        && let Ok(meta) = store.head(&prefix).await
+    {
+        return Ok(vec![SourceFile {
+            location: location_of(&meta.location),
+            size: meta.size,
+            etag: meta.e_tag,
+        }]);
+    }
+    let listing: Vec<object_store::ObjectMeta> = store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| Error::Source {
+            source_url: source.to_string(),
+            reason: e.to_string(),
+        })?;
+    let mut files: Vec<SourceFile> = listing
+        .into_iter()
+        .filter(|m| {
+            m.location.filename().is_some_and(|f| {
+                f.to_ascii_lowercase().ends_with(".parquet") && !f.starts_with('.')
+            })
+        })
+        .map(|m| SourceFile {
+            location: location_of(&m.location),
+            size: m.size,
+            etag: m.e_tag,
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The run key: a digest of the file set (locations, sizes and etags), independent of order.
+pub fn run_key(table: &TableName, files: &[SourceFile]) -> String {
+    let mut lines: Vec<String> = files
+        .iter()
+        .map(|f| {
+            format!(
+                "{}\t{}\t{}",
+                f.location,
+                f.size,
+                f.etag.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    lines.sort();
+    let mut hasher = Sha256::new();
+    hasher.update(table.to_string().as_bytes());
+    for line in lines {
+        hasher.update(b"\n");
+        hasher.update(line.as_bytes());
+    }
+    hex::encode(&hasher.finalize()[..16])
+}
+
+/// What `main` of a table already holds, read from the table's own history.
+#[derive(Debug, Default, Clone)]
+pub struct Ingested {
+    /// Source file locations published so far.
+    pub files: HashSet<String>,
+    /// Run keys published so far.
+    pub run_keys: HashSet<String>,
+}
+
+/// Walks `main`'s history and collects the source files and run keys of every publish.
+pub async fn ingested(lake: &Lake, table: &TableName) -> Result<Ingested> {
+    if !lake.table_exists(table).await? {
+        return Ok(Ingested::default());
+    }
+    let mut out = Ingested::default();
+    for commit in lake.log(table, &RefSpec::main(), None).await? {
+        if let Some(files) = commit.summary.get(SOURCE_FILES_PROPERTY) {
+            out.files
+                .extend(files.lines().filter(|l| !l.is_empty()).map(str::to_string));
+        }
+        if let Some(key) = commit.summary.get(RUN_KEY_PROPERTY) {
+            out.run_keys.insert(key.clone());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_key_ignores_order_and_sees_changes() {
+        let t: TableName = "ns.t".parse().unwrap();
+        let a = SourceFile {
+            location: "file:///a.parquet".into(),
+            size: 1,
+            etag: None,
+        };
+        let b = SourceFile {
+            location: "file:///b.parquet".into(),
+            size: 2,
+            etag: None,
+        };
+        assert_eq!(
+            run_key(&t, &[a.clone(), b.clone()]),
+            run_key(&t, &[b.clone(), a.clone()])
+        );
+        let b2 = SourceFile {
+            size: 3,
+            ..b.clone()
+        };
+        assert_ne!(run_key(&t, &[a.clone(), b]), run_key(&t, &[a.clone(), b2]));
+        let other: TableName = "ns.u".parse().unwrap();
+        assert_ne!(run_key(&t, std::slice::from_ref(&a)), run_key(&other, &[a]));
+    }
+}
