@@ -869,7 +869,9 @@ async fn run_demo(ctx: &Ctx<'_>, dir: &Path) -> Result<u8> {
         s.dim("1.")
     ));
     let day1 = pipeline.run(&options).await?;
-    print_run(ctx, &day1);
+    if !ctx.cli.json {
+        print_run(ctx, &day1);
+    }
     pipeline
         .lake()
         .create_tag(&table, &RefName::new("day-1")?, &RefSpec::main())
@@ -884,12 +886,16 @@ async fn run_demo(ctx: &Ctx<'_>, dir: &Path) -> Result<u8> {
     ));
     options.source = dir.join("raw/day-2").display().to_string();
     let day2 = pipeline.run(&options).await?;
-    print_run(ctx, &day2);
+    if !ctx.cli.json {
+        print_run(ctx, &day2);
+    }
 
     say(format!("\n{} ingest raw/day-3", s.dim("3.")));
     options.source = dir.join("raw/day-3").display().to_string();
     let day3 = pipeline.run(&options).await?;
-    print_run(ctx, &day3);
+    if !ctx.cli.json {
+        print_run(ctx, &day3);
+    }
     reports.extend([day1.clone(), day2.clone(), day3.clone()]);
 
     let log = pipeline.lake().log(&table, &RefSpec::main(), None).await?;

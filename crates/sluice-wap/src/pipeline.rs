@@ -223,6 +223,18 @@ fn step_error(e: impl Into<Error>) -> StepError {
     }
 }
 
+/// Crash testing: with `SLUICE_PAUSE_AT=<point>` in the environment, a run announces on stderr
+/// that it reached `<point>` and waits there, so that a test can kill the process at a known
+/// place. Points: `write` (data files written, branch not committed), `after-write`, `audit`,
+/// `publish` (before the publish commit), `after-publish` (published, transaction not yet
+/// committed).
+async fn pause_point(point: &str) {
+    if std::env::var("SLUICE_PAUSE_AT").is_ok_and(|p| p == point) {
+        eprintln!("sluice: paused at {point}");
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -382,6 +394,7 @@ impl Pipeline {
                             .map_err(step_error)
                     })
                     .await?;
+                pause_point("after-write").await;
                 {
                     let mut s = lock(state);
                     s.timings.push(("write".into(), write_started));
@@ -391,7 +404,10 @@ impl Pipeline {
                 let audit_started = Instant::now();
                 let verdict: bool = tx
                     .step("audit")
-                    .run(async |_| Ok(written.audit.as_ref().is_none_or(AuditReport::publishable)))
+                    .run(async |_| {
+                        pause_point("audit").await;
+                        Ok(written.audit.as_ref().is_none_or(AuditReport::publishable))
+                    })
                     .await?;
                 lock(state).timings.push(("audit".into(), audit_started));
                 if !verdict {
@@ -405,8 +421,12 @@ impl Pipeline {
                 let published: Published = tx
                     .step("publish")
                     .retry(RetryPolicy::new(5).with_base_delay(Duration::from_millis(50)))
-                    .run(async |_| self.publish(options, branch, &written).await)
+                    .run(async |_| {
+                        pause_point("publish").await;
+                        self.publish(options, branch, &written).await
+                    })
                     .await?;
+                pause_point("after-publish").await;
                 {
                     let mut s = lock(state);
                     s.timings.push(("publish".into(), publish_started));
@@ -591,6 +611,7 @@ impl Pipeline {
             properties.insert("sluice.author".to_string(), author.clone());
         }
         let data_file_count = data_files.len();
+        pause_point("write").await;
         let outcome = lake
             .commit_append(
                 name,

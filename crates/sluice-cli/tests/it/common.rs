@@ -1,0 +1,154 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+pub const CHECKS: &str = r#"
+[[check]]
+kind = "not_null"
+columns = ["user_id"]
+
+[[check]]
+kind = "unique"
+columns = ["event_id"]
+scope = "table"
+"#;
+
+impl Env {
+    /// A directory with a sluice.toml (short lease, so killed runs are recoverable quickly).
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let config = "[catalog]\ntype = \"sql\"\nuri = \".sluice/catalog.db\"\nwarehouse = \".sluice/warehouse\"\n\n[journal]\nlocation = \".sluice/journal\"\nlease_ttl_secs = 2\n";
+        std::fs::write(dir.path().join("sluice.toml"), config).unwrap();
+        std::fs::write(dir.path().join("checks.toml"), CHECKS).unwrap();
+        Env { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        c.current_dir(self.dir.path())
+            .env_remove("SLUICE_CONFIG")
+            .env_remove("SLUICE_PAUSE_AT")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    pub fn sluice(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// `sluice --json ARGS`, parsed; panics with stderr when stdout is not JSON.
+    pub fn json(&self, args: &[&str]) -> (i32, serde_json::Value) {
+        let out = self.cmd().arg("--json").args(args).output().unwrap();
+        let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): stdout={} stderr={}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), value)
+    }
+
+    pub fn run(&self, source: &str) -> (i32, serde_json::Value) {
+        self.json(&[
+            "run",
+            "--source",
+            source,
+            "--table",
+            "ns.events",
+            "--checks",
+            "checks.toml",
+        ])
+    }
+
+    /// Sorted event ids in a ref.
+    pub fn event_ids(&self, target: &str) -> Vec<i64> {
+        let (code, rows) = self.json(&[
+            "scan",
+            target,
+            "--columns",
+            "event_id",
+            "--limit",
+            "1000000",
+        ]);
+        assert_eq!(code, 0, "{rows}");
+        let mut ids: Vec<i64> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["event_id"].as_i64().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    pub fn branches(&self) -> Vec<String> {
+        let (code, refs) = self.json(&["branch", "list", "ns.events"]);
+        assert_eq!(code, 0, "{refs}");
+        refs.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    pub fn main_log_len(&self) -> usize {
+        let (_, log) = self.json(&["log", "ns.events"]);
+        log.as_array().map(Vec::len).unwrap_or(0)
+    }
+}
+
+pub fn schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("event_id", DataType::Int64, true),
+        Field::new("user_id", DataType::Int64, true),
+        Field::new("event_type", DataType::Utf8, true),
+        Field::new("amount", DataType::Float64, true),
+    ]))
+}
+
+/// Events with ids `ids`; user ids null where `null_users` says.
+pub fn events(ids: std::ops::Range<i64>, null_users: bool) -> RecordBatch {
+    let n = (ids.end - ids.start) as usize;
+    let users: Vec<Option<i64>> = ids
+        .clone()
+        .map(|i| {
+            if null_users && i % 7 == 0 {
+                None
+            } else {
+                Some(i % 100)
+            }
+        })
+        .collect();
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from(ids.clone().collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(users)),
+            Arc::new(StringArray::from(vec!["view"; n])),
+            Arc::new(Float64Array::from(
+                ids.map(|i| i as f64).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .unwrap()
+}
+
+pub fn write(path: &Path, batch: &RecordBatch) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}

@@ -1,0 +1,6 @@
+//! The `sluice` binary, end to end on the embedded default.
+
+mod bad_input;
+mod common;
+mod crash;
+mod runs;

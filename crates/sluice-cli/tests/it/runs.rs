@@ -1,0 +1,194 @@
+use crate::common::*;
+
+#[test]
+fn demo_runs_in_an_empty_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .env_remove("SLUICE_CONFIG")
+        .args(["--json", "demo"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["runs"][1]["status"], "audit_failed");
+    assert_eq!(v["rows_in_main"], 15000);
+    assert_eq!(v["rows_at_tag_day_1"], 10000);
+    assert!(dir.path().join("sluice-demo/.sluice/catalog.db").exists());
+}
+
+#[test]
+fn incremental_runs_ingest_only_new_files() {
+    let env = Env::new();
+    write(&env.path("raw/a.parquet"), &events(0..100, false));
+    write(&env.path("raw/b.parquet"), &events(100..250, false));
+    let (code, first) = env.run("raw");
+    assert_eq!(code, 0, "{first}");
+    assert_eq!(first["status"], "published");
+    assert_eq!(first["rows"], 250);
+    assert_eq!(first["files"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        first["commits"], 2,
+        "a run on an existing main makes two commits: write and publish"
+    );
+    assert!(first["snapshot_id"].is_i64());
+    assert_eq!(first["checks"].as_array().unwrap().len(), 2);
+    assert!(first["durations"]["write_ms"].is_u64());
+
+    write(&env.path("raw/c.parquet"), &events(250..300, false));
+    let (code, second) = env.run("raw");
+    assert_eq!(code, 0, "{second}");
+    assert_eq!(second["rows"], 50);
+    let files = second["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1);
+    assert!(files[0].as_str().unwrap().ends_with("raw/c.parquet"));
+    assert_eq!(second["commits"], 2);
+
+    let (code, third) = env.run("raw");
+    assert_eq!(code, 0);
+    assert_eq!(third["status"], "nothing_to_do");
+    assert_eq!(env.event_ids("ns.events"), (0..300).collect::<Vec<_>>());
+    assert!(
+        env.branches().iter().all(|b| !b.starts_with("sluice/")),
+        "{:?}",
+        env.branches()
+    );
+    let (_, log) = env.json(&["log", "ns.events", "--limit", "1"]);
+    assert_eq!(log[0]["total_records"], 300);
+    assert!(log[0]["summary"]["sluice.run-key"].is_string());
+}
+
+#[test]
+fn register_mode_publishes_the_files_in_place() {
+    let env = Env::new();
+    write(&env.path("raw/a.parquet"), &events(0..40, false));
+    let (code, report) = env.json(&[
+        "run",
+        "--source",
+        "raw",
+        "--table",
+        "ns.events",
+        "--checks",
+        "checks.toml",
+        "--mode",
+        "register",
+    ]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["mode"], "register");
+    assert_eq!(env.event_ids("ns.events"), (0..40).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_failed_audit_exits_3_and_leaves_main_and_no_branch() {
+    let env = Env::new();
+    write(&env.path("good/a.parquet"), &events(0..10, false));
+    assert_eq!(env.run("good").0, 0);
+    let before = env.main_log_len();
+    write(&env.path("bad/b.parquet"), &events(10..40, true));
+    let (code, report) = env.run("bad");
+    assert_eq!(code, 3, "{report}");
+    assert_eq!(report["status"], "audit_failed");
+    let failing: Vec<&serde_json::Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .collect();
+    assert_eq!(failing.len(), 1);
+    assert_eq!(failing[0]["name"], "not_null(user_id)");
+    assert!(!failing[0]["samples"].as_array().unwrap().is_empty());
+    assert_eq!(env.main_log_len(), before, "main did not move");
+    assert_eq!(env.event_ids("ns.events"), (0..10).collect::<Vec<_>>());
+    assert!(
+        env.branches().iter().all(|b| !b.starts_with("sluice/")),
+        "{:?}",
+        env.branches()
+    );
+    // Humans get the failing check and its rows.
+    let out = env.sluice(&[
+        "run",
+        "--source",
+        "bad",
+        "--table",
+        "ns.events",
+        "--checks",
+        "checks.toml",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("audit failed")
+            && text.contains("not_null(user_id)")
+            && text.contains("user_id=null"),
+        "{text}"
+    );
+}
+
+#[test]
+fn two_concurrent_runs_on_disjoint_sources_both_publish() {
+    let env = Env::new();
+    write(&env.path("seed/s.parquet"), &events(0..5, false));
+    assert_eq!(env.run("seed").0, 0);
+    write(&env.path("left/a.parquet"), &events(100..200, false));
+    write(&env.path("right/b.parquet"), &events(200..300, false));
+    let spawn = |src: &str| {
+        env.cmd()
+            .args([
+                "--json",
+                "run",
+                "--source",
+                src,
+                "--table",
+                "ns.events",
+                "--checks",
+                "checks.toml",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("left"), spawn("right"));
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let expected: Vec<i64> = (0..5).chain(100..300).collect();
+    assert_eq!(env.event_ids("ns.events"), expected);
+    assert!(env.branches().iter().all(|b| !b.starts_with("sluice/")));
+}
+
+#[test]
+fn time_travel_reads_what_main_held_then() {
+    let env = Env::new();
+    write(&env.path("d1/a.parquet"), &events(0..10, false));
+    assert_eq!(env.run("d1").0, 0);
+    let (code, _) = env.json(&["tag", "create", "ns.events", "v1", "--at", "main"]);
+    assert_eq!(code, 0);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let between = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    write(&env.path("d2/b.parquet"), &events(10..30, false));
+    assert_eq!(env.run("d2").0, 0);
+    assert_eq!(env.event_ids("ns.events@v1"), (0..10).collect::<Vec<_>>());
+    assert_eq!(
+        env.event_ids(&format!("ns.events@main@{between}")),
+        (0..10).collect::<Vec<_>>()
+    );
+    assert_eq!(env.event_ids("ns.events"), (0..30).collect::<Vec<_>>());
+    // Rollback to the tag, through the CLI.
+    let (code, _) = env.json(&["rollback", "ns.events", "--to", "v1"]);
+    assert_eq!(code, 0);
+    assert_eq!(env.event_ids("ns.events"), (0..10).collect::<Vec<_>>());
+}
