@@ -117,7 +117,7 @@ pub(crate) enum Backend {
         name: String,
     },
     Rest {
-        catalog: RestCatalog,
+        catalog: Box<RestCatalog>,
         commits: RestCommits,
     },
 }
@@ -213,7 +213,10 @@ impl Backend {
                     .await
                     .map_err(|e| catalog_error(None, e))?;
                 let commits = RestCommits::connect(config).await?;
-                Ok(Backend::Rest { catalog, commits })
+                Ok(Backend::Rest {
+                    catalog: Box::new(catalog),
+                    commits,
+                })
             }
         }
     }
@@ -221,7 +224,7 @@ impl Backend {
     fn catalog(&self) -> &dyn Catalog {
         match self {
             Backend::Sql { catalog, .. } => catalog,
-            Backend::Rest { catalog, .. } => catalog,
+            Backend::Rest { catalog, .. } => catalog.as_ref(),
         }
     }
 

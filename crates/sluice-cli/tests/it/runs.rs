@@ -192,3 +192,108 @@ fn time_travel_reads_what_main_held_then() {
     assert_eq!(code, 0);
     assert_eq!(env.event_ids("ns.events"), (0..10).collect::<Vec<_>>());
 }
+
+#[test]
+fn backfill_runs_batches_and_resumes() {
+    let env = Env::new();
+    for i in 0..5i64 {
+        write(
+            &env.path(&format!("archive/part-{i}.parquet")),
+            &events(i * 10..i * 10 + 10, false),
+        );
+    }
+    let (code, out) = env.json(&[
+        "backfill",
+        "--source",
+        "archive",
+        "--table",
+        "ns.events",
+        "--checks",
+        "checks.toml",
+        "--batch-files",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let batches = out["batches"].as_array().unwrap();
+    assert_eq!(batches.len(), 3);
+    assert!(batches.iter().all(|b| b["status"] == "published"));
+    assert_eq!(batches[0]["files"].as_array().unwrap().len(), 2);
+    assert_eq!(env.event_ids("ns.events"), (0..50).collect::<Vec<_>>());
+    let (_, log) = env.json(&["log", "ns.events"]);
+    // Three publishes on top of the empty base snapshot: each batch is its own commit.
+    assert_eq!(log.as_array().unwrap().len(), 4);
+    write(&env.path("archive/part-5.parquet"), &events(50..60, false));
+    let (code, again) = env.json(&[
+        "backfill",
+        "--source",
+        "archive",
+        "--table",
+        "ns.events",
+        "--batch-files",
+        "2",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        again["batches"].as_array().unwrap().len(),
+        1,
+        "resumes with only the new file"
+    );
+    assert_eq!(env.event_ids("ns.events"), (0..60).collect::<Vec<_>>());
+}
+
+#[test]
+fn watch_publishes_new_files_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new();
+    write(&env.path("inbox/a.parquet"), &events(0..10, false));
+    let mut child = env
+        .cmd()
+        .args([
+            "--json",
+            "watch",
+            "--source",
+            "inbox",
+            "--table",
+            "ns.events",
+            "--checks",
+            "checks.toml",
+            "--every",
+            "200ms",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reports = BufReader::new(child.stdout.take().unwrap());
+    let mut published = 0;
+    let mut buffer = String::new();
+    // Each report is a pretty-printed JSON document; count the published ones.
+    while published < 2 {
+        let mut line = String::new();
+        assert!(
+            reports.read_line(&mut line).unwrap() > 0,
+            "watch ended early"
+        );
+        buffer.push_str(&line);
+        if line.starts_with('}') {
+            let report: serde_json::Value = serde_json::from_str(&buffer).unwrap();
+            buffer.clear();
+            assert_eq!(report["status"], "published", "{report}");
+            published += 1;
+            if published == 1 {
+                write(&env.path("inbox/b.parquet"), &events(10..25, false));
+            }
+        }
+    }
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "a stopped watch exits cleanly");
+    assert_eq!(env.event_ids("ns.events"), (0..25).collect::<Vec<_>>());
+}
