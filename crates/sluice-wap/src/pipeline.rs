@@ -122,6 +122,9 @@ pub struct RunOptions {
     pub write: WriteOptions,
     /// Progress receiver.
     pub progress: Option<Arc<dyn ProgressSink>>,
+    /// Crash testing: stop (wait for an hour) at this point of the run, so that a test can
+    /// kill or abort it there. See the `SLUICE_PAUSE_AT` points.
+    pub pause_at: Option<String>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -153,6 +156,7 @@ impl RunOptions {
                 .unwrap_or(2),
             write: WriteOptions::default(),
             progress: None,
+            pause_at: None,
         }
     }
 }
@@ -228,8 +232,11 @@ fn step_error(e: impl Into<Error>) -> StepError {
 /// place. Points: `write` (data files written, branch not committed), `after-write`, `audit`,
 /// `publish` (before the publish commit), `after-publish` (published, transaction not yet
 /// committed).
-async fn pause_point(point: &str) {
-    if std::env::var("SLUICE_PAUSE_AT").is_ok_and(|p| p == point) {
+/// [`RunOptions::pause_at`] does the same for a run in this process.
+async fn pause_point(options: &RunOptions, point: &str) {
+    if options.pause_at.as_deref() == Some(point)
+        || std::env::var("SLUICE_PAUSE_AT").is_ok_and(|p| p == point)
+    {
         eprintln!("sluice: paused at {point}");
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
@@ -394,7 +401,7 @@ impl Pipeline {
                             .map_err(step_error)
                     })
                     .await?;
-                pause_point("after-write").await;
+                pause_point(options, "after-write").await;
                 {
                     let mut s = lock(state);
                     s.timings.push(("write".into(), write_started));
@@ -405,7 +412,7 @@ impl Pipeline {
                 let verdict: bool = tx
                     .step("audit")
                     .run(async |_| {
-                        pause_point("audit").await;
+                        pause_point(options, "audit").await;
                         Ok(written.audit.as_ref().is_none_or(AuditReport::publishable))
                     })
                     .await?;
@@ -422,11 +429,11 @@ impl Pipeline {
                     .step("publish")
                     .retry(RetryPolicy::new(5).with_base_delay(Duration::from_millis(50)))
                     .run(async |_| {
-                        pause_point("publish").await;
+                        pause_point(options, "publish").await;
                         self.publish(options, branch, &written).await
                     })
                     .await?;
-                pause_point("after-publish").await;
+                pause_point(options, "after-publish").await;
                 {
                     let mut s = lock(state);
                     s.timings.push(("publish".into(), publish_started));
@@ -611,7 +618,7 @@ impl Pipeline {
             properties.insert("sluice.author".to_string(), author.clone());
         }
         let data_file_count = data_files.len();
-        pause_point("write").await;
+        pause_point(options, "write").await;
         let outcome = lake
             .commit_append(
                 name,
