@@ -72,6 +72,9 @@ fn server_env(db: &Path, port: u16, s3_endpoint: &str) -> Vec<(&'static str, Str
         ("CATALOG_S3_ENDPOINT", s3_endpoint.into()),
         ("CATALOG_S3_PATH__STYLE__ACCESS", "true".into()),
         ("CATALOG_URI", format!("jdbc:sqlite:file:{}", db.display())),
+        // SQLite allows one writer: with a pool of connections, two concurrent commits fail with
+        // SQLITE_BUSY and leave the catalog failing every later write until it restarts.
+        ("CATALOG_CLIENTS", "1".into()),
         ("CATALOG_REST_PORT", port.to_string()),
         ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.into()),
         ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.into()),
@@ -162,6 +165,7 @@ mod tests {
         assert_eq!(env["CATALOG_S3_ENDPOINT"], "http://127.0.0.1:19000");
         assert_eq!(env["CATALOG_S3_PATH__STYLE__ACCESS"], "true");
         assert_eq!(env["CATALOG_REST_PORT"], "18181");
+        assert_eq!(env["CATALOG_CLIENTS"], "1");
         assert_eq!(
             env["CATALOG_URI"],
             "jdbc:sqlite:file:/lake/target/xtask/catalog/rest-s3s-fs.sqlite"
