@@ -14,6 +14,4 @@ mod publish;
 mod refs;
 mod rollback;
 mod time_travel;
-// mod wap; — slot for pipeline end-to-end runs (`sluice run`: publish, audit failure,
-// recovery after a kill). Those tests reach the lake through `Backend::config()` and put
-// their source files with `Backend::put_raw` under `Backend::raw_root()`.
+mod wap;
