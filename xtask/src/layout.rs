@@ -48,6 +48,13 @@ impl Layout {
         })
     }
 
+    /// The cargo target directory (`target/`, or `CARGO_TARGET_DIR`).
+    pub fn target_dir(&self) -> PathBuf {
+        self.state
+            .parent()
+            .map_or_else(|| self.state.join(".."), Path::to_path_buf)
+    }
+
     /// `cargo install --root` for tools built from crates.io.
     pub fn tools_root(&self) -> PathBuf {
         self.state.join("tools")

@@ -1,7 +1,9 @@
 //! `cargo xtask`: developer tasks for sluice. See `cargo xtask --help`.
 
+mod bench;
 mod ci;
 mod http;
+mod json;
 mod layout;
 mod process;
 mod python;
@@ -14,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::bench::BenchOptions;
 use crate::layout::Layout;
 use crate::s3_server::S3Backend;
 use crate::services::ServicesConfig;
@@ -28,12 +31,23 @@ USAGE:
     cargo xtask e2e [OPTIONS] [-- ARGS]  services up, `cargo test -p sluice-tests` with the
                                          services' variables, services down; ARGS go to cargo test
     cargo xtask ci [OPTIONS]             everything CI runs, in CI's order
+    cargo xtask bench-wap [BENCH OPTIONS]
+                                         time `sluice run` against the pyiceberg peer on the same
+                                         synthetic events (copy and register modes): wall-time
+                                         ratio and peak memory, also in target/bench-wap/result.json
 
 OPTIONS (for services up, e2e, ci):
     --s3 <s3s-fs|moto|minio>  S3 server [env SLUICE_XTASK_S3, default s3s-fs]
     --s3-port <PORT>          S3 port on 127.0.0.1 [env SLUICE_XTASK_S3_PORT, default 9000]
     --rest-port <PORT>        REST catalog port [env SLUICE_XTASK_REST_PORT, default 8181]
     --timeout <SECONDS>       health-check limit per service [env SLUICE_XTASK_TIMEOUT, default 120]
+
+BENCH OPTIONS:
+    --files <N>         parquet files to generate [default 10]
+    --rows <N>          rows per file [default 1000000]
+    --repeat <N>        runs per tool and mode, interleaved; medians are compared [default 1]
+    --mode <MODE>       copy or register; repeat the flag for both [default both]
+    --peer-dir <DIR>    holds gen_events.py and wap_pyiceberg.py [default ../shared/bench]
 
 `services up` prints the variables the tests read and writes them to target/xtask/services.env
 (load with `. target/xtask/services.env`). Tools, data, pids and logs live under target/xtask/.
@@ -49,6 +63,7 @@ enum Task {
     ServicesStatus,
     E2e(ServicesConfig, Vec<String>),
     Ci(ServicesConfig),
+    BenchWap(BenchOptions),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +99,10 @@ fn run(task: Task) -> Result<ExitCode> {
         }),
         Task::E2e(config, test_args) => Ok(exit_code(ci::e2e(&layout, &config, &test_args)?)),
         Task::Ci(config) => Ok(exit_code(ci::ci(&layout, &config)?)),
+        Task::BenchWap(options) => {
+            bench::run(&layout, &options)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -128,6 +147,7 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Task> 
             Ok(Task::E2e(parse_config(options, &env)?, test_args))
         }
         ["ci", options @ ..] => Ok(Task::Ci(parse_config(options, &env)?)),
+        ["bench-wap", options @ ..] => Ok(Task::BenchWap(bench::parse_options(options)?)),
         [other, ..] => bail!("unknown task {other:?}; see `cargo xtask --help`"),
     }
 }
@@ -282,6 +302,25 @@ mod tests {
         assert_eq!(parse(&args("--help"), no_env).unwrap(), Task::Help);
         assert_eq!(parse(&args("services up -h"), no_env).unwrap(), Task::Help);
         assert_eq!(parse(&[], no_env).unwrap(), Task::Help);
+    }
+
+    #[test]
+    fn bench_wap_takes_its_own_options() {
+        let Task::BenchWap(options) =
+            parse(&args("bench-wap --files 3 --rows 100000"), no_env).unwrap()
+        else {
+            panic!("not bench-wap");
+        };
+        assert_eq!(
+            (options.files, options.rows, options.repeat),
+            (3, 100_000, 1)
+        );
+        assert_eq!(
+            parse(&args("bench-wap --help"), no_env).unwrap(),
+            Task::Help
+        );
+        let error = parse(&args("bench-wap --s3 moto"), no_env).unwrap_err();
+        assert!(error.to_string().contains("--s3"), "{error}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! A Python virtual environment under `target/xtask/venv` for the moto S3 server and for the
-//! independent readers the interoperability tests call (pyiceberg, DuckDB).
+//! A Python virtual environment under `target/xtask/venv` for the moto S3 server, for the
+//! independent readers the interoperability tests call (pyiceberg, DuckDB) and for the pyiceberg
+//! peer of `bench-wap`.
 //!
 //! Versions are pinned, so a developer's machine and CI read with the same libraries. A venv keeps
 //! them out of the interpreter's own site-packages.
@@ -16,6 +17,14 @@ pub const READERS: &[&str] = &[
     "pyiceberg[pyarrow]==0.12.0",
     "pyarrow==26.0.1",
     "duckdb==2.0.0",
+];
+
+/// What `bench-wap` needs: the event generator (numpy, pyarrow) and the pyiceberg peer with its
+/// SQLite SQL catalog.
+pub const BENCH: &[&str] = &[
+    "numpy==2.4.6",
+    "pyarrow==26.0.1",
+    "pyiceberg[sql-sqlite,pyarrow]==0.12.0",
 ];
 
 /// The moto S3 server.
