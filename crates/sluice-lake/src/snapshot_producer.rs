@@ -26,7 +26,7 @@ use iceberg::writer::file_writer::location_generator::{
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::catalog::LoadedTable;
 use crate::error::{Error, Result};
@@ -93,6 +93,8 @@ impl TableWriter {
                 })?,
             ))
             .set_max_row_group_row_count(Some(options.max_row_group_rows))
+            // Iceberg keeps column bounds per file; page-level statistics would only cost time.
+            .set_statistics_enabled(EnabledStatistics::Chunk)
             .build();
         let parquet = ParquetWriterBuilder::new(props, schema.clone());
         let rolling = RollingFileWriterBuilder::new(
