@@ -64,7 +64,7 @@ pub enum Command {
     },
     /// Ingest historical files in batches, each its own transaction; run again to resume.
     #[command(
-        after_help = "Example:\n  sluice backfill --source ./archive --table analytics.events --batch-files 50"
+        after_help = "Example:\n  sluice backfill --source ./archive --table analytics.events --batch-files 50\n  sluice backfill --source s3://raw/events/ --table analytics.events --window 1h"
     )]
     Backfill {
         #[command(flatten)]
@@ -72,6 +72,9 @@ pub enum Command {
         /// Files per batch.
         #[arg(long, default_value_t = 100)]
         batch_files: usize,
+        /// Batch by time window of file modification instead, e.g. 1h or 1d.
+        #[arg(long, value_parser = parse_duration, conflicts_with = "batch_files")]
+        window: Option<std::time::Duration>,
     },
     /// Finish or roll back what a dead process left open.
     #[command(after_help = "Example:\n  sluice recover --wait")]

@@ -19,7 +19,8 @@ use sluice_checks::{AuditReport, CheckSuite, EvalOptions};
 use sluice_lake::{RefName, RefSpec, ScanOptions, TableName};
 use sluice_txn::RunFilter;
 use sluice_wap::{
-    Mode, Pipeline, ProgressSink, RunOptions, RunReport, RunStatus, SchemaChange, StopSignal,
+    Batching, Mode, Pipeline, ProgressSink, RunOptions, RunReport, RunStatus, SchemaChange,
+    StopSignal,
 };
 
 use crate::cli::{
@@ -140,18 +141,30 @@ async fn execute(cli: &Cli) -> Result<u8> {
                 .await?;
             if worst == 1 { 1 } else { 0 }
         }
-        Command::Backfill { run, batch_files } => {
+        Command::Backfill {
+            run,
+            batch_files,
+            window,
+        } => {
             let pipeline = ctx.pipeline().await?;
             let options = run_options(&ctx, run)?;
             let stop = StopSignal::new();
             spawn_signal_handler(stop.clone());
             let mut reports = Vec::new();
             pipeline
-                .backfill(&options, *batch_files, &stop, |report| {
-                    if !cli.json {
-                        print_run(&ctx, report);
-                    }
-                })
+                .backfill(
+                    &options,
+                    match window {
+                        Some(w) => Batching::Window(*w),
+                        None => Batching::Files(*batch_files),
+                    },
+                    &stop,
+                    |report| {
+                        if !cli.json {
+                            print_run(&ctx, report);
+                        }
+                    },
+                )
                 .await?
                 .into_iter()
                 .for_each(|r| reports.push(r));

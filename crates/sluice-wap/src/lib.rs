@@ -47,7 +47,7 @@ pub use pipeline::{
     audit_summary,
 };
 pub use report::{RunReport, RunStatus, StepTiming};
-pub use schedule::StopSignal;
+pub use schedule::{Batching, StopSignal};
 pub use source::{
     Ingested, RUN_KEY_PROPERTY, SOURCE_FILES_PROPERTY, SourceFile, ingested, list_source, run_key,
 };

@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 use crate::error::Result;
 use crate::pipeline::{Pipeline, RunOptions};
 use crate::report::{RunReport, RunStatus};
+use crate::source::SourceFile;
 
 /// A stop request shared between a signal handler and a loop. The loop finishes the run in
 /// progress, then stops.
@@ -48,6 +49,46 @@ impl StopSignal {
     }
 }
 
+/// How a backfill splits the pending files into runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Batching {
+    /// At most this many files per run, in file-name order.
+    Files(usize),
+    /// One run per time window of this length, by file modification time (files without a
+    /// modification time go into the first window).
+    Window(Duration),
+}
+
+fn batches(mut files: Vec<SourceFile>, batching: Batching) -> Vec<Vec<SourceFile>> {
+    match batching {
+        Batching::Files(n) => files.chunks(n.max(1)).map(<[SourceFile]>::to_vec).collect(),
+        Batching::Window(window) => {
+            let width = window.as_millis().max(1) as i64;
+            files.sort_by(|a, b| {
+                a.modified
+                    .cmp(&b.modified)
+                    .then_with(|| a.location.cmp(&b.location))
+            });
+            let mut out: Vec<Vec<SourceFile>> = Vec::new();
+            let mut current: Option<i64> = None;
+            for file in files {
+                let slot = file
+                    .modified
+                    .map(|t| t.timestamp_millis().div_euclid(width))
+                    .unwrap_or(i64::MIN);
+                match (current, out.last_mut()) {
+                    (Some(c), Some(last)) if c == slot => last.push(file),
+                    _ => {
+                        current = Some(slot);
+                        out.push(vec![file]);
+                    }
+                }
+            }
+            out
+        }
+    }
+}
+
 impl Pipeline {
     /// Polls the source every `every`: a run whenever there are new files. Returns after a
     /// stop request, once the run in progress has ended. `on_report` sees every run that did
@@ -74,24 +115,26 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Ingests every file not yet in `main`, `batch_files` files per run (in file-name order),
-    /// each run its own transaction. Stops at the first batch that fails or fails its audit;
-    /// running it again resumes after the last published batch. Returns the batches' reports.
+    /// Ingests every file not yet in `main` in batches, each run its own transaction: by
+    /// [`Batching::Files`] (file-name order) or [`Batching::Window`] (files grouped by the time
+    /// window their modification time falls in, oldest first). Stops at the first batch that
+    /// fails or fails its audit; running it again resumes after the last published batch.
+    /// Returns the batches' reports.
     pub async fn backfill(
         &self,
         options: &RunOptions,
-        batch_files: usize,
+        batching: Batching,
         stop: &StopSignal,
         mut on_report: impl FnMut(&RunReport),
     ) -> Result<Vec<RunReport>> {
         let pending = self.pending_files(&options.source, &options.table).await?;
         let mut reports = Vec::new();
-        for chunk in pending.chunks(batch_files.max(1)) {
+        for chunk in batches(pending, batching) {
             if stop.is_stopped() {
                 break;
             }
             let mut batch = options.clone();
-            batch.files = Some(chunk.to_vec());
+            batch.files = Some(chunk);
             let report = self.run(&batch).await?;
             on_report(&report);
             let failed = matches!(report.status, RunStatus::Failed | RunStatus::AuditFailed);
@@ -101,5 +144,41 @@ impl Pipeline {
             }
         }
         Ok(reports)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, minute: Option<i64>) -> SourceFile {
+        SourceFile {
+            location: format!("file:///{name}"),
+            size: 1,
+            etag: None,
+            modified: minute.map(|m| chrono::DateTime::from_timestamp(m * 60, 0).unwrap()),
+        }
+    }
+
+    #[test]
+    fn windows_group_by_modification_time_and_files_by_count() {
+        let files = vec![
+            file("c", Some(125)),
+            file("a", Some(61)),
+            file("b", Some(119)),
+            file("d", Some(240)),
+        ];
+        let hourly = batches(files.clone(), Batching::Window(Duration::from_secs(3600)));
+        let names: Vec<Vec<&str>> = hourly
+            .iter()
+            .map(|b| {
+                b.iter()
+                    .map(|f| f.location.trim_start_matches("file:///"))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(names, [vec!["a", "b"], vec!["c"], vec!["d"]]);
+        let pairs = batches(files, Batching::Files(3));
+        assert_eq!(pairs.iter().map(Vec::len).collect::<Vec<_>>(), [3, 1]);
     }
 }

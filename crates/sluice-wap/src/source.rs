@@ -24,6 +24,9 @@ pub struct SourceFile {
     pub size: u64,
     /// The store's entity tag, when it has one.
     pub etag: Option<String>,
+    /// When the file was last written (used to batch a backfill by time window).
+    #[serde(default)]
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Lists the `*.parquet` files under `source` (a directory, a prefix, or a single file),
@@ -44,6 +47,7 @@ pub async fn list_source(lake: &Lake, source: &str) -> Result<Vec<SourceFile>> {
             location: location_of(&meta.location),
             size: meta.size,
             etag: meta.e_tag,
+            modified: Some(meta.last_modified),
         }]);
     }
     let listing: Vec<object_store::ObjectMeta> = store
@@ -65,6 +69,7 @@ pub async fn list_source(lake: &Lake, source: &str) -> Result<Vec<SourceFile>> {
             location: location_of(&m.location),
             size: m.size,
             etag: m.e_tag,
+            modified: Some(m.last_modified),
         })
         .collect();
     files.sort();
@@ -132,11 +137,13 @@ mod tests {
             location: "file:///a.parquet".into(),
             size: 1,
             etag: None,
+            modified: None,
         };
         let b = SourceFile {
             location: "file:///b.parquet".into(),
             size: 2,
             etag: None,
+            modified: None,
         };
         assert_eq!(
             run_key(&t, &[a.clone(), b.clone()]),

@@ -297,3 +297,32 @@ fn watch_publishes_new_files_and_stops_on_sigterm() {
     assert_eq!(status.code(), Some(0), "a stopped watch exits cleanly");
     assert_eq!(env.event_ids("ns.events"), (0..25).collect::<Vec<_>>());
 }
+
+#[test]
+fn backfill_by_time_window_makes_one_run_per_window() {
+    let env = Env::new();
+    let day = std::time::Duration::from_secs(86_400);
+    let base = std::time::SystemTime::now() - 10 * day;
+    for (name, ids, age_days) in [("x", 0..5, 0u32), ("y", 5..10, 0), ("z", 10..15, 2)] {
+        let path = env.path(&format!("old/{name}.parquet"));
+        write(&path, &events(ids, false));
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(base + day * age_days + std::time::Duration::from_secs(60))
+            .unwrap();
+    }
+    let (code, out) = env.json(&[
+        "backfill",
+        "--source",
+        "old",
+        "--table",
+        "ns.events",
+        "--window",
+        "1d",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let batches = out["batches"].as_array().unwrap();
+    assert_eq!(batches.len(), 2, "{out}");
+    assert_eq!(batches[0]["files"].as_array().unwrap().len(), 2);
+    assert_eq!(batches[1]["files"].as_array().unwrap().len(), 1);
+    assert_eq!(env.event_ids("ns.events"), (0..15).collect::<Vec<_>>());
+}
