@@ -239,9 +239,13 @@ impl Backend {
         }
         match catalog.create_namespace(namespace, HashMap::new()).await {
             Ok(_) => Ok(()),
-            // Lost a race with another creator: fine.
+            // Lost a race with another creator: fine. Some catalogs answer such a race with a
+            // server error instead of a conflict, so what counts is whether it exists now.
             Err(e) if e.kind() == iceberg::ErrorKind::NamespaceAlreadyExists => Ok(()),
-            Err(e) => Err(catalog_error(None, e)),
+            Err(e) => match catalog.namespace_exists(namespace).await {
+                Ok(true) => Ok(()),
+                _ => Err(catalog_error(None, e)),
+            },
         }
     }
 
