@@ -237,8 +237,12 @@ async fn pause_point(options: &RunOptions, point: &str) {
     if options.pause_at.as_deref() == Some(point)
         || std::env::var("SLUICE_PAUSE_AT").is_ok_and(|p| p == point)
     {
+        let secs = std::env::var("SLUICE_PAUSE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3600);
         eprintln!("sluice: paused at {point}");
-        tokio::time::sleep(Duration::from_secs(3600)).await;
+        tokio::time::sleep(Duration::from_secs(secs)).await;
     }
 }
 
@@ -430,7 +434,7 @@ impl Pipeline {
                     .retry(RetryPolicy::new(5).with_base_delay(Duration::from_millis(50)))
                     .run(async |_| {
                         pause_point(options, "publish").await;
-                        self.publish(options, branch, &written).await
+                        self.publish(options, branch, &written, state).await
                     })
                     .await?;
                 pause_point(options, "after-publish").await;
@@ -753,6 +757,7 @@ impl Pipeline {
         options: &RunOptions,
         branch: &RefName,
         written: &Written,
+        state: &Mutex<RunState>,
     ) -> Result<Published, StepError> {
         let lake = &self.lake;
         let name = &options.table;
@@ -814,9 +819,10 @@ impl Pipeline {
                 .await
                 .map_err(step_error)?;
             if !report.publishable() {
+                let failing = failing_checks(&report);
+                lock(state).audit_failed = Some(report);
                 return Err(StepError::permanent(format!(
-                    "audit failed after rebasing onto the new main: {}",
-                    failing_checks(&report)
+                    "audit failed after rebasing onto the new main: {failing}"
                 )));
             }
             audit = Some(report);
@@ -856,44 +862,10 @@ impl Pipeline {
         if let Some(main) = new_main {
             observe_existing(lake, name, &RefSpec::Snapshot(main), &mut ev).await?;
         }
-        // Only the rows this run added: the branch's own data files.
-        let written = lake.log(name, &spec, Some(1)).await?;
-        let head = written.first().map(|c| c.snapshot_id);
-        let (_, stream) = lake
-            .scan(
-                name,
-                &spec,
-                &ScanOptions {
-                    columns: Some(ev.required_columns()),
-                    batch_size: Some(64 * 1024),
-                },
-            )
-            .await?;
-        let base_rows = match written.first().and_then(|c| c.parent_id) {
-            Some(parent) => lake
-                .log(name, &RefSpec::Snapshot(parent), Some(1))
-                .await?
-                .first()
-                .and_then(|c| c.total_records),
-            None => Some(0),
-        };
-        // The branch holds base rows + ours; a branch cut from an empty main holds only ours.
-        if base_rows.unwrap_or(0) > 0 {
-            tracing::debug!(
-                ?head,
-                "re-auditing a branch with base rows: reading only the appended files"
-            );
-            let batches = self
-                .read_branch_appends(options, branch, &ev.required_columns())
-                .await?;
-            for b in batches {
-                ev.update(&b)?;
-            }
-        } else {
-            let mut stream = stream;
-            while let Some(batch) = stream.try_next().await? {
-                ev.update(&batch)?;
-            }
+        // Only the rows this run added (the branch also holds the rows of the old main).
+        let columns = ev.required_columns();
+        for batch in self.read_branch_appends(options, branch, &columns).await? {
+            ev.update(&batch)?;
         }
         Ok(ev.finish())
     }

@@ -326,3 +326,78 @@ fn backfill_by_time_window_makes_one_run_per_window() {
     assert_eq!(batches[1]["files"].as_array().unwrap().len(), 1);
     assert_eq!(env.event_ids("ns.events"), (0..15).collect::<Vec<_>>());
 }
+
+/// Starts a run that waits before publishing until `other` has published; returns its report.
+fn run_that_waits_before_publishing(
+    env: &Env,
+    source: &str,
+    other: &str,
+) -> (i32, serde_json::Value, serde_json::Value) {
+    use std::io::{BufRead, BufReader};
+    let mut slow = env
+        .cmd()
+        .env("SLUICE_PAUSE_AT", "publish")
+        .env("SLUICE_PAUSE_SECS", "2")
+        .args([
+            "--json",
+            "run",
+            "--source",
+            source,
+            "--table",
+            "ns.events",
+            "--checks",
+            "checks.toml",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(slow.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("paused at publish") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the run never reached publish"
+        );
+    }
+    // main moves while the first run waits.
+    let (code, fast) = env.run(other);
+    assert_eq!(code, 0, "{fast}");
+    let out = slow.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (out.status.code().unwrap(), report, fast)
+}
+
+#[test]
+fn a_run_whose_main_moved_is_rebased_and_audited_again() {
+    let env = Env::new();
+    write(&env.path("seed/s.parquet"), &events(0..5, false));
+    assert_eq!(env.run("seed").0, 0);
+    write(&env.path("slow/a.parquet"), &events(100..120, false));
+    write(&env.path("fast/b.parquet"), &events(200..210, false));
+    let (code, report, _) = run_that_waits_before_publishing(&env, "slow", "fast");
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["publish"], "rebase", "{report}");
+    let expected: Vec<i64> = (0..5).chain(100..120).chain(200..210).collect();
+    assert_eq!(env.event_ids("ns.events"), expected);
+    assert!(env.branches().iter().all(|b| !b.starts_with("sluice/")));
+
+    // The other run now publishes ids that the waiting run also carries: re-auditing against
+    // the new main catches the duplicates, and nothing of the waiting run is published.
+    write(&env.path("slow2/c.parquet"), &events(300..320, false));
+    write(&env.path("fast2/d.parquet"), &events(310..312, false));
+    let (code, report, _) = run_that_waits_before_publishing(&env, "slow2", "fast2");
+    assert_ne!(code, 0, "{report}");
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("unique(event_id)"),
+        "{report}"
+    );
+    let mut expected = expected;
+    expected.extend(310..312);
+    assert_eq!(env.event_ids("ns.events"), expected);
+    assert!(env.branches().iter().all(|b| !b.starts_with("sluice/")));
+}
