@@ -28,9 +28,6 @@ pub enum Error {
     /// Arrow failed (projection of schemas).
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
-    /// The source holds no parquet file at all.
-    #[error("no parquet files under {0}; check the --source URL (files must end in .parquet)")]
-    EmptySource(String),
 }
 
 /// `Result` with [`Error`] as the default error.
