@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -939,17 +940,8 @@ impl CopyWorker {
         loop {
             let next = lock(&self.queue).pop_front();
             let Some(footer) = next else { break };
-            let (store, path) = self.lake.stores().resolve(&footer.location)?;
-            let reader = ParquetObjectReader::new(store, path).with_file_size(footer.size);
-            let corrupt = |e: parquet::errors::ParquetError| {
-                Error::Lake(sluice_lake::Error::CorruptFile {
-                    path: footer.location.clone(),
-                    reason: e.to_string(),
-                })
-            };
-            let mut stream = ParquetRecordBatchStreamBuilder::new(reader)
-                .await
-                .map_err(corrupt)?
+            let corrupt = |e| corrupt_file(&footer, e);
+            let mut stream = open_reader(&self.lake, &footer)?
                 .with_batch_size(64 * 1024)
                 .build()
                 .map_err(corrupt)?;
@@ -1046,6 +1038,27 @@ async fn read_for_audit(
     Ok(merged)
 }
 
+/// A reader over a source file that reuses the footer read before (no second footer request).
+fn open_reader(
+    lake: &Lake,
+    footer: &ParquetFooter,
+) -> Result<ParquetRecordBatchStreamBuilder<ParquetObjectReader>> {
+    let (store, path) = lake.stores().resolve(&footer.location)?;
+    let reader = ParquetObjectReader::new(store, path).with_file_size(footer.size);
+    let metadata = ArrowReaderMetadata::try_new(footer.metadata.clone(), ArrowReaderOptions::new())
+        .map_err(|e| corrupt_file(footer, e))?;
+    Ok(ParquetRecordBatchStreamBuilder::new_with_metadata(
+        reader, metadata,
+    ))
+}
+
+fn corrupt_file(footer: &ParquetFooter, e: parquet::errors::ParquetError) -> Error {
+    Error::Lake(sluice_lake::Error::CorruptFile {
+        path: footer.location.clone(),
+        reason: e.to_string(),
+    })
+}
+
 async fn read_columns(
     lake: &Lake,
     footer: &ParquetFooter,
@@ -1053,17 +1066,8 @@ async fn read_columns(
     columns: &[String],
     table: &str,
 ) -> Result<Vec<arrow_array::RecordBatch>> {
-    let (store, path) = lake.stores().resolve(&footer.location)?;
-    let reader = ParquetObjectReader::new(store, path).with_file_size(footer.size);
-    let corrupt = |e: parquet::errors::ParquetError| {
-        Error::Lake(sluice_lake::Error::CorruptFile {
-            path: footer.location.clone(),
-            reason: e.to_string(),
-        })
-    };
-    let builder = ParquetRecordBatchStreamBuilder::new(reader)
-        .await
-        .map_err(corrupt)?;
+    let corrupt = |e| corrupt_file(footer, e);
+    let builder = open_reader(lake, footer)?;
     let roots: Vec<usize> = columns
         .iter()
         .filter_map(|c| footer.schema.index_of(c).ok())
