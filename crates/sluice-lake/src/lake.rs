@@ -516,6 +516,16 @@ impl Lake {
         TableWriter::new(table, options).await
     }
 
+    /// Copy mode's fast path: copies source files whose column chunks the table can keep as they
+    /// are (see [`crate::chunk_copy_blocker`]) without decoding them.
+    pub fn chunk_copier(
+        &self,
+        table: &LoadedTable,
+        options: &WriteOptions,
+    ) -> Result<crate::ChunkCopier> {
+        crate::ChunkCopier::new(table, &self.stores, options)
+    }
+
     /// Register mode: `DataFile` entries for existing parquet files, from their footers only.
     /// Files whose schema does not match the table are rejected, naming the file.
     pub async fn register_files(

@@ -15,7 +15,7 @@
 //!        │                         storage: object_store (file://, s3://, memory://)
 //!        ├─ create_table / load_table / list_tables / drop_table
 //!        ├─ create_branch / create_tag / delete_ref / list_refs / rollback
-//!        ├─ table_writer (copy) | register_files (in place) ──► commit_append(branch)
+//!        ├─ table_writer | chunk_copier (copy) | register_files (in place) ──► commit_append
 //!        ├─ fast_forward / rebase_appends (staged or not) / publish
 //!        └─ log / resolve / scan / rename_column / add_columns
 //! ```
@@ -61,6 +61,7 @@
 #![warn(missing_docs)]
 
 mod catalog;
+mod chunk_copy;
 mod error;
 mod history;
 mod lake;
@@ -73,6 +74,7 @@ mod storage;
 mod table_name;
 
 pub use catalog::{CatalogConfig, LoadedTable};
+pub use chunk_copy::{ChunkCopier, MIN_COPIED_ROW_GROUP_BYTES, RowGroupBytes, chunk_copy_blocker};
 pub use error::{Error, Result};
 pub use history::{BatchStream, Commit, ResolvedRef, ScanOptions};
 pub use lake::{AppendOutcome, AppendRequest, CommitHook, CommitRetry, Lake, LakeConfig};

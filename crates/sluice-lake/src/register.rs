@@ -131,7 +131,7 @@ fn stored_identically(file: &DataType, table: &DataType) -> bool {
     }
 }
 
-fn data_file(table: &LoadedTable, footer: &ParquetFooter) -> Result<DataFile> {
+pub(crate) fn data_file(table: &LoadedTable, footer: &ParquetFooter) -> Result<DataFile> {
     let schema = table.metadata().current_schema();
     let metadata = &footer.metadata;
     let mut column_sizes: HashMap<i32, u64> = HashMap::new();

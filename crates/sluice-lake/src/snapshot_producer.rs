@@ -47,6 +47,10 @@ pub struct WriteOptions {
     pub zstd_level: i32,
     /// Maximum rows in a parquet row group.
     pub max_row_group_rows: usize,
+    /// A source file whose row groups average fewer compressed bytes is re-encoded even when
+    /// its column chunks could be copied as they are (see [`crate::chunk_copy_blocker`]), so
+    /// that many small files become fewer, larger ones.
+    pub min_copied_row_group_bytes: u64,
 }
 
 impl Default for WriteOptions {
@@ -55,6 +59,7 @@ impl Default for WriteOptions {
             target_file_size: 256 * 1024 * 1024,
             zstd_level: 1,
             max_row_group_rows: 1024 * 1024,
+            min_copied_row_group_bytes: crate::chunk_copy::MIN_COPIED_ROW_GROUP_BYTES,
         }
     }
 }

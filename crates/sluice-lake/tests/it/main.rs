@@ -1,6 +1,7 @@
 //! Integration tests of sluice-lake against the embedded SQL catalog and a local warehouse.
 
 mod bad_input;
+mod chunk_copy;
 mod common;
 mod concurrency;
 mod model;

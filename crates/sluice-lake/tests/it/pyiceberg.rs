@@ -47,7 +47,7 @@ async fn pyiceberg_reads_main_and_a_branch_written_by_sluice() {
     let t = new_lake().await;
     let main = RefName::main();
     let dev = RefName::new("dev").unwrap();
-    // main gets a copy-mode append; dev gets an extra registered file on top.
+    // main gets a copy-mode append; dev gets a registered file and a chunk-copied one on top.
     t.lake
         .append_batches(&t.table, &main, &[batch(0..40)], Default::default())
         .await
@@ -59,11 +59,36 @@ async fn pyiceberg_reads_main_and_a_branch_written_by_sluice() {
     let raw = t.dir.path().join("raw.parquet");
     write_parquet(&raw, &batch(40..50));
     let table = t.lake.load_table(&t.table).await.unwrap();
-    let files = t
+    let mut files = t
         .lake
         .register_files(&table, &[file_url(&raw)])
         .await
         .unwrap();
+    let zstd = t.dir.path().join("zstd.parquet");
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+        .build();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&zstd).unwrap(),
+        schema(),
+        Some(props),
+    )
+    .unwrap();
+    writer.write(&batch(50..60)).unwrap();
+    writer.close().unwrap();
+    let options = sluice_lake::WriteOptions {
+        min_copied_row_group_bytes: 0,
+        ..Default::default()
+    };
+    let footer = sluice_lake::read_footer(t.lake.stores(), &file_url(&zstd))
+        .await
+        .unwrap();
+    assert_eq!(
+        sluice_lake::chunk_copy_blocker(&table, &footer, &options),
+        None
+    );
+    let copier = t.lake.chunk_copier(&table, &options).unwrap();
+    files.push(copier.copy_file(&footer, |_, _| Ok(())).await.unwrap());
     t.lake
         .commit_append(
             &t.table,
@@ -107,8 +132,9 @@ async fn pyiceberg_reads_main_and_a_branch_written_by_sluice() {
     );
     let read: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(read["main"]["rows"], 40);
-    assert_eq!(read["dev"]["rows"], 50);
+    assert_eq!(read["dev"]["rows"], 60);
     assert_eq!(read["main"]["sum"].as_f64().unwrap(), main_sum);
     assert_eq!(read["dev"]["sum"].as_f64().unwrap(), dev_sum);
     assert_eq!(main_sum, (0..40).map(|i| i as f64 / 2.0).sum::<f64>());
+    assert_eq!(dev_sum, (0..60).map(|i| i as f64 / 2.0).sum::<f64>());
 }

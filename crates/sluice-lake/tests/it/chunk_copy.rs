@@ -1,0 +1,318 @@
+//! Copy mode's fast path: column chunks copied as they are, under a footer with field ids.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{Array, Int32Array, Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use sluice_lake::{
+    AppendRequest, RefName, RefSpec, ScanOptions, WriteOptions, chunk_copy_blocker, read_footer,
+};
+
+use crate::common::{batch, file_url, ids, new_lake, schema, sum_amount};
+
+fn props(compression: Compression, stats: EnabledStatistics, rows: usize) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(compression)
+        .set_statistics_enabled(stats)
+        .set_max_row_group_row_count(Some(rows))
+        .build()
+}
+
+fn zstd() -> Compression {
+    Compression::ZSTD(ZstdLevel::default())
+}
+
+fn write(path: &Path, batches: &[RecordBatch], props: WriterProperties) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = ArrowWriter::try_new(file, batches[0].schema(), Some(props)).unwrap();
+    for b in batches {
+        writer.write(b).unwrap();
+    }
+    writer.close().unwrap();
+}
+
+/// Options that copy chunks of any size, so the tests' small files qualify.
+fn any_size() -> WriteOptions {
+    WriteOptions {
+        min_copied_row_group_bytes: 0,
+        ..WriteOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn eligible_files_are_copied_chunk_by_chunk_with_field_ids() {
+    let t = new_lake().await;
+    let src = tempfile::tempdir().unwrap();
+    let path = src.path().join("a.parquet");
+    // Three row groups of 400 rows, ids 0..1200.
+    write(
+        &path,
+        &[batch(0..1200)],
+        props(zstd(), EnabledStatistics::Chunk, 400),
+    );
+    let footer = read_footer(t.lake.stores(), &file_url(&path))
+        .await
+        .unwrap();
+    let table = t.lake.load_table(&t.table).await.unwrap();
+    assert_eq!(chunk_copy_blocker(&table, &footer, &any_size()), None);
+
+    let copier = t.lake.chunk_copier(&table, &any_size()).unwrap();
+    let arrow_metadata =
+        ArrowReaderMetadata::try_new(footer.metadata.clone(), ArrowReaderOptions::new()).unwrap();
+    let mut seen = Vec::new();
+    let file = copier
+        .copy_file(&footer, |index, bytes| {
+            // The caller decodes from the bytes held for the copy.
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                bytes.clone(),
+                arrow_metadata.clone(),
+            )
+            .with_row_groups(vec![index])
+            .build()
+            .unwrap();
+            for b in reader {
+                let b = b.unwrap();
+                let col = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                seen.extend(col.iter().flatten());
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, (0..1200).collect::<Vec<_>>());
+    assert_eq!(file.record_count(), 1200);
+    assert!(file.file_path().contains("/data/"), "{}", file.file_path());
+
+    // The new file: same row groups, field ids on every column, pages byte for byte the same.
+    let copied_path = file
+        .file_path()
+        .strip_prefix("file://")
+        .unwrap()
+        .to_string();
+    let copied = SerializedFileReader::new(std::fs::File::open(&copied_path).unwrap()).unwrap();
+    let metadata = copied.metadata();
+    assert_eq!(metadata.num_row_groups(), 3);
+    let field_ids: Vec<i32> = metadata
+        .file_metadata()
+        .schema_descr()
+        .root_schema()
+        .get_fields()
+        .iter()
+        .map(|f| f.get_basic_info().id())
+        .collect();
+    let iceberg_schema = table.metadata().current_schema();
+    let expected: Vec<i32> = ["id", "name", "amount"]
+        .iter()
+        .map(|n| iceberg_schema.field_by_name(n).unwrap().id)
+        .collect();
+    assert_eq!(field_ids, expected);
+    assert_eq!(
+        file.file_size_in_bytes(),
+        std::fs::metadata(&copied_path).unwrap().len()
+    );
+    let source_bytes = std::fs::read(&path).unwrap();
+    let copied_bytes = std::fs::read(&copied_path).unwrap();
+    for (rg_src, rg_dst) in footer
+        .metadata
+        .row_groups()
+        .iter()
+        .zip(metadata.row_groups())
+    {
+        for (c_src, c_dst) in rg_src.columns().iter().zip(rg_dst.columns()) {
+            let (s, l) = c_src.byte_range();
+            let (d, m) = c_dst.byte_range();
+            assert_eq!(l, m);
+            assert_eq!(
+                source_bytes[s as usize..(s + l) as usize],
+                copied_bytes[d as usize..(d + m) as usize]
+            );
+        }
+    }
+    // Metrics from the copied statistics.
+    let id_field = iceberg_schema.field_by_name("id").unwrap().id;
+    assert_eq!(
+        file.lower_bounds().get(&id_field),
+        Some(&sluice_lake::iceberg_types::Datum::long(0))
+    );
+    assert_eq!(
+        file.upper_bounds().get(&id_field),
+        Some(&sluice_lake::iceberg_types::Datum::long(1199))
+    );
+    assert_eq!(file.null_value_counts().get(&id_field), Some(&0));
+
+    // Committed and published, the table reads the rows back through Iceberg.
+    let branch = RefName::new("copy").unwrap();
+    t.lake
+        .commit_append(
+            &t.table,
+            AppendRequest {
+                branch: branch.clone(),
+                create_from: Some(RefSpec::main()),
+                files: vec![file],
+                properties: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&t.lake, &t.table, "copy").await,
+        (0..1200).collect::<Vec<_>>()
+    );
+    let batches = t
+        .lake
+        .scan_to_vec(
+            &t.table,
+            &RefSpec::parse("copy").unwrap(),
+            &ScanOptions::default(),
+        )
+        .await
+        .unwrap();
+    let expected_sum: f64 = (0..1200).map(|i| i as f64 / 2.0).sum();
+    assert_eq!(sum_amount(&batches), expected_sum);
+}
+
+#[tokio::test]
+async fn files_the_table_would_store_differently_are_not_copied() {
+    let t = new_lake().await;
+    let src = tempfile::tempdir().unwrap();
+    let table = t.lake.load_table(&t.table).await.unwrap();
+    let blocker = |name: &str, batches: Vec<RecordBatch>, props: WriterProperties| {
+        let path = src.path().join(name);
+        write(&path, &batches, props);
+        let (lake, table) = (&t.lake, &table);
+        async move {
+            let footer = read_footer(lake.stores(), &file_url(&path)).await.unwrap();
+            chunk_copy_blocker(table, &footer, &any_size())
+        }
+    };
+    let good = || props(zstd(), EnabledStatistics::Chunk, 1000);
+
+    let snappy = blocker(
+        "snappy.parquet",
+        vec![batch(0..10)],
+        props(Compression::SNAPPY, EnabledStatistics::Chunk, 1000),
+    )
+    .await
+    .unwrap();
+    assert!(
+        snappy.contains("SNAPPY") && snappy.contains("zstd"),
+        "{snappy}"
+    );
+
+    let no_stats = blocker(
+        "nostats.parquet",
+        vec![batch(0..10)],
+        props(zstd(), EnabledStatistics::None, 1000),
+    )
+    .await
+    .unwrap();
+    assert!(no_stats.contains("statistics"), "{no_stats}");
+
+    // int32 where the table stores long.
+    let narrow = Arc::new(Schema::new(vec![Field::new("id", DataType::Int32, true)]));
+    let narrow_batch =
+        RecordBatch::try_new(narrow, vec![Arc::new(Int32Array::from(vec![1, 2]))]).unwrap();
+    let int32 = blocker("int32.parquet", vec![narrow_batch], good())
+        .await
+        .unwrap();
+    assert!(int32.contains("`id`") && int32.contains("Int32"), "{int32}");
+
+    // Required in the file, optional in the table.
+    let required = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+    let required_batch =
+        RecordBatch::try_new(required, vec![Arc::new(Int64Array::from(vec![1, 2]))]).unwrap();
+    let nullability = blocker("required.parquet", vec![required_batch], good())
+        .await
+        .unwrap();
+    assert!(nullability.contains("required"), "{nullability}");
+
+    // Small row groups under the default threshold.
+    let path = src.path().join("small.parquet");
+    write(&path, &[batch(0..100)], good());
+    let footer = read_footer(t.lake.stores(), &file_url(&path))
+        .await
+        .unwrap();
+    let small = chunk_copy_blocker(&table, &footer, &WriteOptions::default()).unwrap();
+    assert!(small.contains("average"), "{small}");
+    assert_eq!(chunk_copy_blocker(&table, &footer, &any_size()), None);
+
+    // Row groups larger than the table writes.
+    let tight = WriteOptions {
+        max_row_group_rows: 50,
+        ..any_size()
+    };
+    let large = chunk_copy_blocker(&table, &footer, &tight).unwrap();
+    assert!(large.contains("100 rows"), "{large}");
+
+    // And the copier refuses such a file rather than writing it.
+    let copier = t.lake.chunk_copier(&table, &tight).unwrap();
+    let err = copier.copy_file(&footer, |_, _| Ok(())).await.unwrap_err();
+    assert!(err.to_string().contains("small.parquet"), "{err}");
+    assert_eq!(schema().fields().len(), 3);
+}
+
+#[tokio::test]
+async fn a_failed_copy_leaves_no_file_behind() {
+    let t = new_lake().await;
+    let src = tempfile::tempdir().unwrap();
+    let path = src.path().join("a.parquet");
+    write(
+        &path,
+        &[batch(0..300)],
+        props(zstd(), EnabledStatistics::Chunk, 100),
+    );
+    let footer = read_footer(t.lake.stores(), &file_url(&path))
+        .await
+        .unwrap();
+    let table = t.lake.load_table(&t.table).await.unwrap();
+    let copier = t.lake.chunk_copier(&table, &any_size()).unwrap();
+    let err = copier
+        .copy_file(&footer, |index, _| {
+            if index == 1 {
+                Err(sluice_lake::Error::Config("audit stopped the copy".into()))
+            } else {
+                Ok(())
+            }
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("audit stopped"), "{err}");
+    let data_dir = t.dir.path().join("warehouse");
+    let files = walk(&data_dir);
+    assert!(
+        files
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "json")),
+        "the table's metadata should be under {}",
+        data_dir.display()
+    );
+    let parquet_files: Vec<_> = files
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert!(parquet_files.is_empty(), "{parquet_files:?}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
