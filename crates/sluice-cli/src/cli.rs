@@ -160,9 +160,13 @@ pub struct RunArgs {
     /// Checks file (TOML, see docs/checks.md).
     #[arg(long)]
     pub checks: Option<PathBuf>,
-    /// copy: rewrite rows into the warehouse; register: add the files in place.
+    /// copy: copy the data into the warehouse; register: add the files in place.
     #[arg(long, value_enum, default_value_t = ModeArg::Copy)]
     pub mode: ModeArg,
+    /// Copy mode: decode and re-encode every file. By default a zstd file with statistics,
+    /// the table's types and large enough row groups has its column chunks copied as they are.
+    #[arg(long)]
+    pub rewrite: bool,
     /// Commit message.
     #[arg(long)]
     pub message: Option<String>,

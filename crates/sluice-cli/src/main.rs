@@ -366,6 +366,7 @@ fn run_options(ctx: &Ctx<'_>, args: &RunArgs) -> Result<RunOptions> {
         SchemaChangeArg::Fail => SchemaChange::Fail,
         SchemaChangeArg::AddColumns => SchemaChange::AddColumns,
     };
+    options.rewrite = args.rewrite;
     options.message = args.message.clone();
     options.author = args.author.clone().or_else(|| std::env::var("USER").ok());
     options.sample_size = args.samples;
@@ -483,6 +484,7 @@ fn run_json(report: &RunReport) -> serde_json::Value {
         "files": report.files,
         "rows": report.rows,
         "mode": report.mode,
+        "copied_as_is": report.copied_as_is,
         "snapshot_id": report.snapshot_id,
         "publish": report.publish,
         "run_key": report.run_key,

@@ -302,45 +302,48 @@ impl ChunkCopier {
     /// is called with every row group's index and bytes before they are written, so the caller
     /// can decode what it needs (an error from it stops the copy). Returns the new data file; on
     /// error nothing is left behind.
-    pub async fn copy_file(
+    pub async fn copy_file<E: From<Error>>(
         &self,
         footer: &ParquetFooter,
-        mut each_row_group: impl FnMut(usize, &RowGroupBytes) -> Result<()>,
-    ) -> Result<DataFile> {
+        mut each_row_group: impl FnMut(usize, &RowGroupBytes) -> std::result::Result<(), E>,
+    ) -> std::result::Result<DataFile, E> {
         if let Some(reason) = chunk_copy_blocker(&self.table, footer, &self.options) {
-            return Err(Error::SchemaMismatch {
+            return Err(E::from(Error::SchemaMismatch {
                 table: self.table.name().to_string(),
                 path: footer.location.clone(),
                 diff: format!("its column chunks cannot be copied as they are: {reason}"),
-            });
+            }));
         }
         let location = self
             .locations
             .generate_location(None, &self.file_names.generate_file_name());
-        let (store, path) = self.stores.resolve(&location)?;
+        let (store, path) = self.stores.resolve(&location).map_err(E::from)?;
         let mut upload = BufWriter::new(store, path);
         match self
             .write(footer, &location, &mut upload, &mut each_row_group)
             .await
         {
             Ok(file) => Ok(file),
-            Err(e) => {
+            Err(stop) => {
                 let _ = upload.abort().await;
                 if let Ok((store, path)) = self.stores.resolve(&location) {
                     let _ = store.delete(&path).await;
                 }
-                Err(e)
+                Err(match stop {
+                    Stop::Lake(e) => E::from(e),
+                    Stop::Caller(e) => e,
+                })
             }
         }
     }
 
-    async fn write(
+    async fn write<E>(
         &self,
         footer: &ParquetFooter,
         location: &str,
         upload: &mut BufWriter,
-        each_row_group: &mut impl FnMut(usize, &RowGroupBytes) -> Result<()>,
-    ) -> Result<DataFile> {
+        each_row_group: &mut impl FnMut(usize, &RowGroupBytes) -> std::result::Result<(), E>,
+    ) -> std::result::Result<DataFile, Stop<E>> {
         let source = &footer.metadata;
         let schema = self.schema_with_ids(footer)?;
         let buffer = SharedBuffer::default();
@@ -364,7 +367,7 @@ impl ChunkCopier {
                 data,
                 file_len: footer.size,
             };
-            each_row_group(index, &bytes)?;
+            each_row_group(index, &bytes).map_err(Stop::Caller)?;
             let mut group = writer.next_row_group()?;
             for (column, target) in row_group.columns().iter().zip(&columns) {
                 let metadata = retarget(column, target.clone())?;
@@ -416,7 +419,7 @@ impl ChunkCopier {
             schema: footer.schema.clone(),
             metadata: Arc::new(metadata),
         };
-        data_file(&self.table, &copied)
+        Ok(data_file(&self.table, &copied)?)
     }
 
     /// The source file's schema with every top-level column carrying its table field id.
@@ -463,6 +466,24 @@ impl ChunkCopier {
                 .with_fields(fields)
                 .build()?,
         ))
+    }
+}
+
+/// Why a copy stopped: its own failure, or the caller's callback.
+enum Stop<E> {
+    Lake(Error),
+    Caller(E),
+}
+
+impl<E> From<Error> for Stop<E> {
+    fn from(e: Error) -> Self {
+        Stop::Lake(e)
+    }
+}
+
+impl<E> From<parquet::errors::ParquetError> for Stop<E> {
+    fn from(e: parquet::errors::ParquetError) -> Self {
+        Stop::Lake(e.into())
     }
 }
 

@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -32,9 +34,9 @@ use sluice_checks::{
 };
 use sluice_lake::iceberg_types::{DataFile, PrimitiveLiteral};
 use sluice_lake::{
-    AppendRequest, Lake, LakeConfig, LoadedTable, ParquetFooter, PublishKind, RebaseOptions,
-    RefName, RefSpec, ScanOptions, TableName, WriteOptions, arrow_schema_for, conform_batch,
-    diff_schemas, read_footers,
+    AppendRequest, ChunkCopier, Lake, LakeConfig, LoadedTable, ParquetFooter, PublishKind,
+    RebaseOptions, RefName, RefSpec, ScanOptions, TableName, WriteOptions, arrow_schema_for,
+    chunk_copy_blocker, conform_batch, diff_schemas, read_footers,
 };
 use sluice_txn::{
     Engine, ObjectStoreJournal, Outcome, RecoveryReport, Registry, RetryPolicy, RunFilter,
@@ -121,6 +123,9 @@ pub struct RunOptions {
     pub parallelism: usize,
     /// Copy-mode file layout.
     pub write: WriteOptions,
+    /// Copy mode: re-encode every file, also those whose column chunks the table could keep as
+    /// they are (see [`sluice_lake::chunk_copy_blocker`]).
+    pub rewrite: bool,
     /// Progress receiver.
     pub progress: Option<Arc<dyn ProgressSink>>,
     /// Crash testing: stop (wait for an hour) at this point of the run, so that a test can
@@ -156,6 +161,7 @@ impl RunOptions {
                 .map(|n| n.get())
                 .unwrap_or(2),
             write: WriteOptions::default(),
+            rewrite: false,
             progress: None,
             pause_at: None,
         }
@@ -194,6 +200,9 @@ struct Written {
     base: Option<i64>,
     rows: u64,
     data_files: usize,
+    /// Copy mode: source files whose column chunks were copied as they are.
+    #[serde(default)]
+    copied_as_is: usize,
     properties: HashMap<String, String>,
     audit: Option<AuditReport>,
 }
@@ -460,6 +469,7 @@ impl Pipeline {
         }
         if let Some(w) = &s.written {
             report.rows = w.rows;
+            report.copied_as_is = w.copied_as_is;
             report.audit = w.audit.clone();
         }
         match outcome {
@@ -560,10 +570,14 @@ impl Pipeline {
         if let Some(p) = &progress {
             p.started(files.len(), files.iter().map(|f| f.size).sum());
         }
+        let mut copied_as_is = 0;
         let (data_files, evaluator, rows) = match options.mode {
             Mode::Copy => {
-                self.copy(options, &table, &table_schema, footers, evaluator)
-                    .await?
+                let copied = self
+                    .copy(options, &table, &table_schema, footers, evaluator)
+                    .await?;
+                copied_as_is = copied.copied_as_is;
+                (copied.files, copied.evaluator, copied.rows)
             }
             Mode::Register => {
                 let data_files = lake.data_files_from_footers(&table, &footers).await?;
@@ -640,6 +654,7 @@ impl Pipeline {
             base,
             rows,
             data_files: data_file_count,
+            copied_as_is,
             properties,
             audit,
         })
@@ -698,9 +713,33 @@ impl Pipeline {
         table_schema: &arrow_schema::SchemaRef,
         footers: Vec<ParquetFooter>,
         evaluator: Option<Evaluator>,
-    ) -> Result<(Vec<DataFile>, Option<Evaluator>, u64)> {
-        let workers = options.parallelism.clamp(1, footers.len().max(1));
-        let queue = Arc::new(Mutex::new(footers.into_iter().collect::<VecDeque<_>>()));
+    ) -> Result<Copied> {
+        // Files the table can keep as they are get their column chunks copied; the others
+        // are decoded and written again.
+        let mut copied_as_is = 0;
+        let plan: VecDeque<(ParquetFooter, bool)> = footers
+            .into_iter()
+            .map(|footer| {
+                let as_is = !options.rewrite
+                    && match chunk_copy_blocker(table, &footer, &options.write) {
+                        None => true,
+                        Some(reason) => {
+                            tracing::debug!(file = %footer.location, %reason, "re-encoding");
+                            false
+                        }
+                    };
+                copied_as_is += usize::from(as_is);
+                (footer, as_is)
+            })
+            .collect();
+        tracing::info!(
+            files = plan.len(),
+            copied_as_is,
+            re_encoded = plan.len() - copied_as_is,
+            "copying"
+        );
+        let workers = options.parallelism.clamp(1, plan.len().max(1));
+        let queue = Arc::new(Mutex::new(plan));
         let mut tasks = Vec::with_capacity(workers);
         for _ in 0..workers {
             let writer = self.lake.table_writer(table, &options.write).await?;
@@ -708,6 +747,7 @@ impl Pipeline {
                 lake: self.lake.clone(),
                 table: options.table.to_string(),
                 schema: table_schema.clone(),
+                copier: self.lake.chunk_copier(table, &options.write)?,
                 queue: queue.clone(),
                 evaluator: evaluator.as_ref().map(Evaluator::fork),
                 progress: options.progress.clone(),
@@ -750,7 +790,12 @@ impl Pipeline {
             }
             return Err(e);
         }
-        Ok((files, merged, rows))
+        Ok(Copied {
+            files,
+            evaluator: merged,
+            rows,
+            copied_as_is,
+        })
     }
 
     async fn publish(
@@ -922,11 +967,21 @@ impl Pipeline {
     }
 }
 
+/// What copy mode wrote.
+struct Copied {
+    files: Vec<DataFile>,
+    evaluator: Option<Evaluator>,
+    rows: u64,
+    copied_as_is: usize,
+}
+
 struct CopyWorker {
     lake: Arc<Lake>,
     table: String,
     schema: arrow_schema::SchemaRef,
-    queue: Arc<Mutex<VecDeque<ParquetFooter>>>,
+    copier: ChunkCopier,
+    /// Source files, each with whether its column chunks are copied as they are.
+    queue: Arc<Mutex<VecDeque<(ParquetFooter, bool)>>>,
     evaluator: Option<Evaluator>,
     progress: Option<Arc<dyn ProgressSink>>,
 }
@@ -937,9 +992,19 @@ impl CopyWorker {
         mut writer: sluice_lake::TableWriter,
     ) -> Result<(Vec<DataFile>, Option<Evaluator>, u64)> {
         let mut rows = 0u64;
+        let mut copied = Vec::new();
         loop {
             let next = lock(&self.queue).pop_front();
-            let Some(footer) = next else { break };
+            let Some((footer, as_is)) = next else { break };
+            if as_is {
+                let (file, file_rows) = self.copy_as_is(&footer).await?;
+                copied.push(file);
+                rows += file_rows;
+                if let Some(p) = &self.progress {
+                    p.file_done(&footer.location, file_rows, footer.size);
+                }
+                continue;
+            }
             let corrupt = |e| corrupt_file(&footer, e);
             let mut stream = open_reader(&self.lake, &footer)?
                 .with_batch_size(64 * 1024)
@@ -959,8 +1024,61 @@ impl CopyWorker {
                 p.file_done(&footer.location, file_rows, footer.size);
             }
         }
-        let files = writer.finish().await?;
+        let mut files = writer.finish().await?;
+        files.extend(copied);
         Ok((files, self.evaluator, rows))
+    }
+
+    /// Copies a file's column chunks as they are; the audit decodes the columns it needs from
+    /// the bytes read for the copy, so the file is read once.
+    async fn copy_as_is(&mut self, footer: &ParquetFooter) -> Result<(DataFile, u64)> {
+        let corrupt = |e| corrupt_file(footer, e);
+        let metadata =
+            ArrowReaderMetadata::try_new(footer.metadata.clone(), ArrowReaderOptions::new())
+                .map_err(corrupt)?;
+        let audit = match &self.evaluator {
+            Some(ev) => {
+                let columns = ev.required_columns();
+                let roots: Vec<usize> = columns
+                    .iter()
+                    .filter_map(|c| footer.schema.index_of(c).ok())
+                    .collect();
+                let indices: Vec<usize> = columns
+                    .iter()
+                    .filter_map(|c| self.schema.index_of(c).ok())
+                    .collect();
+                let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
+                Some((mask, Arc::new(self.schema.project(&indices)?)))
+            }
+            None => None,
+        };
+        let mut rows = 0u64;
+        let (table, evaluator) = (&self.table, &mut self.evaluator);
+        let file = self
+            .copier
+            .copy_file(footer, |index, bytes| {
+                rows += footer.metadata.row_group(index).num_rows() as u64;
+                let (Some((mask, projected)), Some(ev)) = (&audit, evaluator.as_mut()) else {
+                    return Ok(());
+                };
+                let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                    bytes.clone(),
+                    metadata.clone(),
+                )
+                .with_row_groups(vec![index])
+                .with_projection(mask.clone())
+                .with_batch_size(64 * 1024)
+                .build()
+                .map_err(corrupt)?;
+                for batch in reader {
+                    let batch = batch.map_err(|e| corrupt(e.into()))?;
+                    let batch = conform_batch(table, &footer.location, projected, &batch)?;
+                    ev.update(&batch)?;
+                }
+                Ok::<_, Error>(())
+            })
+            .await?;
+        Ok((file, rows))
     }
 }
 

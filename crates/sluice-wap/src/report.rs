@@ -68,6 +68,10 @@ pub struct RunReport {
     pub rows: u64,
     /// `copy` or `register`.
     pub mode: String,
+    /// Copy mode: source files whose column chunks were copied as they are; the others were
+    /// decoded and written again.
+    #[serde(default)]
+    pub copied_as_is: usize,
     /// The snapshot `main` points at after publishing.
     pub snapshot_id: Option<i64>,
     /// Whether publishing was a fast-forward or a rebase.
@@ -95,6 +99,7 @@ impl RunReport {
             files: Vec::new(),
             rows: 0,
             mode: mode.to_string(),
+            copied_as_is: 0,
             snapshot_id: None,
             publish: None,
             audit: None,

@@ -152,3 +152,45 @@ pub fn write(path: &Path, batch: &RecordBatch) {
     w.write(batch).unwrap();
     w.close().unwrap();
 }
+
+/// Events whose user ids and amounts look random, so a zstd file of 100,000 rows holds row
+/// groups of more than 1 MiB: large enough to be copied as they are in copy mode.
+pub fn random_events(ids: std::ops::Range<i64>, null_users: bool) -> RecordBatch {
+    let mix = |i: i64| {
+        let mut x = (i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^ (x >> 31)
+    };
+    let users: Vec<Option<i64>> = ids
+        .clone()
+        .map(|i| (!(null_users && i % 7 == 0)).then(|| (mix(i) >> 20) as i64))
+        .collect();
+    let n = (ids.end - ids.start) as usize;
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from(ids.clone().collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(users)),
+            Arc::new(StringArray::from(vec!["view"; n])),
+            Arc::new(Float64Array::from(
+                ids.map(|i| (mix(i) >> 11) as f64 / (1u64 << 53) as f64 * 1000.0)
+                    .collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .unwrap()
+}
+
+/// Writes a zstd file with column statistics in one row group, the way pyarrow writes them.
+pub fn write_zstd(path: &Path, batch: &RecordBatch) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+        .set_max_row_group_row_count(Some(batch.num_rows()))
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}

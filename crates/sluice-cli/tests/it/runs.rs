@@ -401,3 +401,82 @@ fn a_run_whose_main_moved_is_rebased_and_audited_again() {
     assert_eq!(env.event_ids("ns.events"), expected);
     assert!(env.branches().iter().all(|b| !b.starts_with("sluice/")));
 }
+
+#[test]
+fn copy_mode_keeps_eligible_files_as_they_are_and_still_audits_them() {
+    let env = Env::new();
+    // Two large zstd files qualify; a small uncompressed one is re-encoded.
+    write_zstd(
+        &env.path("raw/a.parquet"),
+        &random_events(0..100_000, false),
+    );
+    write_zstd(
+        &env.path("raw/b.parquet"),
+        &random_events(100_000..200_000, false),
+    );
+    write(&env.path("raw/c.parquet"), &events(200_000..200_100, false));
+    let (code, report) = env.run("raw");
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["copied_as_is"], 2, "{report}");
+    assert_eq!(report["rows"], 200_100);
+    assert_eq!(env.event_ids("ns.events"), (0..200_100).collect::<Vec<_>>());
+    // The warehouse holds its own copies: three data files, none of them the source's.
+    let data_files: Vec<_> = walk(&env.path(".sluice/warehouse"))
+        .into_iter()
+        .filter(|p| {
+            p.to_string_lossy().contains("/data/") && p.extension().is_some_and(|e| e == "parquet")
+        })
+        .collect();
+    assert_eq!(data_files.len(), 3, "{data_files:?}");
+
+    // The audit decodes the copied files: nulls are found, with samples, and nothing lands.
+    write_zstd(
+        &env.path("bad/d.parquet"),
+        &random_events(300_000..400_000, true),
+    );
+    let (code, report) = env.run("bad");
+    assert_eq!(code, 3, "{report}");
+    assert_eq!(report["copied_as_is"], 1, "{report}");
+    let failing: Vec<&serde_json::Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .collect();
+    assert_eq!(failing.len(), 1, "{report}");
+    assert_eq!(failing[0]["name"], "not_null(user_id)");
+    assert!(!failing[0]["samples"].as_array().unwrap().is_empty());
+    assert_eq!(env.event_ids("ns.events").len(), 200_100);
+
+    // --rewrite re-encodes even a file that qualifies.
+    write_zstd(
+        &env.path("more/e.parquet"),
+        &random_events(500_000..600_000, false),
+    );
+    let (code, report) = env.json(&[
+        "run",
+        "--source",
+        "more",
+        "--table",
+        "ns.events",
+        "--checks",
+        "checks.toml",
+        "--rewrite",
+    ]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["copied_as_is"], 0, "{report}");
+    assert_eq!(env.event_ids("ns.events").len(), 300_100);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

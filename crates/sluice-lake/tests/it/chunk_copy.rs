@@ -83,7 +83,7 @@ async fn eligible_files_are_copied_chunk_by_chunk_with_field_ids() {
                 let col = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
                 seen.extend(col.iter().flatten());
             }
-            Ok(())
+            Ok::<_, sluice_lake::Error>(())
         })
         .await
         .unwrap();
@@ -254,7 +254,10 @@ async fn files_the_table_would_store_differently_are_not_copied() {
 
     // And the copier refuses such a file rather than writing it.
     let copier = t.lake.chunk_copier(&table, &tight).unwrap();
-    let err = copier.copy_file(&footer, |_, _| Ok(())).await.unwrap_err();
+    let err = copier
+        .copy_file(&footer, |_, _| Ok::<_, sluice_lake::Error>(()))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("small.parquet"), "{err}");
     assert_eq!(schema().fields().len(), 3);
 }

@@ -88,7 +88,12 @@ async fn pyiceberg_reads_main_and_a_branch_written_by_sluice() {
         None
     );
     let copier = t.lake.chunk_copier(&table, &options).unwrap();
-    files.push(copier.copy_file(&footer, |_, _| Ok(())).await.unwrap());
+    files.push(
+        copier
+            .copy_file(&footer, |_, _| Ok::<_, sluice_lake::Error>(()))
+            .await
+            .unwrap(),
+    );
     t.lake
         .commit_append(
             &t.table,
