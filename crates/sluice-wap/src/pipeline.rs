@@ -1029,52 +1029,43 @@ impl CopyWorker {
         Ok((files, self.evaluator, rows))
     }
 
-    /// Copies a file's column chunks as they are; the audit decodes the columns it needs from
-    /// the bytes read for the copy, so the file is read once.
+    /// Copies a file's column chunks as they are. Every row group is decoded from the bytes
+    /// read for the copy, so the file is read once: the audit sees every row, and a page that
+    /// cannot be decoded fails the run before the file reaches the table, as it would when
+    /// re-encoding.
     async fn copy_as_is(&mut self, footer: &ParquetFooter) -> Result<(DataFile, u64)> {
         let corrupt = |e| corrupt_file(footer, e);
         let metadata =
             ArrowReaderMetadata::try_new(footer.metadata.clone(), ArrowReaderOptions::new())
                 .map_err(corrupt)?;
-        let audit = match &self.evaluator {
-            Some(ev) => {
-                let columns = ev.required_columns();
-                let roots: Vec<usize> = columns
-                    .iter()
-                    .filter_map(|c| footer.schema.index_of(c).ok())
-                    .collect();
-                let indices: Vec<usize> = columns
-                    .iter()
-                    .filter_map(|c| self.schema.index_of(c).ok())
-                    .collect();
-                let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
-                Some((mask, Arc::new(self.schema.project(&indices)?)))
-            }
-            None => None,
-        };
         let mut rows = 0u64;
-        let (table, evaluator) = (&self.table, &mut self.evaluator);
+        let (table, schema, evaluator) = (&self.table, &self.schema, &mut self.evaluator);
         let file = self
             .copier
             .copy_file(footer, |index, bytes| {
-                rows += footer.metadata.row_group(index).num_rows() as u64;
-                let (Some((mask, projected)), Some(ev)) = (&audit, evaluator.as_mut()) else {
-                    return Ok(());
-                };
                 let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
                     bytes.clone(),
                     metadata.clone(),
                 )
                 .with_row_groups(vec![index])
-                .with_projection(mask.clone())
                 .with_batch_size(64 * 1024)
                 .build()
                 .map_err(corrupt)?;
+                let mut decoded = 0u64;
                 for batch in reader {
                     let batch = batch.map_err(|e| corrupt(e.into()))?;
-                    let batch = conform_batch(table, &footer.location, projected, &batch)?;
-                    ev.update(&batch)?;
+                    decoded += batch.num_rows() as u64;
+                    if let Some(ev) = evaluator.as_mut() {
+                        ev.update(&conform_batch(table, &footer.location, schema, &batch)?)?;
+                    }
                 }
+                let expected = footer.metadata.row_group(index).num_rows() as u64;
+                if decoded != expected {
+                    return Err(corrupt(parquet::errors::ParquetError::General(format!(
+                        "row group {index} decodes to {decoded} rows, its footer says {expected}"
+                    ))));
+                }
+                rows += decoded;
                 Ok::<_, Error>(())
             })
             .await?;

@@ -192,3 +192,46 @@ fn user_errors_name_what_is_wrong() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does-not-exist"));
 }
+
+#[test]
+fn a_damaged_page_in_a_file_copied_as_it_is_fails_the_run() {
+    let env = seeded();
+    // A file that qualifies for copying its column chunks as they are, with the header of its
+    // `amount` chunk (a column no check reads) overwritten.
+    let path = env.path("damaged/big.parquet");
+    write_zstd(&path, &random_events(1_000..101_000, false));
+    let metadata = {
+        let file = std::fs::File::open(&path).unwrap();
+        parquet::file::metadata::ParquetMetaDataReader::new()
+            .parse_and_finish(&file)
+            .unwrap()
+    };
+    let amount = metadata.row_group(0).column(3);
+    assert_eq!(amount.column_path().string(), "amount");
+    let (start, _) = amount.byte_range();
+    let mut bytes = std::fs::read(&path).unwrap();
+    for b in &mut bytes[start as usize..start as usize + 16] {
+        *b = 0xFF;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    assert_rejected(&env, "damaged", "damaged/big.parquet");
+    // Nothing was left in the warehouse but the seed's data file.
+    let data_files: Vec<_> = walk_files(&env.path(".sluice/warehouse"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert_eq!(data_files.len(), 1, "{data_files:?}");
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk_files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
