@@ -395,6 +395,47 @@ pub fn parquet_bytes(batch: &RecordBatch) -> Vec<u8> {
     out
 }
 
+/// A zstd parquet file with column statistics holding `batch`, in row groups of at most
+/// `row_group_rows` rows: what pyarrow writes by default, and what copy mode can keep as it is.
+pub fn zstd_parquet_bytes(batch: &RecordBatch, row_group_rows: usize) -> Vec<u8> {
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+        .set_max_row_group_row_count(Some(row_group_rows))
+        .build();
+    let mut out = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props))
+        .expect("a parquet writer");
+    writer.write(batch).expect("write a batch");
+    writer.close().expect("close the parquet writer");
+    out
+}
+
+/// Rows like [`batch`] but with amounts that look random (so they do not compress), in
+/// `[0, 1000)`.
+pub fn noisy_batch(ids: std::ops::Range<i64>) -> RecordBatch {
+    let ids: Vec<i64> = ids.collect();
+    let names: Vec<String> = ids.iter().map(|i| format!("n{i}")).collect();
+    let amounts: Vec<f64> = ids.iter().map(|i| noisy_amount(*i)).collect();
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(StringArray::from(names)),
+            Arc::new(Float64Array::from(amounts)),
+        ],
+    )
+    .expect("a batch matching the schema")
+}
+
+/// The amount [`noisy_batch`] writes for an id.
+pub fn noisy_amount(id: i64) -> f64 {
+    let mut x = (id as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    (x >> 11) as f64 / (1u64 << 53) as f64 * 1000.0
+}
+
 /// Reads a ref (`main`, a branch, a tag, a snapshot id, `ref@time`) into memory.
 pub async fn read(lake: &Lake, table: &TableName, spec: &str) -> Vec<RecordBatch> {
     let parsed = RefSpec::parse(spec).unwrap_or_else(|e| panic!("bad ref {spec}: {e}"));

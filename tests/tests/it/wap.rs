@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use sluice_checks::CheckSuite;
 use sluice_lake::{Lake, TableName};
-use sluice_tests::{Backend, batch, ids, parquet_bytes};
+use sluice_tests::{
+    Backend, batch, ids, noisy_amount, noisy_batch, parquet_bytes, read, sum_column,
+    zstd_parquet_bytes,
+};
 use sluice_wap::{Pipeline, PipelineConfig, RunOptions, RunStatus};
 
 const CHECKS: &str = r#"
@@ -169,7 +172,38 @@ async fn wap_recovery_after_a_killed_run(backend: Backend) {
     assert_eq!(ids(other.lake(), &table, "main").await, expected);
 }
 
+/// Copy mode keeps a large zstd file's column chunks as they are (two row groups, over 10 MB,
+/// so the upload is a multipart one on S3) and re-encodes a small file; the table reads both.
+async fn wap_copy_keeps_large_files_as_they_are(backend: Backend) {
+    let p = pipeline(&backend, Duration::from_secs(30)).await;
+    let lake = p.lake();
+    let table = backend.table("asis");
+    let big = zstd_parquet_bytes(&noisy_batch(0..1_500_000), 1_000_000);
+    assert!(big.len() > 10 * 1024 * 1024, "{} bytes", big.len());
+    backend.put_raw(lake, "asis/big.parquet", big).await;
+    backend
+        .put_raw(
+            lake,
+            "asis/small.parquet",
+            zstd_parquet_bytes(&noisy_batch(2_000_000..2_000_010), 1_000_000),
+        )
+        .await;
+    let report = p.run(&options(&backend, "asis/", &table)).await.unwrap();
+    assert_eq!(report.status, RunStatus::Published, "{report:?}");
+    assert_eq!(report.copied_as_is, 1, "{report:?}");
+    assert_eq!(report.rows, 1_500_010);
+    let expected: Vec<i64> = (0..1_500_000).chain(2_000_000..2_000_010).collect();
+    assert_eq!(ids(lake, &table, "main").await, expected);
+    let sum = sum_column(&read(lake, &table, "main").await, "amount");
+    let expected_sum: f64 = expected.iter().map(|i| noisy_amount(*i)).sum();
+    assert!(
+        (sum - expected_sum).abs() < 1e-6 * expected_sum,
+        "{sum} vs {expected_sum}"
+    );
+}
+
 sluice_tests::conformance!(
+    wap_copy_keeps_large_files_as_they_are,
     wap_publish_and_incremental,
     wap_audit_failure_publishes_nothing,
     wap_recovery_after_a_killed_run,
