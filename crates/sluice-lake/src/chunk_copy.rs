@@ -40,6 +40,9 @@ use crate::storage::ObjectStores;
 /// The default of [`WriteOptions::min_copied_row_group_bytes`]: 1 MiB.
 pub const MIN_COPIED_ROW_GROUP_BYTES: u64 = 1024 * 1024;
 
+/// A row group is held in memory while it is copied; larger ones are re-encoded, which streams.
+pub const MAX_COPIED_ROW_GROUP_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Why a source file's column chunks cannot be copied into the table as they are, or `None`
 /// when they can. A file can be copied as it is when:
 ///
@@ -48,7 +51,7 @@ pub const MIN_COPIED_ROW_GROUP_BYTES: u64 = 1024 * 1024;
 /// * every column chunk is compressed with zstd, the table's codec, and carries statistics
 ///   (null count, and exact bounds unless it holds only nulls) that Iceberg's metrics come from;
 /// * its row groups are no larger than [`WriteOptions::max_row_group_rows`] and average at least
-///   [`WriteOptions::min_copied_row_group_bytes`].
+///   [`WriteOptions::min_copied_row_group_bytes`], none over [`MAX_COPIED_ROW_GROUP_BYTES`].
 ///
 /// Any other file is re-encoded with [`crate::TableWriter`]; the rows are the same either way.
 pub fn chunk_copy_blocker(
@@ -116,6 +119,13 @@ fn blocker(
         ));
     }
     for (index, row_group) in row_groups.iter().enumerate() {
+        if row_group.compressed_size().max(0) as u64 > MAX_COPIED_ROW_GROUP_BYTES {
+            return Err(format!(
+                "row group {index} holds {} bytes, more than {MAX_COPIED_ROW_GROUP_BYTES} \
+                 (it would be held in memory)",
+                row_group.compressed_size()
+            ));
+        }
         if row_group.num_rows() as usize > options.max_row_group_rows {
             return Err(format!(
                 "row group {index} holds {} rows, more than the table's {}",

@@ -74,7 +74,10 @@ mod storage;
 mod table_name;
 
 pub use catalog::{CatalogConfig, LoadedTable};
-pub use chunk_copy::{ChunkCopier, MIN_COPIED_ROW_GROUP_BYTES, RowGroupBytes, chunk_copy_blocker};
+pub use chunk_copy::{
+    ChunkCopier, MAX_COPIED_ROW_GROUP_BYTES, MIN_COPIED_ROW_GROUP_BYTES, RowGroupBytes,
+    chunk_copy_blocker,
+};
 pub use error::{Error, Result};
 pub use history::{BatchStream, Commit, ResolvedRef, ScanOptions};
 pub use lake::{AppendOutcome, AppendRequest, CommitHook, CommitRetry, Lake, LakeConfig};
