@@ -5,10 +5,16 @@
 //! Timings are only ever compared as ratios measured in the same invocation, on the same machine,
 //! with the two tools interleaved; absolute seconds depend on the machine and its load.
 //!
+//! Two targets: `embedded` (each tool with a SQLite catalog and a local warehouse, the peer's own
+//! setup) and `rest` (both tools on the Iceberg REST catalog and the S3 server of
+//! `cargo xtask services up`; the peer's `SqlCatalog` is swapped for a `RestCatalog` by
+//! `rest_peer.py`). The source files are local in both.
+//!
 //! ```text
 //! target/bench-wap/
 //!   data/events-f10-r1000000/   generated once per (files, rows)
 //!   checks.toml                 the peer's audit, as sluice checks
+//!   rest_peer.py                (rest) runs the peer against the REST catalog; drops tables
 //!   runs/<mode>/<tool>/         a fresh copy of the data and a fresh warehouse per measurement
 //!   result.json                 the last result
 //! ```
@@ -21,8 +27,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 
 use crate::json::Json;
-use crate::layout::Layout;
+use crate::layout::{Layout, Service};
 use crate::python;
+use crate::rest_catalog;
+use crate::s3_server::{self, S3Backend};
+use crate::services::{self, ServicesConfig};
 
 /// GNU time reports a child's wall time and peak resident set size (`%M`, in KiB).
 const GNU_TIME: &str = "/usr/bin/time";
@@ -50,7 +59,18 @@ column = "event_type"
 values = ["view", "click", "add_to_cart", "purchase", "search"]
 "#;
 
-/// Peak memory the issue allows sluice for the default data set.
+/// Runs the peer against the REST catalog, and drops tables there (see its docstring).
+const REST_PEER_PY: &str = include_str!("bench_rest_peer.py");
+
+/// The table the peer always writes.
+const PEER_TABLE: &str = "ns.events";
+/// sluice's table on the REST catalog: apart from the peer's, so neither sees the other's data.
+const SLUICE_REST_TABLE: &str = "bench_wap.events";
+
+/// The options of `services up` that `--target rest` also takes.
+const SERVICE_FLAGS: [&str; 4] = ["--s3", "--s3-port", "--rest-port", "--timeout"];
+
+/// Peak memory the target allows sluice for the default data set.
 const MEMORY_TARGET_MB: f64 = 300.0;
 
 /// How the source files get into the table.
@@ -89,6 +109,38 @@ impl Mode {
     }
 }
 
+/// Where both tools keep the catalog and the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A SQLite SQL catalog and a local warehouse directory per measurement.
+    Embedded,
+    /// The Iceberg REST catalog and the S3 server that `services up` starts with this
+    /// configuration.
+    Rest(ServicesConfig),
+}
+
+impl Target {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Target::Embedded => "embedded",
+            Target::Rest(_) => "rest",
+        }
+    }
+
+    /// What is measured, for the table and `result.json`.
+    fn description(&self) -> String {
+        match self {
+            Target::Embedded => "SQLite SQL catalog, local warehouse".to_string(),
+            Target::Rest(config) => format!(
+                "Iceberg REST catalog at {}, {} S3 at {}",
+                config.rest_uri(),
+                config.s3.name(),
+                config.s3_endpoint()
+            ),
+        }
+    }
+}
+
 /// What `bench-wap` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BenchOptions {
@@ -98,6 +150,7 @@ pub struct BenchOptions {
     /// Directory holding `gen_events.py` and `wap_pyiceberg.py`; `None`: `../shared/bench`.
     pub peer_dir: Option<PathBuf>,
     pub modes: Vec<Mode>,
+    pub target: Target,
 }
 
 impl Default for BenchOptions {
@@ -108,14 +161,21 @@ impl Default for BenchOptions {
             repeat: 1,
             peer_dir: None,
             modes: Mode::ALL.to_vec(),
+            target: Target::Embedded,
         }
     }
 }
 
-/// Parses the options after `bench-wap`.
-pub fn parse_options(options: &[&str]) -> Result<BenchOptions> {
+/// Parses the options after `bench-wap`. With `--target rest`, the services are configured as
+/// for `services up`: its options, then its `SLUICE_XTASK_*` variables (read through `env`).
+pub fn parse_options(
+    options: &[&str],
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<BenchOptions> {
     let mut parsed = BenchOptions::default();
     let mut modes = Vec::new();
+    let mut rest_target = false;
+    let mut service_options = Vec::new();
     let mut rest = options.iter();
     while let Some(option) = rest.next() {
         let (flag, inline) = match option.split_once('=') {
@@ -143,17 +203,36 @@ pub fn parse_options(options: &[&str]) -> Result<BenchOptions> {
                 }
             }
             "--target" => match value()? {
-                "embedded" => {}
+                "embedded" => rest_target = false,
+                "rest" => rest_target = true,
                 other => bail!(
-                    "--target {other:?}: bench-wap measures the embedded SQLite catalog and local \
-                     warehouse only, the setup the peer runs"
+                    "--target {other:?} is not a target: embedded (SQLite catalog, local \
+                     warehouse) or rest (the REST catalog and S3 server of `services up`)"
                 ),
             },
+            flag if SERVICE_FLAGS.contains(&flag) => {
+                let value = value()?;
+                service_options.push(format!("{flag}={value}"));
+            }
             _ => bail!("unknown option {option:?} for `bench-wap`; see `cargo xtask --help`"),
         }
     }
     if !modes.is_empty() {
         parsed.modes = modes;
+    }
+    if rest_target {
+        let service_options: Vec<&str> = service_options.iter().map(String::as_str).collect();
+        let config = crate::parse_config(&service_options, env)?;
+        if config.s3 == S3Backend::Moto {
+            bail!(
+                "--target rest cannot use moto: pyarrow's S3 client (the peer's writes) fails on \
+                 its multipart uploads; use s3s-fs or minio"
+            );
+        }
+        parsed.target = Target::Rest(config);
+    } else if let Some(option) = service_options.first() {
+        let flag = option.split('=').next().unwrap_or(option);
+        bail!("{flag} configures the services, so it goes with --target rest only");
     }
     Ok(parsed)
 }
@@ -269,10 +348,19 @@ struct Bench {
     data: PathBuf,
     checks: PathBuf,
     runs_dir: PathBuf,
+    /// The REST catalog and S3 server, for `--target rest`.
+    rest: Option<RestLake>,
 }
 
-/// Runs the benchmark: build, Python, data, then every mode; prints the table and writes
-/// `target/bench-wap/result.json`.
+/// The REST catalog and S3 server both tools use with `--target rest`.
+struct RestLake {
+    config: ServicesConfig,
+    /// `rest_peer.py`, written into `target/bench-wap/`.
+    wrapper: PathBuf,
+}
+
+/// Runs the benchmark: build, Python, data, (services,) then every mode; prints the table and
+/// writes `target/bench-wap/result.json`.
 pub fn run(layout: &Layout, options: &BenchOptions) -> Result<()> {
     check_gnu_time()?;
     let peer_dir = match &options.peer_dir {
@@ -291,6 +379,18 @@ pub fn run(layout: &Layout, options: &BenchOptions) -> Result<()> {
     let checks = bench_dir.join("checks.toml");
     fs::write(&checks, CHECKS_TOML)
         .with_context(|| format!("cannot write {}", checks.display()))?;
+    let rest = match &options.target {
+        Target::Embedded => None,
+        Target::Rest(config) => {
+            let wrapper = bench_dir.join("rest_peer.py");
+            fs::write(&wrapper, REST_PEER_PY)
+                .with_context(|| format!("cannot write {}", wrapper.display()))?;
+            Some(RestLake {
+                config: config.clone(),
+                wrapper,
+            })
+        }
+    };
     let bench = Bench {
         sluice,
         python,
@@ -298,52 +398,26 @@ pub fn run(layout: &Layout, options: &BenchOptions) -> Result<()> {
         data,
         checks,
         runs_dir: bench_dir.join("runs"),
+        rest,
     };
 
-    let expected_rows = u64::from(options.files) * options.rows;
-    let mut results = Vec::new();
-    for &mode in &options.modes {
-        let mut result = ModeResult {
-            mode,
-            peer_runs: Vec::new(),
-            sluice_runs: Vec::new(),
-        };
-        for repeat in 0..options.repeat {
-            // Interleaved, and the first to run alternates, so drift in the machine's load
-            // falls on both tools alike.
-            let order = if repeat % 2 == 0 {
-                [Tool::Peer, Tool::Sluice]
-            } else {
-                [Tool::Sluice, Tool::Peer]
-            };
-            for tool in order {
-                let measurement = bench.measure(tool, mode)?;
-                println!(
-                    "  {:<8} {:<9} run {}/{}: {:.2} s, peak {:.0} MB, {} rows",
-                    mode.name(),
-                    tool.name(),
-                    repeat + 1,
-                    options.repeat,
-                    measurement.wall_s,
-                    measurement.peak_kib as f64 / 1024.0,
-                    measurement.rows
-                );
-                if measurement.rows != expected_rows {
-                    bail!(
-                        "{} published {} rows in {} mode, but the source holds {expected_rows}",
-                        tool.name(),
-                        measurement.rows,
-                        mode.name()
-                    );
-                }
-                match tool {
-                    Tool::Peer => result.peer_runs.push(measurement),
-                    Tool::Sluice => result.sluice_runs.push(measurement),
-                }
+    let results = match &options.target {
+        Target::Embedded => bench.measure_all(options)?,
+        Target::Rest(config) => {
+            // As `e2e` does: what this call starts is stopped again, even after a failure;
+            // services that were running before are left running.
+            let running = services::up(layout, config)?;
+            let results = bench.measure_all(options);
+            if results.is_ok() {
+                bench.drop_rest_tables();
             }
+            services::stop_started(layout, &running.started);
+            if running.started.len() < Service::ALL.len() {
+                println!("services that were running before `bench-wap` are left running");
+            }
+            results?
         }
-        results.push(result);
-    }
+    };
 
     let data_bytes = directory_bytes(&bench.data)?;
     print!("{}", table(options, data_bytes, &results));
@@ -475,6 +549,66 @@ fn directory_bytes(dir: &Path) -> Result<u64> {
 }
 
 impl Bench {
+    /// Every mode, each tool `repeat` times, interleaved; fails on a wrong row count.
+    fn measure_all(&self, options: &BenchOptions) -> Result<Vec<ModeResult>> {
+        let expected_rows = u64::from(options.files) * options.rows;
+        let mut results = Vec::new();
+        for &mode in &options.modes {
+            let mut result = ModeResult {
+                mode,
+                peer_runs: Vec::new(),
+                sluice_runs: Vec::new(),
+            };
+            for repeat in 0..options.repeat {
+                // Interleaved, and the first to run alternates, so drift in the machine's load
+                // falls on both tools alike.
+                let order = if repeat % 2 == 0 {
+                    [Tool::Peer, Tool::Sluice]
+                } else {
+                    [Tool::Sluice, Tool::Peer]
+                };
+                for tool in order {
+                    let measurement = self.measure(tool, mode)?;
+                    println!(
+                        "  {:<8} {:<9} run {}/{}: {:.2} s, peak {:.0} MB, {} rows",
+                        mode.name(),
+                        tool.name(),
+                        repeat + 1,
+                        options.repeat,
+                        measurement.wall_s,
+                        measurement.peak_kib as f64 / 1024.0,
+                        measurement.rows
+                    );
+                    if measurement.rows != expected_rows {
+                        bail!(
+                            "{} published {} rows in {} mode, but the source holds \
+                             {expected_rows}",
+                            tool.name(),
+                            measurement.rows,
+                            mode.name()
+                        );
+                    }
+                    match tool {
+                        Tool::Peer => result.peer_runs.push(measurement),
+                        Tool::Sluice => result.sluice_runs.push(measurement),
+                    }
+                }
+            }
+            results.push(result);
+        }
+        Ok(results)
+    }
+
+    /// After the last measurement: the tables and their files go, so the S3 server's disk does
+    /// not fill up over invocations. A failure here is reported, not fatal.
+    fn drop_rest_tables(&self) {
+        if let Some(rest) = &self.rest
+            && let Err(err) = rest.drop_tables(&self.python, &[PEER_TABLE, SLUICE_REST_TABLE])
+        {
+            eprintln!("could not drop the benchmark tables: {err:#}");
+        }
+    }
+
     /// One run of `tool` on its own fresh copy of the data and a fresh warehouse.
     fn measure(&self, tool: Tool, mode: Mode) -> Result<Measurement> {
         let dir = self.runs_dir.join(mode.name()).join(tool.name());
@@ -492,8 +626,8 @@ impl Bench {
         }
 
         let time_file = dir.join("time.txt");
-        let mut command = match tool {
-            Tool::Peer => {
+        let mut command = match (tool, &self.rest) {
+            (Tool::Peer, None) => {
                 let mut command = timed(&time_file, &self.python);
                 command
                     .arg(&self.peer_script)
@@ -502,7 +636,21 @@ impl Bench {
                     .args(["--mode", mode.name()]);
                 command
             }
-            Tool::Sluice => {
+            (Tool::Peer, Some(rest)) => {
+                // The peer always writes ns.events: the previous measurement's goes first, in
+                // a process of its own that is not timed.
+                rest.drop_tables(&self.python, &[PEER_TABLE])?;
+                let mut command = timed(&time_file, &self.python);
+                command
+                    .arg(&rest.wrapper)
+                    .arg(rest.pyiceberg_properties())
+                    .arg(&self.peer_script)
+                    .arg(&lake)
+                    .arg(&source)
+                    .args(["--mode", mode.name()]);
+                command
+            }
+            (Tool::Sluice, None) => {
                 let init = Command::new(&self.sluice)
                     .arg("init")
                     .current_dir(&lake)
@@ -511,14 +659,18 @@ impl Bench {
                 if !init.status.success() {
                     bail!("`sluice init` failed:\n{}", tail(&init.stderr, 20));
                 }
-                let mut command = timed(&time_file, &self.sluice);
+                self.sluice_run(&time_file, &lake, &source, "ns.events", mode)
+            }
+            (Tool::Sluice, Some(rest)) => {
+                let config = lake.join("sluice.toml");
+                fs::write(&config, rest.sluice_toml())
+                    .with_context(|| format!("cannot write {}", config.display()))?;
+                rest.drop_tables(&self.python, &[SLUICE_REST_TABLE])?;
+                let mut command =
+                    self.sluice_run(&time_file, &lake, &source, SLUICE_REST_TABLE, mode);
                 command
-                    .arg("--config")
-                    .arg(lake.join("sluice.toml"))
-                    .args(["--json", "--quiet", "run", "--source"])
-                    .arg(&source)
-                    .args(["--table", "ns.events", "--mode", mode.name(), "--checks"])
-                    .arg(&self.checks);
+                    .envs(sluice_s3_env())
+                    .env_remove("AWS_SESSION_TOKEN");
                 command
             }
         };
@@ -547,6 +699,102 @@ impl Bench {
         fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
         Ok(measurement)
     }
+}
+
+impl Bench {
+    /// `sluice run` with the `sluice.toml` in `lake`, under GNU time.
+    fn sluice_run(
+        &self,
+        time_file: &Path,
+        lake: &Path,
+        source: &Path,
+        table: &str,
+        mode: Mode,
+    ) -> Command {
+        let mut command = timed(time_file, &self.sluice);
+        command
+            .arg("--config")
+            .arg(lake.join("sluice.toml"))
+            .args(["--json", "--quiet", "run", "--source"])
+            .arg(source)
+            .args(["--table", table, "--mode", mode.name(), "--checks"])
+            .arg(&self.checks);
+        command
+    }
+}
+
+impl RestLake {
+    /// sluice's configuration for the REST catalog and the S3 server; the journal stays in the
+    /// measurement's directory, and the credentials come from [`sluice_s3_env`].
+    fn sluice_toml(&self) -> String {
+        format!(
+            "# Written by `cargo xtask bench-wap --target rest`.\n\
+             [catalog]\n\
+             type = \"rest\"\n\
+             uri = \"{uri}\"\n\
+             warehouse = \"{warehouse}\"\n\
+             \n\
+             [storage.s3]\n\
+             endpoint = \"{endpoint}\"\n\
+             region = \"{region}\"\n\
+             path_style = true\n\
+             allow_http = true\n\
+             \n\
+             [journal]\n\
+             location = \".sluice/journal\"\n",
+            uri = self.config.rest_uri(),
+            warehouse = rest_catalog::warehouse(),
+            endpoint = self.config.s3_endpoint(),
+            region = s3_server::REGION,
+        )
+    }
+
+    /// pyiceberg `RestCatalog` properties (JSON) for the same catalog and S3 server, with the
+    /// property names the interoperability tests use. pyiceberg 0.12 has no path-style setting:
+    /// pyarrow's S3 client sends path-style requests when it is given an endpoint.
+    fn pyiceberg_properties(&self) -> String {
+        Json::object([
+            ("uri", Json::string(self.config.rest_uri())),
+            ("warehouse", Json::string(rest_catalog::warehouse())),
+            ("s3.endpoint", Json::string(self.config.s3_endpoint())),
+            ("s3.access-key-id", Json::string(s3_server::ACCESS_KEY_ID)),
+            (
+                "s3.secret-access-key",
+                Json::string(s3_server::SECRET_ACCESS_KEY),
+            ),
+            ("s3.region", Json::string(s3_server::REGION)),
+        ])
+        .to_pretty()
+    }
+
+    /// Drops `tables` with their files where they exist (`rest_peer.py --drop`).
+    fn drop_tables(&self, python: &Path, tables: &[&str]) -> Result<()> {
+        let output = Command::new(python)
+            .arg(&self.wrapper)
+            .arg(self.pyiceberg_properties())
+            .arg("--drop")
+            .args(tables)
+            .output()
+            .with_context(|| format!("cannot run {}", python.display()))?;
+        if !output.status.success() {
+            bail!(
+                "dropping {} on the REST catalog failed ({}):\n{}",
+                tables.join(", "),
+                output.status,
+                tail(&output.stderr, 20)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The S3 server's credentials, given to sluice the documented way: AWS variables, not the file.
+fn sluice_s3_env() -> [(&'static str, &'static str); 3] {
+    [
+        ("AWS_ACCESS_KEY_ID", s3_server::ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", s3_server::SECRET_ACCESS_KEY),
+        ("AWS_REGION", s3_server::REGION),
+    ]
 }
 
 /// `program` run under GNU time, which writes "<wall seconds> <peak KiB>" to `time_file`.
@@ -701,8 +949,10 @@ fn steps_text(steps: &[(String, f64)], names: &[&str]) -> String {
 /// The human-readable result.
 fn table(options: &BenchOptions, data_bytes: u64, results: &[ModeResult]) -> String {
     let mut out = format!(
-        "\nbench-wap: {} files x {} rows ({:.0} MB of parquet), median of {} run(s) per tool, \
-         {} cores\n\n",
+        "\nbench-wap, target {} ({}): {} files x {} rows ({:.0} MB of parquet), median of {} \
+         run(s) per tool, {} cores\n\n",
+        options.target.name(),
+        options.target.description(),
         options.files,
         options.rows,
         data_bytes as f64 / 1e6,
@@ -816,6 +1066,8 @@ fn result_json(
             ]),
         ),
         ("sluice_commit", commit.map_or(Json::Null, Json::String)),
+        ("target", Json::string(options.target.name())),
+        ("target_detail", Json::string(options.target.description())),
         (
             "data",
             Json::object([
@@ -915,20 +1167,30 @@ fn utc_timestamp(unix_seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn parse(options: &[&str]) -> Result<BenchOptions> {
+        parse_options(options, &no_env)
+    }
 
     #[test]
     fn options_default_to_the_issue_data_set_and_both_modes() {
-        let options = parse_options(&[]).unwrap();
+        let options = parse(&[]).unwrap();
         assert_eq!(options.files, 10);
         assert_eq!(options.rows, 1_000_000);
         assert_eq!(options.repeat, 1);
         assert_eq!(options.peer_dir, None);
         assert_eq!(options.modes, vec![Mode::Copy, Mode::Register]);
+        assert_eq!(options.target, Target::Embedded);
     }
 
     #[test]
     fn options_are_parsed_in_both_spellings() {
-        let options = parse_options(&[
+        let options = parse(&[
             "--files",
             "3",
             "--rows=100000",
@@ -950,19 +1212,104 @@ mod tests {
                 repeat: 5,
                 peer_dir: Some(PathBuf::from("/opt/peer")),
                 modes: vec![Mode::Register],
+                target: Target::Embedded,
             }
         );
     }
 
     #[test]
+    fn target_rest_takes_the_services_configuration() {
+        let options = parse(&["--target", "rest", "--files", "3"]).unwrap();
+        assert_eq!(options.target, Target::Rest(ServicesConfig::default()));
+        assert_eq!(options.target.name(), "rest");
+        assert_eq!(options.files, 3);
+
+        // The options of `services up` win over its variables, as there.
+        let env = |name: &str| match name {
+            "SLUICE_XTASK_REST_PORT" => Some("18181".to_string()),
+            "SLUICE_XTASK_S3_PORT" => Some("19000".to_string()),
+            _ => None,
+        };
+        let options = parse_options(
+            &["--s3-port=29000", "--target=rest", "--timeout", "30"],
+            &env,
+        )
+        .unwrap();
+        let Target::Rest(config) = &options.target else {
+            panic!("not the rest target: {:?}", options.target);
+        };
+        assert_eq!((config.s3_port, config.rest_port), (29000, 18181));
+        assert_eq!(config.s3, S3Backend::S3sFs);
+        assert_eq!(config.timeout, Duration::from_secs(30));
+        assert_eq!(
+            options.target.description(),
+            "Iceberg REST catalog at http://127.0.0.1:18181, s3s-fs S3 at http://127.0.0.1:29000"
+        );
+
+        // The last --target counts; the variables do not matter for embedded.
+        let options = parse_options(&["--target", "rest", "--target", "embedded"], &env).unwrap();
+        assert_eq!(options.target, Target::Embedded);
+    }
+
+    #[test]
     fn bad_options_are_named() {
-        let error = |args: &[&str]| parse_options(args).unwrap_err().to_string();
+        let error = |args: &[&str]| parse(args).unwrap_err().to_string();
         assert!(error(&["--files", "0"]).contains("--files"));
         assert!(error(&["--rows", "-5"]).contains("\"-5\""));
         assert!(error(&["--repeat"]).contains("needs a value"));
         assert!(error(&["--mode", "append"]).contains("append"));
-        assert!(error(&["--target", "rest"]).contains("rest"));
         assert!(error(&["--fast"]).contains("--fast"));
+
+        let target = error(&["--target", "glue"]);
+        assert!(target.contains("\"glue\" is not a target"), "{target}");
+        assert!(
+            target.contains("embedded") && target.contains("rest"),
+            "{target}"
+        );
+        assert!(error(&["--target"]).contains("--target needs a value"));
+
+        let services_only = error(&["--rest-port", "18181"]);
+        assert!(
+            services_only.contains("--rest-port configures the services"),
+            "{services_only}"
+        );
+        assert!(error(&["--target", "rest", "--s3-port", "x"]).contains("\"x\""));
+        let moto = error(&["--target", "rest", "--s3", "moto"]);
+        assert!(moto.contains("cannot use moto"), "{moto}");
+    }
+
+    #[test]
+    fn rest_runs_point_both_tools_at_the_same_catalog_and_s3_server() {
+        let rest = RestLake {
+            config: ServicesConfig {
+                s3_port: 19000,
+                rest_port: 18181,
+                ..ServicesConfig::default()
+            },
+            wrapper: PathBuf::from("/t/bench-wap/rest_peer.py"),
+        };
+        let toml = rest.sluice_toml();
+        for line in [
+            "[catalog]\ntype = \"rest\"\nuri = \"http://127.0.0.1:18181\"\n",
+            "warehouse = \"s3://warehouse/\"\n",
+            "[storage.s3]\nendpoint = \"http://127.0.0.1:19000\"\nregion = \"us-east-1\"\n",
+            "path_style = true\nallow_http = true\n",
+            "[journal]\nlocation = \".sluice/journal\"\n",
+        ] {
+            assert!(toml.contains(line), "{line:?} not in\n{toml}");
+        }
+        assert!(!toml.contains("secret"), "credentials stay out of the file");
+        assert!(sluice_s3_env().contains(&("AWS_SECRET_ACCESS_KEY", "sluice-secret")));
+
+        let properties = Json::parse(&rest.pyiceberg_properties()).unwrap();
+        let property = |name: &str| properties.get(name).and_then(Json::as_str);
+        assert_eq!(property("uri"), Some("http://127.0.0.1:18181"));
+        assert_eq!(property("warehouse"), Some("s3://warehouse/"));
+        assert_eq!(property("s3.endpoint"), Some("http://127.0.0.1:19000"));
+        assert_eq!(property("s3.access-key-id"), Some("sluice"));
+        assert_eq!(property("s3.secret-access-key"), Some("sluice-secret"));
+        assert_eq!(property("s3.region"), Some("us-east-1"));
+        assert_ne!(PEER_TABLE, SLUICE_REST_TABLE);
     }
 
     #[test]

@@ -34,9 +34,11 @@ USAGE:
     cargo xtask bench-wap [BENCH OPTIONS]
                                          time `sluice run` against the pyiceberg peer on the same
                                          synthetic events (copy and register modes): wall-time
-                                         ratio and peak memory, also in target/bench-wap/result.json
+                                         ratio and peak memory, also in target/bench-wap/result.json;
+                                         --target rest runs both on the services (up and down as
+                                         for e2e)
 
-OPTIONS (for services up, e2e, ci):
+OPTIONS (for services up, e2e, ci, and bench-wap --target rest):
     --s3 <s3s-fs|moto|minio>  S3 server [env SLUICE_XTASK_S3, default s3s-fs]
     --s3-port <PORT>          S3 port on 127.0.0.1 [env SLUICE_XTASK_S3_PORT, default 9000]
     --rest-port <PORT>        REST catalog port [env SLUICE_XTASK_REST_PORT, default 8181]
@@ -48,10 +50,14 @@ BENCH OPTIONS:
     --repeat <N>        runs per tool and mode, interleaved; medians are compared [default 1]
     --mode <MODE>       copy or register; repeat the flag for both [default both]
     --peer-dir <DIR>    holds gen_events.py and wap_pyiceberg.py [default ../shared/bench]
+    --target <TARGET>   embedded: SQLite catalog and local warehouse per run; rest: the REST
+                        catalog and S3 server of `services up` (sluice writes bench_wap.events,
+                        the peer ns.events, both dropped before each run) [default embedded]
 
 `services up` prints the variables the tests read and writes them to target/xtask/services.env
 (load with `. target/xtask/services.env`). Tools, data, pids and logs live under target/xtask/.
-If an e2e run is interrupted, stop the services with `cargo xtask services down`.
+If an e2e or bench-wap --target rest run is interrupted, stop the services with
+`cargo xtask services down`.
 ";
 
 /// What to do, parsed from the command line.
@@ -147,7 +153,7 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Task> 
             Ok(Task::E2e(parse_config(options, &env)?, test_args))
         }
         ["ci", options @ ..] => Ok(Task::Ci(parse_config(options, &env)?)),
-        ["bench-wap", options @ ..] => Ok(Task::BenchWap(bench::parse_options(options)?)),
+        ["bench-wap", options @ ..] => Ok(Task::BenchWap(bench::parse_options(options, &env)?)),
         [other, ..] => bail!("unknown task {other:?}; see `cargo xtask --help`"),
     }
 }
