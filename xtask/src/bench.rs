@@ -76,18 +76,23 @@ const MEMORY_TARGET_MB: f64 = 300.0;
 /// How the source files get into the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Rows are rewritten into the warehouse.
+    /// The data is copied into the warehouse (sluice keeps the column chunks of files the
+    /// table would store the same way, and re-encodes the others).
     Copy,
+    /// Copy mode with `sluice run --rewrite`: sluice decodes and re-encodes every file, as
+    /// the peer does.
+    Rewrite,
     /// Files are added to the table where they are.
     Register,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 2] = [Mode::Copy, Mode::Register];
+    pub const ALL: [Mode; 3] = [Mode::Copy, Mode::Rewrite, Mode::Register];
 
     pub fn name(self) -> &'static str {
         match self {
             Mode::Copy => "copy",
+            Mode::Rewrite => "rewrite",
             Mode::Register => "register",
         }
     }
@@ -95,15 +100,33 @@ impl Mode {
     fn parse(text: &str) -> Result<Self> {
         match text {
             "copy" => Ok(Mode::Copy),
+            "rewrite" => Ok(Mode::Rewrite),
             "register" => Ok(Mode::Register),
-            other => bail!("--mode: {other:?} is not a mode (copy or register)"),
+            other => bail!("--mode: {other:?} is not a mode (copy, rewrite or register)"),
         }
     }
 
-    /// The largest sluice/peer wall-time ratio that meets the target.
+    /// The peer's `--mode` (it has no rewrite mode: its copy mode always re-encodes).
+    fn peer_mode(self) -> &'static str {
+        match self {
+            Mode::Copy | Mode::Rewrite => "copy",
+            Mode::Register => "register",
+        }
+    }
+
+    /// `sluice run`'s arguments for this mode.
+    fn sluice_args(self) -> &'static [&'static str] {
+        match self {
+            Mode::Copy => &["--mode", "copy"],
+            Mode::Rewrite => &["--mode", "copy", "--rewrite"],
+            Mode::Register => &["--mode", "register"],
+        }
+    }
+
+    /// The largest sluice/peer wall-time ratio that meets the target (rewrite is copy mode).
     pub fn target_ratio(self) -> f64 {
         match self {
-            Mode::Copy => 0.25,
+            Mode::Copy | Mode::Rewrite => 0.25,
             Mode::Register => 0.20,
         }
     }
@@ -273,6 +296,8 @@ struct Measurement {
     steps: Steps,
     /// Catalog commits (sluice reports them).
     commits: Option<u64>,
+    /// Source files sluice copied without re-encoding them.
+    copied_as_is: Option<u64>,
 }
 
 /// Medians (wall time, steps) and maximum (memory) over the repeats of one tool in one mode.
@@ -570,15 +595,24 @@ impl Bench {
                 for tool in order {
                     let measurement = self.measure(tool, mode)?;
                     println!(
-                        "  {:<8} {:<9} run {}/{}: {:.2} s, peak {:.0} MB, {} rows",
+                        "  {:<8} {:<9} run {}/{}: {:.2} s, peak {:.0} MB, {} rows{}",
                         mode.name(),
                         tool.name(),
                         repeat + 1,
                         options.repeat,
                         measurement.wall_s,
                         measurement.peak_kib as f64 / 1024.0,
-                        measurement.rows
+                        measurement.rows,
+                        match measurement.copied_as_is {
+                            Some(n) if mode != Mode::Register => {
+                                format!(", {n} file(s) copied as they are")
+                            }
+                            _ => String::new(),
+                        }
                     );
+                    if mode == Mode::Rewrite && measurement.copied_as_is.is_some_and(|n| n > 0) {
+                        bail!("sluice run --rewrite copied files as they are");
+                    }
                     if measurement.rows != expected_rows {
                         bail!(
                             "{} published {} rows in {} mode, but the source holds \
@@ -633,7 +667,7 @@ impl Bench {
                     .arg(&self.peer_script)
                     .arg(&lake)
                     .arg(&source)
-                    .args(["--mode", mode.name()]);
+                    .args(["--mode", mode.peer_mode()]);
                 command
             }
             (Tool::Peer, Some(rest)) => {
@@ -647,7 +681,7 @@ impl Bench {
                     .arg(&self.peer_script)
                     .arg(&lake)
                     .arg(&source)
-                    .args(["--mode", mode.name()]);
+                    .args(["--mode", mode.peer_mode()]);
                 command
             }
             (Tool::Sluice, None) => {
@@ -717,7 +751,9 @@ impl Bench {
             .arg(lake.join("sluice.toml"))
             .args(["--json", "--quiet", "run", "--source"])
             .arg(source)
-            .args(["--table", table, "--mode", mode.name(), "--checks"])
+            .args(["--table", table])
+            .args(mode.sluice_args())
+            .arg("--checks")
             .arg(&self.checks);
         command
     }
@@ -841,6 +877,7 @@ fn peer_measurement(output: &Output, wall_s: f64, peak_kib: u64) -> Result<Measu
         rows,
         steps,
         commits: None,
+        copied_as_is: None,
     })
 }
 
@@ -893,6 +930,7 @@ fn sluice_measurement(output: &Output, wall_s: f64, peak_kib: u64) -> Result<Mea
         rows,
         steps,
         commits: Some(commits),
+        copied_as_is: report.get("copied_as_is").and_then(Json::as_u64),
     })
 }
 
@@ -1178,13 +1216,16 @@ mod tests {
     }
 
     #[test]
-    fn options_default_to_the_issue_data_set_and_both_modes() {
+    fn options_default_to_the_issue_data_set_and_every_mode() {
         let options = parse(&[]).unwrap();
         assert_eq!(options.files, 10);
         assert_eq!(options.rows, 1_000_000);
         assert_eq!(options.repeat, 1);
         assert_eq!(options.peer_dir, None);
-        assert_eq!(options.modes, vec![Mode::Copy, Mode::Register]);
+        assert_eq!(
+            options.modes,
+            vec![Mode::Copy, Mode::Rewrite, Mode::Register]
+        );
         assert_eq!(options.target, Target::Embedded);
     }
 
@@ -1258,6 +1299,10 @@ mod tests {
         assert!(error(&["--rows", "-5"]).contains("\"-5\""));
         assert!(error(&["--repeat"]).contains("needs a value"));
         assert!(error(&["--mode", "append"]).contains("append"));
+        assert_eq!(
+            parse(&["--mode", "rewrite"]).unwrap().modes,
+            vec![Mode::Rewrite]
+        );
         assert!(error(&["--fast"]).contains("--fast"));
 
         let target = error(&["--target", "glue"]);
@@ -1361,6 +1406,7 @@ mod tests {
             rows: 10,
             steps: vec![("write".to_string(), write)],
             commits: Some(2),
+            copied_as_is: None,
         };
         let summary = Summary::of(&[
             run(3.0, 2048, 1.0),

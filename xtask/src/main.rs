@@ -48,7 +48,8 @@ BENCH OPTIONS:
     --files <N>         parquet files to generate [default 10]
     --rows <N>          rows per file [default 1000000]
     --repeat <N>        runs per tool and mode, interleaved; medians are compared [default 1]
-    --mode <MODE>       copy or register; repeat the flag for both [default both]
+    --mode <MODE>       copy, rewrite (copy with `sluice run --rewrite`) or register;
+                        repeat the flag for several [default all three]
     --peer-dir <DIR>    holds gen_events.py and wap_pyiceberg.py [default ../shared/bench]
     --target <TARGET>   embedded: SQLite catalog and local warehouse per run; rest: the REST
                         catalog and S3 server of `services up` (sluice writes bench_wap.events,
