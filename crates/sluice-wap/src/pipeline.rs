@@ -221,7 +221,8 @@ struct RunState {
     written: Option<Written>,
     published: Option<Published>,
     audit_failed: Option<AuditReport>,
-    timings: Vec<(String, Instant)>,
+    /// Each finished step and how long it took.
+    timings: Vec<(String, Duration)>,
 }
 
 fn step_error(e: impl Into<Error>) -> StepError {
@@ -418,7 +419,7 @@ impl Pipeline {
                 pause_point(options, "after-write").await;
                 {
                     let mut s = lock(state);
-                    s.timings.push(("write".into(), write_started));
+                    s.timings.push(("write".into(), write_started.elapsed()));
                     s.written = Some(written.clone());
                     s.step = Some("audit".into());
                 }
@@ -430,7 +431,9 @@ impl Pipeline {
                         Ok(written.audit.as_ref().is_none_or(AuditReport::publishable))
                     })
                     .await?;
-                lock(state).timings.push(("audit".into(), audit_started));
+                lock(state)
+                    .timings
+                    .push(("audit".into(), audit_started.elapsed()));
                 if !verdict {
                     let audit = written.audit.clone();
                     let failing = audit.as_ref().map(failing_checks).unwrap_or_default();
@@ -450,7 +453,8 @@ impl Pipeline {
                 pause_point(options, "after-publish").await;
                 {
                     let mut s = lock(state);
-                    s.timings.push(("publish".into(), publish_started));
+                    s.timings
+                        .push(("publish".into(), publish_started.elapsed()));
                     s.published = Some(published.clone());
                 }
                 Ok(json!({
@@ -464,8 +468,8 @@ impl Pipeline {
         let mut s = lock(state);
         report.run_id = outcome.run_id().to_string();
         report.branch = Some(format!("sluice/{}", outcome.run_id()));
-        for (step, at) in s.timings.drain(..) {
-            report.time(&step, at);
+        for (step, took) in s.timings.drain(..) {
+            report.record(&step, took);
         }
         if let Some(w) = &s.written {
             report.rows = w.rows;

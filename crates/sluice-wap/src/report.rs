@@ -110,10 +110,16 @@ impl RunReport {
         }
     }
 
+    /// Records a step that started at `started` and ends now.
     pub(crate) fn time(&mut self, step: &str, started: std::time::Instant) {
+        self.record(step, started.elapsed());
+    }
+
+    /// Records how long a step took.
+    pub(crate) fn record(&mut self, step: &str, took: std::time::Duration) {
         self.steps.push(StepTiming {
             step: step.to_string(),
-            millis: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            millis: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
         });
     }
 }

@@ -480,3 +480,35 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn step_durations_are_each_steps_own() {
+    let env = Env::new();
+    write(&env.path("raw/a.parquet"), &events(0..10, false));
+    // Held for a second inside the audit step: that second belongs to audit alone.
+    let out = env
+        .cmd()
+        .env("SLUICE_PAUSE_AT", "audit")
+        .env("SLUICE_PAUSE_SECS", "1")
+        .args([
+            "--json",
+            "run",
+            "--source",
+            "raw",
+            "--table",
+            "ns.events",
+            "--checks",
+            "checks.toml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ms = |step: &str| report["durations"][format!("{step}_ms")].as_u64().unwrap();
+    assert!(ms("audit") >= 1000, "{report}");
+    let steps = ms("list") + ms("write") + ms("audit") + ms("publish");
+    assert!(
+        steps <= ms("total") + 4,
+        "the steps ({steps} ms) cannot take longer than the run: {report}"
+    );
+}
