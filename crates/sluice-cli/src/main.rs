@@ -1,5 +1,23 @@
 //! The `sluice` command.
 
+/// `print!` that survives a reader going away (`sluice log t | head`): see
+/// [`output::write_stdout`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `println!` that survives a reader going away: see [`output::write_stdout`].
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod cli;
 mod config;
 mod demo;
@@ -99,7 +117,7 @@ impl Ctx<'_> {
     }
 
     fn print_json(&self, value: &serde_json::Value) {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(value).unwrap_or_default()
         );
@@ -180,9 +198,10 @@ async fn execute(cli: &Cli) -> Result<u8> {
                     "status": if code == 0 { "complete" } else { "stopped" },
                 }));
             } else if reports.is_empty() {
-                println!(
+                outln!(
                     "nothing to do: every file under {} is already in {}",
-                    run.source, run.table
+                    run.source,
+                    run.table
                 );
             }
             code as u8
@@ -200,7 +219,7 @@ async fn execute(cli: &Cli) -> Result<u8> {
                 ));
             } else {
                 for t in tables {
-                    println!("{t}");
+                    outln!("{t}");
                 }
             }
             0
@@ -227,7 +246,7 @@ async fn execute(cli: &Cli) -> Result<u8> {
                         ]
                     })
                     .collect();
-                print!(
+                out!(
                     "{}",
                     table(
                         &[
@@ -265,7 +284,7 @@ async fn execute(cli: &Cli) -> Result<u8> {
             if cli.json {
                 ctx.print_json(&serde_json::to_value(&outcome)?);
             } else {
-                println!(
+                outln!(
                     "{} {branch} into {into} of {name}: {:?} → {}",
                     ctx.style.good("merged"),
                     outcome.kind,
@@ -290,7 +309,7 @@ async fn execute(cli: &Cli) -> Result<u8> {
                     &json!({"table": name.to_string(), "branch": branch, "snapshot_id": id}),
                 );
             } else {
-                println!(
+                outln!(
                     "{} {branch} of {name} to snapshot {id}",
                     ctx.style.good("rolled back")
                 );
@@ -313,13 +332,13 @@ async fn execute(cli: &Cli) -> Result<u8> {
             if cli.json {
                 ctx.print_json(&serde_json::to_value(&report)?);
             } else {
-                print!("{}", report.render_table());
+                out!("{}", report.render_table());
                 let verdict = if report.publishable() {
                     ctx.style.good("publishable")
                 } else {
                     ctx.style.bad("not publishable")
                 };
-                println!("{target}: {verdict}");
+                outln!("{target}: {verdict}");
             }
             if report.publishable() { 0 } else { 3 }
         }
@@ -338,8 +357,8 @@ fn init(ctx: &Ctx<'_>, force: bool) -> Result<u8> {
     if ctx.cli.json {
         ctx.print_json(&json!({"config": "sluice.toml"}));
     } else {
-        println!("wrote sluice.toml (SQLite catalog and warehouse under ./.sluice/)");
-        println!("next: sluice run --source ./raw --table analytics.events --checks checks.toml");
+        outln!("wrote sluice.toml (SQLite catalog and warehouse under ./.sluice/)");
+        outln!("next: sluice run --source ./raw --table analytics.events --checks checks.toml");
     }
     Ok(0)
 }
@@ -510,7 +529,7 @@ fn print_run(ctx: &Ctx<'_>, report: &RunReport) {
         .map(|t| t.millis)
         .unwrap_or(0);
     match report.status {
-        RunStatus::Published => println!(
+        RunStatus::Published => outln!(
             "{} {} file(s), {} rows into {} → main {} ({}) in {:.2}s",
             s.good("published"),
             report.files.len(),
@@ -526,7 +545,7 @@ fn print_run(ctx: &Ctx<'_>, report: &RunReport) {
             },
             total as f64 / 1000.0
         ),
-        RunStatus::NothingToDo => println!(
+        RunStatus::NothingToDo => outln!(
             "{}: no new files for {}{}",
             s.dim("nothing to do"),
             report.table,
@@ -537,7 +556,7 @@ fn print_run(ctx: &Ctx<'_>, report: &RunReport) {
                 .unwrap_or_default()
         ),
         RunStatus::AuditFailed => {
-            println!(
+            outln!(
                 "{} for {} file(s) into {}: rolled back, main unchanged",
                 s.bad("audit failed"),
                 report.files.len(),
@@ -566,7 +585,7 @@ fn print_run(ctx: &Ctx<'_>, report: &RunReport) {
 
 fn print_audit(audit: &AuditReport) {
     // The rendered table includes the failing-row samples of every problem check.
-    print!("{}", audit.render_table());
+    out!("{}", audit.render_table());
 }
 
 async fn recover(ctx: &Ctx<'_>, wait: bool) -> Result<u8> {
@@ -591,10 +610,10 @@ async fn recover(ctx: &Ctx<'_>, wait: bool) -> Result<u8> {
         }));
     } else {
         if recovered.is_empty() {
-            println!("nothing to recover");
+            outln!("nothing to recover");
         }
         for r in &recovered {
-            println!(
+            outln!(
                 "{} {} ({}): {:?}, {} hook(s) run",
                 ctx.style.good("recovered"),
                 r.run_id,
@@ -603,11 +622,11 @@ async fn recover(ctx: &Ctx<'_>, wait: bool) -> Result<u8> {
                 r.hooks_completed
             );
             for f in &r.failures {
-                println!("  {} {f}", ctx.style.bad("still failing:"));
+                outln!("  {} {f}", ctx.style.bad("still failing:"));
             }
         }
         for id in &report.still_running {
-            println!(
+            outln!(
                 "{} {id}: its process still holds the lease; run `sluice recover --wait` to recover it once the lease ({}s) expires",
                 ctx.style.warn("still running"),
                 ttl.as_secs()
@@ -644,7 +663,7 @@ async fn runs(ctx: &Ctx<'_>, sub: &RunsCommand) -> Result<u8> {
                         ]
                     })
                     .collect();
-                print!(
+                out!(
                     "{}",
                     table(&["RUN", "NAME", "STATE", "STARTED (UTC)", "ERROR"], &rows)
                 );
@@ -658,10 +677,10 @@ async fn runs(ctx: &Ctx<'_>, sub: &RunsCommand) -> Result<u8> {
             if ctx.cli.json {
                 ctx.print_json(&serde_json::to_value(&run)?);
             } else {
-                println!("run {} ({}) {:?}", run.run_id, run.name, run.state);
-                println!("params: {}", run.params);
+                outln!("run {} ({}) {:?}", run.run_id, run.name, run.state);
+                outln!("params: {}", run.params);
                 if let Some(e) = &run.error {
-                    println!("error: {e}");
+                    outln!("error: {e}");
                 }
                 let rows: Vec<Vec<String>> = run
                     .steps
@@ -679,7 +698,7 @@ async fn runs(ctx: &Ctx<'_>, sub: &RunsCommand) -> Result<u8> {
                         ]
                     })
                     .collect();
-                print!(
+                out!(
                     "{}",
                     table(
                         &["STEP", "STATE", "ATTEMPTS", "DURATION", "LAST ERROR"],
@@ -700,7 +719,7 @@ async fn runs(ctx: &Ctx<'_>, sub: &RunsCommand) -> Result<u8> {
                     })
                     .collect();
                 if !hooks.is_empty() {
-                    print!(
+                    out!(
                         "{}",
                         table(&["HOOK", "NAME", "PAYLOAD", "STATE", "ATTEMPTS"], &hooks)
                     );
@@ -736,7 +755,7 @@ async fn refs(ctx: &Ctx<'_>, sub: &RefCommand, branches: bool) -> Result<u8> {
                     .iter()
                     .map(|r| vec![r.name.clone(), r.snapshot_id.to_string()])
                     .collect();
-                print!("{}", table(&[&kind.to_uppercase(), "SNAPSHOT"], &rows));
+                out!("{}", table(&[&kind.to_uppercase(), "SNAPSHOT"], &rows));
             }
         }
         RefCommand::Create {
@@ -755,7 +774,7 @@ async fn refs(ctx: &Ctx<'_>, sub: &RefCommand, branches: bool) -> Result<u8> {
             if ctx.cli.json {
                 ctx.print_json(&json!({"table": t, kind: name, "snapshot_id": id}));
             } else {
-                println!("created {kind} {name} of {table_name} at snapshot {id}");
+                outln!("created {kind} {name} of {table_name} at snapshot {id}");
             }
         }
         RefCommand::Delete { table: t, name } => {
@@ -765,7 +784,7 @@ async fn refs(ctx: &Ctx<'_>, sub: &RefCommand, branches: bool) -> Result<u8> {
             if ctx.cli.json {
                 ctx.print_json(&json!({"table": t, "deleted": name}));
             } else {
-                println!("deleted {kind} {name} of {table_name}");
+                outln!("deleted {kind} {name} of {table_name}");
             }
         }
     }
@@ -811,8 +830,8 @@ async fn scan(
                 batches.push(empty);
             }
             let text = arrow::util::pretty::pretty_format_batches(&batches)?;
-            println!("{text}");
-            println!("{rows} row(s) from {target}");
+            outln!("{text}");
+            outln!("{rows} row(s) from {target}");
             return Ok(0);
         }
         Format::Csv => {
@@ -838,7 +857,7 @@ async fn scan(
     use std::io::Write;
     std::io::stdout().write_all(&out)?;
     if format == Format::Json {
-        println!();
+        outln!();
     }
     Ok(0)
 }
@@ -861,7 +880,7 @@ async fn run_demo(ctx: &Ctx<'_>, dir: &Path) -> Result<u8> {
     let suite = CheckSuite::from_toml_str(demo::DEMO_CHECKS)?;
     let say = |text: String| {
         if !ctx.cli.json {
-            println!("{text}");
+            outln!("{text}");
         }
     };
     say(format!(
@@ -980,7 +999,7 @@ async fn run_demo(ctx: &Ctx<'_>, dir: &Path) -> Result<u8> {
             "ok": story_ok,
         }));
     } else {
-        println!("\n{} sluice log demo.events", s.dim("4."));
+        outln!("\n{} sluice log demo.events", s.dim("4."));
         let rows: Vec<Vec<String>> = log
             .iter()
             .map(|c| {
@@ -993,28 +1012,28 @@ async fn run_demo(ctx: &Ctx<'_>, dir: &Path) -> Result<u8> {
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             output::table(
                 &["SNAPSHOT", "OPERATION", "MESSAGE", "ROWS", "AUDIT"],
                 &rows
             )
         );
-        println!("\n{} time travel", s.dim("5."));
-        println!(
+        outln!("\n{} time travel", s.dim("5."));
+        outln!(
             "  main now:                         {now_rows} rows (day 1 + day 3; day 2 was rejected)"
         );
-        println!(
+        outln!(
             "  main@{}: {then_rows} rows",
             after_day1.format("%Y-%m-%dT%H:%M:%SZ")
         );
-        println!("  tag day-1:                        {tag_rows} rows");
-        println!("  audit branches left behind:       {}", branches.len());
-        println!(
+        outln!("  tag day-1:                        {tag_rows} rows");
+        outln!("  audit branches left behind:       {}", branches.len());
+        outln!(
             "\nTry: cd {} && sluice log demo.events && sluice scan demo.events@day-1 --limit 5",
             dir.display()
         );
-        println!(
+        outln!(
             "{}",
             if story_ok {
                 s.good("demo finished as expected")

@@ -75,3 +75,17 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     }
     out
 }
+
+/// Writes results to standard output. When the reader has gone away (`sluice log t | head`),
+/// the rest of the output is dropped instead of aborting: the command still finishes what it
+/// was doing and exits with its own code.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out.write_fmt(args).and_then(|()| out.flush());
+    if let Err(e) = written
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("sluice: cannot write to standard output: {e}");
+    }
+}

@@ -512,3 +512,23 @@ fn step_durations_are_each_steps_own() {
         "the steps ({steps} ms) cannot take longer than the run: {report}"
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_does_not_crash_the_command() {
+    let env = Env::new();
+    write(&env.path("raw/a.parquet"), &events(0..100, false));
+    assert_eq!(env.run("raw").0, 0);
+    // `sluice scan ... | head -0`: the reading end is closed before sluice writes.
+    let mut child = env
+        .cmd()
+        .args(["scan", "ns.events", "--limit", "100"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
