@@ -366,9 +366,22 @@ pub fn schema() -> SchemaRef {
 
 /// Rows with the given ids, names `n<id>` and amount `id / 2`.
 pub fn batch(ids: impl IntoIterator<Item = i64>) -> RecordBatch {
+    batch_with_amounts(ids, |i| i as f64 / 2.0)
+}
+
+/// Rows like [`batch`] but with amounts that look random (so they do not compress), in
+/// `[0, 1000)`.
+pub fn noisy_batch(ids: std::ops::Range<i64>) -> RecordBatch {
+    batch_with_amounts(ids, noisy_amount)
+}
+
+fn batch_with_amounts(
+    ids: impl IntoIterator<Item = i64>,
+    amount: impl Fn(i64) -> f64,
+) -> RecordBatch {
     let ids: Vec<i64> = ids.into_iter().collect();
     let names: Vec<String> = ids.iter().map(|i| format!("n{i}")).collect();
-    let amounts: Vec<f64> = ids.iter().map(|i| *i as f64 / 2.0).collect();
+    let amounts: Vec<f64> = ids.iter().map(|i| amount(*i)).collect();
     RecordBatch::try_new(
         schema(),
         vec![
@@ -387,12 +400,7 @@ pub fn expected_sum(ids: impl IntoIterator<Item = i64>) -> f64 {
 
 /// A parquet file (without Iceberg field ids, as any other tool writes it) holding `batch`.
 pub fn parquet_bytes(batch: &RecordBatch) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None)
-        .expect("a parquet writer");
-    writer.write(batch).expect("write a batch");
-    writer.close().expect("close the parquet writer");
-    out
+    parquet_bytes_with(batch, None)
 }
 
 /// A zstd parquet file with column statistics holding `batch`, in row groups of at most
@@ -402,29 +410,19 @@ pub fn zstd_parquet_bytes(batch: &RecordBatch, row_group_rows: usize) -> Vec<u8>
         .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
         .set_max_row_group_row_count(Some(row_group_rows))
         .build();
+    parquet_bytes_with(batch, Some(props))
+}
+
+fn parquet_bytes_with(
+    batch: &RecordBatch,
+    props: Option<parquet::file::properties::WriterProperties>,
+) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props))
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), props)
         .expect("a parquet writer");
     writer.write(batch).expect("write a batch");
     writer.close().expect("close the parquet writer");
     out
-}
-
-/// Rows like [`batch`] but with amounts that look random (so they do not compress), in
-/// `[0, 1000)`.
-pub fn noisy_batch(ids: std::ops::Range<i64>) -> RecordBatch {
-    let ids: Vec<i64> = ids.collect();
-    let names: Vec<String> = ids.iter().map(|i| format!("n{i}")).collect();
-    let amounts: Vec<f64> = ids.iter().map(|i| noisy_amount(*i)).collect();
-    RecordBatch::try_new(
-        schema(),
-        vec![
-            Arc::new(Int64Array::from(ids)),
-            Arc::new(StringArray::from(names)),
-            Arc::new(Float64Array::from(amounts)),
-        ],
-    )
-    .expect("a batch matching the schema")
 }
 
 /// The amount [`noisy_batch`] writes for an id.

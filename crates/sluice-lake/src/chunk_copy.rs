@@ -394,26 +394,10 @@ impl ChunkCopier {
                 )?;
             }
             group.close()?;
-            let chunk = buffer.take();
-            written += chunk.len() as u64;
-            upload
-                .put(Bytes::from(chunk))
-                .await
-                .map_err(|source| Error::Storage {
-                    location: location.to_string(),
-                    source,
-                })?;
+            written += send(upload, &buffer, location).await?;
         }
         let metadata: ParquetMetaData = writer.close()?;
-        let tail = buffer.take();
-        written += tail.len() as u64;
-        upload
-            .put(Bytes::from(tail))
-            .await
-            .map_err(|source| Error::Storage {
-                location: location.to_string(),
-                source,
-            })?;
+        written += send(upload, &buffer, location).await?;
         tokio::io::AsyncWriteExt::shutdown(upload)
             .await
             .map_err(|e| Error::Storage {
@@ -477,6 +461,20 @@ impl ChunkCopier {
                 .build()?,
         ))
     }
+}
+
+/// Uploads what the parquet writer has produced since the last call; returns its size.
+async fn send(upload: &mut BufWriter, buffer: &SharedBuffer, location: &str) -> Result<u64> {
+    let bytes = buffer.take();
+    let size = bytes.len() as u64;
+    upload
+        .put(Bytes::from(bytes))
+        .await
+        .map_err(|source| Error::Storage {
+            location: location.to_string(),
+            source,
+        })?;
+    Ok(size)
 }
 
 /// Why a copy stopped: its own failure, or the caller's callback.

@@ -216,22 +216,9 @@ fn a_damaged_page_in_a_file_copied_as_it_is_fails_the_run() {
     std::fs::write(&path, &bytes).unwrap();
     assert_rejected(&env, "damaged", "damaged/big.parquet");
     // Nothing was left in the warehouse but the seed's data file.
-    let data_files: Vec<_> = walk_files(&env.path(".sluice/warehouse"))
+    let data_files: Vec<_> = walk(&env.path(".sluice/warehouse"))
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
         .collect();
     assert_eq!(data_files.len(), 1, "{data_files:?}");
-}
-
-fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk_files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }

@@ -194,3 +194,17 @@ pub fn write_zstd(path: &Path, batch: &RecordBatch) {
     w.write(batch).unwrap();
     w.close().unwrap();
 }
+
+/// Every file below `dir`.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -468,19 +468,6 @@ fn copy_mode_keeps_eligible_files_as_they_are_and_still_audits_them() {
     assert_eq!(env.event_ids("ns.events").len(), 300_100);
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 #[test]
 fn step_durations_are_each_steps_own() {
     let env = Env::new();
