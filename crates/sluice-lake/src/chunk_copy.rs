@@ -144,6 +144,16 @@ fn blocker(
             if column.file_path().is_some() {
                 return Err(format!("column `{name}` is stored in another file"));
             }
+            // Some writers record a dictionary offset of 0 for chunks without a dictionary; the
+            // bytes to copy must be exactly the chunk's, inside the file.
+            let data = column.data_page_offset();
+            let first = column.dictionary_page_offset().unwrap_or(data);
+            let end = first.checked_add(column.compressed_size());
+            if first < 4 || first > data || end.is_none_or(|e| e as u64 > footer.size) {
+                return Err(format!(
+                    "column `{name}` of row group {index} has inconsistent page offsets"
+                ));
+            }
             let Some(stats) = column.statistics() else {
                 return Err(format!("column `{name}` has no statistics"));
             };

@@ -252,6 +252,45 @@ async fn files_the_table_would_store_differently_are_not_copied() {
     let large = chunk_copy_blocker(&table, &footer, &tight).unwrap();
     assert!(large.contains("100 rows"), "{large}");
 
+    // A dictionary offset of 0 (a known writer bug) would copy the wrong bytes.
+    let bad_offsets = {
+        let mut f = footer.clone();
+        let row_groups = f
+            .metadata
+            .row_groups()
+            .iter()
+            .map(|rg| {
+                let columns = rg
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        c.clone()
+                            .into_builder()
+                            .set_dictionary_page_offset(Some(0))
+                            .build()
+                            .unwrap()
+                    })
+                    .collect();
+                rg.clone()
+                    .into_builder()
+                    .set_column_metadata(columns)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        f.metadata = Arc::new(
+            f.metadata
+                .as_ref()
+                .clone()
+                .into_builder()
+                .set_row_groups(row_groups)
+                .build(),
+        );
+        f
+    };
+    let offsets = chunk_copy_blocker(&table, &bad_offsets, &any_size()).unwrap();
+    assert!(offsets.contains("offsets"), "{offsets}");
+
     // And the copier refuses such a file rather than writing it.
     let copier = t.lake.chunk_copier(&table, &tight).unwrap();
     let err = copier
