@@ -1057,7 +1057,7 @@ impl CopyWorker {
                 .map_err(corrupt)?;
                 let mut decoded = 0u64;
                 for batch in reader {
-                    let batch = batch.map_err(|e| corrupt(e.into()))?;
+                    let batch = batch.map_err(|e| undecodable(footer, e))?;
                     decoded += batch.num_rows() as u64;
                     if let Some(ev) = evaluator.as_mut() {
                         ev.update(&conform_batch(table, &footer.location, schema, &batch)?)?;
@@ -1169,6 +1169,19 @@ fn corrupt_file(footer: &ParquetFooter, e: parquet::errors::ParquetError) -> Err
     Error::Lake(sluice_lake::Error::CorruptFile {
         path: footer.location.clone(),
         reason: e.to_string(),
+    })
+}
+
+/// A page of a file that cannot be decoded, named by the file.
+fn undecodable(footer: &ParquetFooter, e: arrow_schema::ArrowError) -> Error {
+    let reason = match e {
+        arrow_schema::ArrowError::ParquetError(message) => message,
+        arrow_schema::ArrowError::ExternalError(inner) => inner.to_string(),
+        other => other.to_string(),
+    };
+    Error::Lake(sluice_lake::Error::CorruptFile {
+        path: footer.location.clone(),
+        reason: format!("the file is damaged, a page cannot be decoded ({reason})"),
     })
 }
 

@@ -215,6 +215,7 @@ fn a_damaged_page_in_a_file_copied_as_it_is_fails_the_run() {
     }
     std::fs::write(&path, &bytes).unwrap();
     assert_rejected(&env, "damaged", "damaged/big.parquet");
+    assert_rejected(&env, "damaged", "a page cannot be decoded");
     // Nothing was left in the warehouse but the seed's data file.
     let data_files: Vec<_> = walk(&env.path(".sluice/warehouse"))
         .into_iter()
