@@ -49,7 +49,8 @@ pub const MAX_COPIED_ROW_GROUP_BYTES: u64 = 256 * 1024 * 1024;
 /// * every column is a top-level primitive column of the table, stored with the type and the
 ///   nullability the table's own writer would use (no `INT96`, decimals or fixed-size binaries);
 /// * every column chunk is compressed with zstd, the table's codec, and carries statistics
-///   (null count, and exact bounds unless it holds only nulls) that Iceberg's metrics come from;
+///   (null count, and exact bounds unless it holds only nulls) that Iceberg's metrics come from,
+///   and its page offsets agree with its size and the file's;
 /// * its row groups are no larger than [`WriteOptions::max_row_group_rows`] and average at least
 ///   [`WriteOptions::min_copied_row_group_bytes`], none over [`MAX_COPIED_ROW_GROUP_BYTES`].
 ///
