@@ -118,52 +118,29 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
 /// Parses a configuration whose relative paths are relative to `dir`.
 pub fn parse(text: &str, dir: &Path) -> Result<PipelineConfig> {
     let file: FileConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let catalog = match file.catalog {
-        CatalogConfig::Sql {
-            uri,
-            name,
-            warehouse,
-        } => {
-            let uri = absolute(dir, &uri);
-            let warehouse = location(dir, &warehouse);
-            if warehouse.starts_with("file://") {
-                let path = warehouse.trim_start_matches("file://");
+    let mut catalog = file.catalog;
+    match &mut catalog {
+        CatalogConfig::Sql { uri, warehouse, .. } => {
+            *uri = absolute(dir, uri);
+            *warehouse = location(dir, warehouse);
+            if let Some(path) = warehouse.strip_prefix("file://") {
                 std::fs::create_dir_all(path)
                     .with_context(|| format!("cannot create the warehouse directory {path}"))?;
             }
-            CatalogConfig::Sql {
-                uri,
-                name,
-                warehouse,
-            }
         }
         CatalogConfig::Rest {
-            uri,
-            warehouse,
-            prefix,
-            token,
-            credential,
-            oauth2_server_uri,
-            scope,
+            token, credential, ..
         } => {
-            let token =
-                token.or_else(|| std::env::var("SLUICE_CATALOG_TOKEN").ok().map(Secret::new));
-            let credential = credential.or_else(|| {
-                std::env::var("SLUICE_CATALOG_CREDENTIAL")
-                    .ok()
-                    .map(Secret::new)
-            });
-            CatalogConfig::Rest {
-                uri,
-                warehouse,
-                prefix,
-                token,
-                credential,
-                oauth2_server_uri,
-                scope,
+            // Secrets may stay out of the file.
+            let from_env = |name: &str| std::env::var(name).ok().map(Secret::new);
+            if token.is_none() {
+                *token = from_env("SLUICE_CATALOG_TOKEN");
+            }
+            if credential.is_none() {
+                *credential = from_env("SLUICE_CATALOG_CREDENTIAL");
             }
         }
-    };
+    }
     Ok(PipelineConfig {
         lake: LakeConfig {
             catalog,
