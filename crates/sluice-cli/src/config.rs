@@ -115,8 +115,17 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
     }
 }
 
-/// Parses a configuration whose relative paths are relative to `dir`.
+/// Parses a configuration whose relative paths are relative to `dir`; REST secrets missing
+/// from the file come from `SLUICE_CATALOG_TOKEN` and `SLUICE_CATALOG_CREDENTIAL`.
 pub fn parse(text: &str, dir: &Path) -> Result<PipelineConfig> {
+    parse_with_env(text, dir, |name| std::env::var(name).ok())
+}
+
+fn parse_with_env(
+    text: &str,
+    dir: &Path,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<PipelineConfig> {
     let file: FileConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut catalog = file.catalog;
     match &mut catalog {
@@ -132,7 +141,7 @@ pub fn parse(text: &str, dir: &Path) -> Result<PipelineConfig> {
             token, credential, ..
         } => {
             // Secrets may stay out of the file.
-            let from_env = |name: &str| std::env::var(name).ok().map(Secret::new);
+            let from_env = |name: &str| env(name).map(Secret::new);
             if token.is_none() {
                 *token = from_env("SLUICE_CATALOG_TOKEN");
             }
@@ -198,6 +207,42 @@ mod tests {
         assert_eq!(
             config.journal,
             format!("file://{}", dir.path().join(".sluice/journal").display())
+        );
+    }
+
+    #[test]
+    fn rest_secrets_come_from_the_file_or_else_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = |name: &str| match name {
+            "SLUICE_CATALOG_TOKEN" => Some("env-token".to_string()),
+            "SLUICE_CATALOG_CREDENTIAL" => Some("id:env-secret".to_string()),
+            _ => None,
+        };
+        let rest = "[catalog]\ntype = \"rest\"\nuri = \"http://127.0.0.1:8181\"\n";
+        let secrets = |text: &str| match parse_with_env(text, dir.path(), env).unwrap().lake.catalog
+        {
+            CatalogConfig::Rest {
+                token, credential, ..
+            } => (
+                token.map(|t| t.expose().to_string()),
+                credential.map(|c| c.expose().to_string()),
+            ),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            secrets(rest),
+            (
+                Some("env-token".to_string()),
+                Some("id:env-secret".to_string())
+            )
+        );
+        let in_file = format!("{rest}token = \"file-token\"\n");
+        assert_eq!(
+            secrets(&in_file),
+            (
+                Some("file-token".to_string()),
+                Some("id:env-secret".to_string())
+            )
         );
     }
 
