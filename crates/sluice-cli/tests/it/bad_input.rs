@@ -8,15 +8,7 @@ use crate::common::*;
 /// Runs a source that must fail: exit 1, stderr names `needle`, main unchanged, no branch left.
 fn assert_rejected(env: &Env, source: &str, needle: &str) {
     let before = env.event_ids("ns.events");
-    let out = env.sluice(&[
-        "run",
-        "--source",
-        source,
-        "--table",
-        "ns.events",
-        "--checks",
-        "checks.toml",
-    ]);
+    let out = env.sluice(&run_args(source, &[]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{source}: {stderr}");
     assert!(
@@ -89,17 +81,7 @@ fn schema_drift_is_a_clear_error_unless_columns_may_be_added() {
     .unwrap();
     write(&env.path("extra/e.parquet"), &extra);
     assert_rejected(&env, "extra", "add-columns");
-    let (code, report) = env.json(&[
-        "run",
-        "--source",
-        "extra",
-        "--table",
-        "ns.events",
-        "--checks",
-        "checks.toml",
-        "--on-schema-change",
-        "add-columns",
-    ]);
+    let (code, report) = env.json(&run_args("extra", &["--on-schema-change", "add-columns"]));
     assert_eq!(code, 0, "{report}");
     let (_, rows) = env.json(&[
         "scan",

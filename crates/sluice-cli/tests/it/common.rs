@@ -20,6 +20,21 @@ columns = ["event_id"]
 scope = "table"
 "#;
 
+/// `run --source SOURCE --table ns.events --checks checks.toml EXTRA...`
+pub fn run_args<'a>(source: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "run",
+        "--source",
+        source,
+        "--table",
+        "ns.events",
+        "--checks",
+        "checks.toml",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 impl Env {
     /// A directory with a sluice.toml (short lease, so killed runs are recoverable quickly).
     pub fn new() -> Env {
@@ -61,15 +76,7 @@ impl Env {
     }
 
     pub fn run(&self, source: &str) -> (i32, serde_json::Value) {
-        self.json(&[
-            "run",
-            "--source",
-            source,
-            "--table",
-            "ns.events",
-            "--checks",
-            "checks.toml",
-        ])
+        self.json(&run_args(source, &[]))
     }
 
     /// Sorted event ids in a ref.

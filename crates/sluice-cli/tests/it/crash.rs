@@ -10,15 +10,7 @@ fn kill_at(env: &Env, point: &str, source: &str) {
     let mut child = env
         .cmd()
         .env("SLUICE_PAUSE_AT", point)
-        .args([
-            "run",
-            "--source",
-            source,
-            "--table",
-            "ns.events",
-            "--checks",
-            "checks.toml",
-        ])
+        .args(run_args(source, &[]))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -68,17 +68,7 @@ fn incremental_runs_ingest_only_new_files() {
 fn register_mode_publishes_the_files_in_place() {
     let env = Env::new();
     write(&env.path("raw/a.parquet"), &events(0..40, false));
-    let (code, report) = env.json(&[
-        "run",
-        "--source",
-        "raw",
-        "--table",
-        "ns.events",
-        "--checks",
-        "checks.toml",
-        "--mode",
-        "register",
-    ]);
+    let (code, report) = env.json(&run_args("raw", &["--mode", "register"]));
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["mode"], "register");
     assert_eq!(env.event_ids("ns.events"), (0..40).collect::<Vec<_>>());
@@ -111,15 +101,7 @@ fn a_failed_audit_exits_3_and_leaves_main_and_no_branch() {
         env.branches()
     );
     // Humans get the failing check and its rows.
-    let out = env.sluice(&[
-        "run",
-        "--source",
-        "bad",
-        "--table",
-        "ns.events",
-        "--checks",
-        "checks.toml",
-    ]);
+    let out = env.sluice(&run_args("bad", &[]));
     assert_eq!(out.status.code(), Some(3));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -139,16 +121,7 @@ fn two_concurrent_runs_on_disjoint_sources_both_publish() {
     write(&env.path("right/b.parquet"), &events(200..300, false));
     let spawn = |src: &str| {
         env.cmd()
-            .args([
-                "--json",
-                "run",
-                "--source",
-                src,
-                "--table",
-                "ns.events",
-                "--checks",
-                "checks.toml",
-            ])
+            .args(run_args(src, &["--json"]))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -338,16 +311,7 @@ fn run_that_waits_before_publishing(
         .cmd()
         .env("SLUICE_PAUSE_AT", "publish")
         .env("SLUICE_PAUSE_SECS", "2")
-        .args([
-            "--json",
-            "run",
-            "--source",
-            source,
-            "--table",
-            "ns.events",
-            "--checks",
-            "checks.toml",
-        ])
+        .args(run_args(source, &["--json"]))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -453,16 +417,7 @@ fn copy_mode_keeps_eligible_files_as_they_are_and_still_audits_them() {
         &env.path("more/e.parquet"),
         &random_events(500_000..600_000, false),
     );
-    let (code, report) = env.json(&[
-        "run",
-        "--source",
-        "more",
-        "--table",
-        "ns.events",
-        "--checks",
-        "checks.toml",
-        "--rewrite",
-    ]);
+    let (code, report) = env.json(&run_args("more", &["--rewrite"]));
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["copied_as_is"], 0, "{report}");
     assert_eq!(env.event_ids("ns.events").len(), 300_100);
@@ -477,16 +432,7 @@ fn step_durations_are_each_steps_own() {
         .cmd()
         .env("SLUICE_PAUSE_AT", "audit")
         .env("SLUICE_PAUSE_SECS", "1")
-        .args([
-            "--json",
-            "run",
-            "--source",
-            "raw",
-            "--table",
-            "ns.events",
-            "--checks",
-            "checks.toml",
-        ])
+        .args(run_args("raw", &["--json"]))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
