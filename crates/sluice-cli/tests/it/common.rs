@@ -127,37 +127,7 @@ pub fn schema() -> Arc<Schema> {
 
 /// Events with ids `ids`; user ids null where `null_users` says.
 pub fn events(ids: std::ops::Range<i64>, null_users: bool) -> RecordBatch {
-    let n = (ids.end - ids.start) as usize;
-    let users: Vec<Option<i64>> = ids
-        .clone()
-        .map(|i| {
-            if null_users && i % 7 == 0 {
-                None
-            } else {
-                Some(i % 100)
-            }
-        })
-        .collect();
-    RecordBatch::try_new(
-        schema(),
-        vec![
-            Arc::new(Int64Array::from(ids.clone().collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(users)),
-            Arc::new(StringArray::from(vec!["view"; n])),
-            Arc::new(Float64Array::from(
-                ids.map(|i| i as f64).collect::<Vec<_>>(),
-            )),
-        ],
-    )
-    .unwrap()
-}
-
-pub fn write(path: &Path, batch: &RecordBatch) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let file = std::fs::File::create(path).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
-    w.write(batch).unwrap();
-    w.close().unwrap();
+    events_with(ids, null_users, |i| i % 100, |i| i as f64)
 }
 
 /// Events whose user ids and amounts look random, so a zstd file of 100,000 rows holds row
@@ -169,35 +139,60 @@ pub fn random_events(ids: std::ops::Range<i64>, null_users: bool) -> RecordBatch
         x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         x ^ (x >> 31)
     };
+    events_with(
+        ids,
+        null_users,
+        |i| (mix(i) >> 20) as i64,
+        |i| (mix(i) >> 11) as f64 / (1u64 << 53) as f64 * 1000.0,
+    )
+}
+
+/// Events of type `view`; with `null_users`, every seventh user id is null.
+fn events_with(
+    ids: std::ops::Range<i64>,
+    null_users: bool,
+    user: impl Fn(i64) -> i64,
+    amount: impl Fn(i64) -> f64,
+) -> RecordBatch {
+    let n = (ids.end - ids.start) as usize;
     let users: Vec<Option<i64>> = ids
         .clone()
-        .map(|i| (!(null_users && i % 7 == 0)).then(|| (mix(i) >> 20) as i64))
+        .map(|i| (!(null_users && i % 7 == 0)).then(|| user(i)))
         .collect();
-    let n = (ids.end - ids.start) as usize;
     RecordBatch::try_new(
         schema(),
         vec![
             Arc::new(Int64Array::from(ids.clone().collect::<Vec<_>>())),
             Arc::new(Int64Array::from(users)),
             Arc::new(StringArray::from(vec!["view"; n])),
-            Arc::new(Float64Array::from(
-                ids.map(|i| (mix(i) >> 11) as f64 / (1u64 << 53) as f64 * 1000.0)
-                    .collect::<Vec<_>>(),
-            )),
+            Arc::new(Float64Array::from(ids.map(amount).collect::<Vec<_>>())),
         ],
     )
     .unwrap()
 }
 
+/// Writes a parquet file with the writer's defaults (uncompressed).
+pub fn write(path: &Path, batch: &RecordBatch) {
+    write_with(path, batch, None);
+}
+
 /// Writes a zstd file with column statistics in one row group, the way pyarrow writes them.
 pub fn write_zstd(path: &Path, batch: &RecordBatch) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
         .set_max_row_group_row_count(Some(batch.num_rows()))
         .build();
+    write_with(path, batch, Some(props));
+}
+
+fn write_with(
+    path: &Path,
+    batch: &RecordBatch,
+    props: Option<parquet::file::properties::WriterProperties>,
+) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let file = std::fs::File::create(path).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), props).unwrap();
     w.write(batch).unwrap();
     w.close().unwrap();
 }
