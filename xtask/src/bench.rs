@@ -676,6 +676,7 @@ impl Bench {
                 rest.drop_tables(&self.python, &[PEER_TABLE])?;
                 let mut command = timed(&time_file, &self.python);
                 command
+                    .envs(s3_credentials_env())
                     .arg(&rest.wrapper)
                     .arg(rest.pyiceberg_properties())
                     .arg(&self.peer_script)
@@ -703,7 +704,7 @@ impl Bench {
                 let mut command =
                     self.sluice_run(&time_file, &lake, &source, SLUICE_REST_TABLE, mode);
                 command
-                    .envs(sluice_s3_env())
+                    .envs(s3_credentials_env())
                     .env_remove("AWS_SESSION_TOKEN");
                 command
             }
@@ -793,11 +794,6 @@ impl RestLake {
             ("uri", Json::string(self.config.rest_uri())),
             ("warehouse", Json::string(rest_catalog::warehouse())),
             ("s3.endpoint", Json::string(self.config.s3_endpoint())),
-            ("s3.access-key-id", Json::string(s3_server::ACCESS_KEY_ID)),
-            (
-                "s3.secret-access-key",
-                Json::string(s3_server::SECRET_ACCESS_KEY),
-            ),
             ("s3.region", Json::string(s3_server::REGION)),
         ])
         .to_pretty()
@@ -806,6 +802,7 @@ impl RestLake {
     /// Drops `tables` with their files where they exist (`rest_peer.py --drop`).
     fn drop_tables(&self, python: &Path, tables: &[&str]) -> Result<()> {
         let output = Command::new(python)
+            .envs(s3_credentials_env())
             .arg(&self.wrapper)
             .arg(self.pyiceberg_properties())
             .arg("--drop")
@@ -824,8 +821,9 @@ impl RestLake {
     }
 }
 
-/// The S3 server's credentials, given to sluice the documented way: AWS variables, not the file.
-fn sluice_s3_env() -> [(&'static str, &'static str); 3] {
+/// The S3 server's credentials, given to both tools as AWS variables: never in a file or on a
+/// command line.
+fn s3_credentials_env() -> [(&'static str, &'static str); 3] {
     [
         ("AWS_ACCESS_KEY_ID", s3_server::ACCESS_KEY_ID),
         ("AWS_SECRET_ACCESS_KEY", s3_server::SECRET_ACCESS_KEY),
@@ -1344,15 +1342,19 @@ mod tests {
             assert!(toml.contains(line), "{line:?} not in\n{toml}");
         }
         assert!(!toml.contains("secret"), "credentials stay out of the file");
-        assert!(sluice_s3_env().contains(&("AWS_SECRET_ACCESS_KEY", "sluice-secret")));
+        assert!(s3_credentials_env().contains(&("AWS_SECRET_ACCESS_KEY", "sluice-secret")));
 
         let properties = Json::parse(&rest.pyiceberg_properties()).unwrap();
         let property = |name: &str| properties.get(name).and_then(Json::as_str);
         assert_eq!(property("uri"), Some("http://127.0.0.1:18181"));
         assert_eq!(property("warehouse"), Some("s3://warehouse/"));
         assert_eq!(property("s3.endpoint"), Some("http://127.0.0.1:19000"));
-        assert_eq!(property("s3.access-key-id"), Some("sluice"));
-        assert_eq!(property("s3.secret-access-key"), Some("sluice-secret"));
+        assert_eq!(
+            property("s3.access-key-id"),
+            None,
+            "credentials stay off the command line"
+        );
+        assert_eq!(property("s3.secret-access-key"), None);
         assert_eq!(property("s3.region"), Some("us-east-1"));
         assert_ne!(PEER_TABLE, SLUICE_REST_TABLE);
     }
