@@ -309,7 +309,9 @@ impl ChunkCopier {
         Ok(Self {
             table: table.clone(),
             stores: stores.clone(),
-            locations: DefaultLocationGenerator::new(table.metadata())?,
+            locations: DefaultLocationGenerator::with_data_location(
+                crate::snapshot_producer::data_dir(table.metadata(), options.run_id.as_deref()),
+            ),
             file_names: DefaultFileNameGenerator::new(
                 uuid::Uuid::now_v7().to_string(),
                 None,

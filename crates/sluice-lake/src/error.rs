@@ -153,6 +153,18 @@ pub enum Error {
         /// Why it is unusable.
         reason: String,
     },
+    /// The table's ingest ledger (the record of the source files `main` holds) cannot be read.
+    #[error(
+        "the ingest ledger of {table} at {location} cannot be read: {reason}. Nothing is ingested into this table until it can be, so that no source file is published twice; restore the file, or remove the table property `sluice.ingest-ledger` to rebuild the ledger from the snapshots the table still has (files published only in expired snapshots would then be ingested again)"
+    )]
+    LedgerUnreadable {
+        /// The table.
+        table: String,
+        /// The ledger file.
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Configuration is incomplete or inconsistent.
     #[error("invalid configuration: {0}")]
     Config(String),

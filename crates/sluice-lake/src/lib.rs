@@ -62,9 +62,11 @@
 
 mod catalog;
 mod chunk_copy;
+mod cleanup;
 mod error;
 mod history;
 mod lake;
+mod ledger;
 mod publish;
 mod refs;
 mod register;
@@ -78,9 +80,11 @@ pub use chunk_copy::{
     ChunkCopier, MAX_COPIED_ROW_GROUP_BYTES, MIN_COPIED_ROW_GROUP_BYTES, RowGroupBytes,
     chunk_copy_blocker,
 };
+pub use cleanup::Discarded;
 pub use error::{Error, Result};
 pub use history::{BatchStream, Commit, ResolvedRef, ScanOptions};
 pub use lake::{AppendOutcome, AppendRequest, CommitHook, CommitRetry, Lake, LakeConfig};
+pub use ledger::{LEDGER_PROPERTY, LedgerEntry, RUN_KEY_PROPERTY, SOURCE_FILES_PROPERTY};
 pub use publish::{PublishKind, PublishOutcome, RebaseOptions, Rebased};
 pub use refs::{MAIN, RefInfo, RefKind, RefName, RefSpec};
 pub use register::{ParquetFooter, read_footer, read_footers};
@@ -88,7 +92,7 @@ pub use schema::{
     SchemaDiff, arrow_schema_for, conform_batch, diff_schemas, iceberg_schema_from_arrow,
 };
 pub use snapshot_producer::{
-    COMMIT_ID_PROPERTY, SOURCE_SNAPSHOT_PROPERTY, TableWriter, WriteOptions,
+    COMMIT_ID_PROPERTY, RUN_ID_PROPERTY, SOURCE_SNAPSHOT_PROPERTY, TableWriter, WriteOptions,
 };
 pub use storage::{ObjectStores, S3Options, Secret, StorageOptions, parse_location};
 pub use table_name::TableName;

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::LoadedTable;
 use crate::error::{Error, Result};
 use crate::lake::{Lake, Plan, set_branch};
+use crate::ledger::{self, LEDGER_PROPERTY, LedgerEntry, LedgerWrite};
 use crate::refs::{self, RefName};
 use crate::snapshot_producer::{
     COMMIT_ID_PROPERTY, SOURCE_SNAPSHOT_PROPERTY, SnapshotSpec, files_added_by, new_snapshot_id,
@@ -121,22 +122,31 @@ impl Lake {
         target: &RefName,
         source: &RefName,
     ) -> Result<PublishOutcome> {
-        self.fast_forward_inner(name, target, source, false).await
+        let attempts = LedgerAttempts::new(self, None);
+        self.fast_forward_inner(name, target, source, false, &attempts)
+            .await
     }
 
-    /// [`Lake::fast_forward`], removing the source branch in the same commit.
+    /// [`Lake::fast_forward`], removing the source branch in the same commit, and recording
+    /// `ingested` (when given) in the table's ingest ledger in that same commit.
     pub async fn fast_forward_and_delete(
         &self,
         name: &TableName,
         target: &RefName,
         source: &RefName,
+        ingested: Option<&LedgerEntry>,
     ) -> Result<PublishOutcome> {
         if source.is_main() {
             return Err(Error::RefNotAllowed {
                 message: format!("cannot delete `main` of {name}"),
             });
         }
-        self.fast_forward_inner(name, target, source, true).await
+        let attempts = LedgerAttempts::new(self, ingested);
+        let result = self
+            .fast_forward_inner(name, target, source, true, &attempts)
+            .await;
+        attempts.finish(name).await;
+        result
     }
 
     async fn fast_forward_inner(
@@ -145,6 +155,7 @@ impl Lake {
         target: &RefName,
         source: &RefName,
         remove_source: bool,
+        attempts: &LedgerAttempts<'_>,
     ) -> Result<PublishOutcome> {
         let (_, outcome) = self
             .commit_loop(name, |table| {
@@ -182,6 +193,7 @@ impl Lake {
                     if remove_source {
                         updates.push(TableUpdate::RemoveSnapshotRef { ref_name: source.to_string() });
                     }
+                    updates.extend(attempts.next(&table).await?);
                     Ok(Plan::Commit {
                         requirements: moves(&table, &target, target_head, &source, source_head),
                         updates,
@@ -235,25 +247,32 @@ impl Lake {
         target: &RefName,
         snapshot_id: i64,
     ) -> Result<PublishOutcome> {
-        self.publish_staged_inner(name, target, snapshot_id, None)
+        let attempts = LedgerAttempts::new(self, None);
+        self.publish_staged_inner(name, target, snapshot_id, None, &attempts)
             .await
     }
 
-    /// [`Lake::publish_staged`], removing `branch` in the same commit (if it still exists).
+    /// [`Lake::publish_staged`], removing `branch` in the same commit (if it still exists) and
+    /// recording `ingested` (when given) in the table's ingest ledger in that same commit.
     pub async fn publish_staged_and_delete(
         &self,
         name: &TableName,
         target: &RefName,
         snapshot_id: i64,
         branch: &RefName,
+        ingested: Option<&LedgerEntry>,
     ) -> Result<PublishOutcome> {
         if branch.is_main() || branch == target {
             return Err(Error::RefNotAllowed {
                 message: format!("cannot delete `{branch}` of {name} while publishing into it"),
             });
         }
-        self.publish_staged_inner(name, target, snapshot_id, Some(branch))
-            .await
+        let attempts = LedgerAttempts::new(self, ingested);
+        let result = self
+            .publish_staged_inner(name, target, snapshot_id, Some(branch), &attempts)
+            .await;
+        attempts.finish(name).await;
+        result
     }
 
     async fn publish_staged_inner(
@@ -262,6 +281,7 @@ impl Lake {
         target: &RefName,
         snapshot_id: i64,
         remove: Option<&RefName>,
+        attempts: &LedgerAttempts<'_>,
     ) -> Result<PublishOutcome> {
         let (_, outcome) = self
             .commit_loop(name, |table| {
@@ -305,7 +325,10 @@ impl Lake {
                                 snapshot_id: target_head,
                             },
                         ],
-                        updates: std::iter::once(set_branch(target.as_str(), snapshot_id)).chain(removal).collect(),
+                        updates: std::iter::once(set_branch(target.as_str(), snapshot_id))
+                            .chain(removal)
+                            .chain(attempts.next(&table).await?)
+                            .collect(),
                         value: PublishOutcome {
                             kind: PublishKind::Rebase,
                             snapshot_id,
@@ -347,6 +370,60 @@ impl Lake {
                 })
             }
             other => other,
+        }
+    }
+}
+
+/// The ledger versions the attempts of one publish wrote. After the publish, the version the
+/// table points at keeps its files and the one it replaced loses its own; every other attempt's
+/// files are deleted.
+struct LedgerAttempts<'a> {
+    lake: &'a Lake,
+    entry: Option<&'a LedgerEntry>,
+    writes: std::sync::Mutex<Vec<LedgerWrite>>,
+}
+
+impl<'a> LedgerAttempts<'a> {
+    fn new(lake: &'a Lake, entry: Option<&'a LedgerEntry>) -> Self {
+        Self {
+            lake,
+            entry,
+            writes: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Writes the next ledger version on top of `table`'s and returns the update that points
+    /// the table at it.
+    async fn next(&self, table: &LoadedTable) -> Result<Option<TableUpdate>> {
+        let Some(entry) = self.entry else {
+            return Ok(None);
+        };
+        let write = ledger::write_next(self.lake, table, entry).await?;
+        let update = write.update();
+        self.writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(write);
+        Ok(Some(update))
+    }
+
+    async fn finish(&self, name: &TableName) {
+        let writes = std::mem::take(&mut *self.writes.lock().unwrap_or_else(|e| e.into_inner()));
+        if writes.is_empty() {
+            return;
+        }
+        // Which version won is read back from the table: an attempt whose answer was lost may
+        // have landed after all.
+        let Ok(table) = self.lake.load_table(name).await else {
+            return;
+        };
+        let current = table.metadata().properties().get(LEDGER_PROPERTY).cloned();
+        for write in writes {
+            if current.as_deref() == Some(write.root.as_str()) {
+                ledger::delete_files(self.lake, &write.superseded).await;
+            } else {
+                ledger::delete_files(self.lake, &write.written).await;
+            }
         }
     }
 }

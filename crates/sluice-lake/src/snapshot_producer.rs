@@ -37,6 +37,48 @@ use crate::schema::{arrow_schema_for, conform_batch};
 pub const COMMIT_ID_PROPERTY: &str = "sluice.commit-id";
 /// Summary property that Iceberg uses for a snapshot re-applied from another (cherry-pick).
 pub const SOURCE_SNAPSHOT_PROPERTY: &str = "source-snapshot-id";
+/// Summary property holding the id of the run that wrote a snapshot. A commit that carries it
+/// writes its manifests under `metadata/<run id>/`, the run's own directory (see
+/// [`crate::Lake::delete_run_files`]).
+pub const RUN_ID_PROPERTY: &str = "sluice.run-id";
+
+/// A run id usable as a directory name (letters, digits, `-`, `_`), or `None`.
+pub(crate) fn run_dir(run_id: Option<&str>) -> Option<&str> {
+    run_id.filter(|r| {
+        !r.is_empty()
+            && r.len() <= 64
+            && r.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// Where a table's data files go: `write.data.path`, or `<location>/data`, and below it the
+/// run's own directory when there is one.
+pub(crate) fn data_dir(metadata: &iceberg::spec::TableMetadata, run_id: Option<&str>) -> String {
+    let base = metadata
+        .properties()
+        .get("write.data.path")
+        .or_else(|| metadata.properties().get("write.folder-storage.path"))
+        .map(|p| p.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| format!("{}/data", metadata.location().trim_end_matches('/')));
+    match run_dir(run_id) {
+        Some(run) => format!("{base}/{run}"),
+        None => base,
+    }
+}
+
+/// Where a commit's manifests and manifest list go: `<location>/metadata`, and below it the
+/// run's own directory when there is one.
+pub(crate) fn metadata_dir(
+    metadata: &iceberg::spec::TableMetadata,
+    run_id: Option<&str>,
+) -> String {
+    let base = format!("{}/metadata", metadata.location().trim_end_matches('/'));
+    match run_dir(run_id) {
+        Some(run) => format!("{base}/{run}"),
+        None => base,
+    }
+}
 
 /// Options for writing data files in copy mode.
 #[derive(Clone, Debug)]
@@ -51,6 +93,9 @@ pub struct WriteOptions {
     /// its column chunks could be copied as they are (see [`crate::chunk_copy_blocker`]), so
     /// that many small files become fewer, larger ones.
     pub min_copied_row_group_bytes: u64,
+    /// The run writing the files: they go to the run's own directory under the table's data
+    /// directory, so that a rollback can delete them all ([`crate::Lake::delete_run_files`]).
+    pub run_id: Option<String>,
 }
 
 impl Default for WriteOptions {
@@ -60,6 +105,7 @@ impl Default for WriteOptions {
             zstd_level: 1,
             max_row_group_rows: 1024 * 1024,
             min_copied_row_group_bytes: crate::chunk_copy::MIN_COPIED_ROW_GROUP_BYTES,
+            run_id: None,
         }
     }
 }
@@ -106,7 +152,10 @@ impl TableWriter {
             parquet,
             options.target_file_size,
             table.file_io().clone(),
-            DefaultLocationGenerator::new(metadata)?,
+            DefaultLocationGenerator::with_data_location(data_dir(
+                metadata,
+                options.run_id.as_deref(),
+            )),
             DefaultFileNameGenerator::new(
                 uuid::Uuid::now_v7().to_string(),
                 None,
@@ -259,12 +308,13 @@ pub(crate) async fn write_append_snapshot(
         });
     }
     let commit_uuid = uuid::Uuid::now_v7();
+    let dir = metadata_dir(
+        metadata,
+        spec.properties.get(RUN_ID_PROPERTY).map(String::as_str),
+    );
     let mut manifests = spec.base_manifests;
     if !spec.files.is_empty() {
-        let path = format!(
-            "{}/metadata/{commit_uuid}-m0.avro",
-            metadata.location().trim_end_matches('/')
-        );
+        let path = format!("{dir}/{commit_uuid}-m0.avro");
         let builder = ManifestWriterBuilder::new(
             table.file_io().new_output(&path)?,
             Some(spec.snapshot_id),
@@ -281,11 +331,7 @@ pub(crate) async fn write_append_snapshot(
         }
         manifests.push(writer.write_manifest_file().await?);
     }
-    let list_path = format!(
-        "{}/metadata/snap-{}-1-{commit_uuid}.avro",
-        metadata.location().trim_end_matches('/'),
-        spec.snapshot_id
-    );
+    let list_path = format!("{dir}/snap-{}-1-{commit_uuid}.avro", spec.snapshot_id);
     let out = table.file_io().new_output(&list_path)?.writer().await?;
     let mut list = match format_version {
         FormatVersion::V1 => ManifestListWriter::v1(out, spec.snapshot_id, spec.parent),

@@ -209,7 +209,8 @@ impl ObjectStores {
             return Ok((store.clone(), path));
         }
         let store: Arc<dyn ObjectStore> = match url.scheme() {
-            "file" => Arc::new(LocalFileSystem::new()),
+            // Deleting a run's files also removes the directories they leave empty.
+            "file" => Arc::new(LocalFileSystem::new().with_automatic_cleanup(true)),
             "memory" => Arc::new(InMemory::new()),
             "s3" | "s3a" => {
                 let bucket = url.host_str().ok_or_else(|| Error::InvalidLocation {
