@@ -43,11 +43,10 @@ mod source;
 
 pub use error::{Error, Result};
 pub use pipeline::{
-    DELETE_BRANCH, Mode, Pipeline, PipelineConfig, ProgressSink, RunOptions, SchemaChange,
-    audit_summary,
+    DELETE_BRANCH, DISCARD_RUN, Mode, Pipeline, PipelineConfig, ProgressSink, RunOptions,
+    SchemaChange, audit_summary,
 };
 pub use report::{RunReport, RunStatus, StepTiming};
 pub use schedule::{Batching, StopSignal};
-pub use source::{
-    Ingested, RUN_KEY_PROPERTY, SOURCE_FILES_PROPERTY, SourceFile, ingested, list_source, run_key,
-};
+pub use sluice_lake::{RUN_KEY_PROPERTY, SOURCE_FILES_PROPERTY};
+pub use source::{SourceFile, list_source, run_key};

@@ -1,19 +1,22 @@
 //! One Write-Audit-Publish run.
 //!
 //! ```text
-//!  list source ── subtract files already in main (from main's own history)
+//!  list source ── subtract files already in main (the table's ingest ledger)
 //!      │ nothing new → nothing_to_do
 //!      ▼
 //!  transaction(run key) ─────────────────────────────────────────────────────────────┐
-//!   write:   stage compensation delete-branch{table, sluice/<run-id>}                 │
+//!   write:   stage compensation discard-run{table, sluice/<run-id>, run id, run key} │
 //!            read footers (a bad file fails here, before anything is written)         │
 //!            create or evolve the table; copy (stream + audit in one pass) or         │
-//!            register (footers → stats; read only the columns the checks need)        │
+//!            register (footers → stats; read only the columns the checks need);       │
+//!            every file written goes under the run's own data/metadata directories    │
 //!            commit 1: create the branch + append, summary carries the audit verdict  │
 //!   audit:   verdict; a failed error-severity check → rollback (branch deleted)       │
-//!   publish: commit 2: fast-forward main and delete the branch, or, when main moved,  │
-//!            stage a rebase, re-run the checks against the new main, then publish     │
-//!  any failure → compensations run (also by `recover` after a crash) ────────────────┘
+//!   publish: commit 2: fast-forward main, delete the branch and add the run to the    │
+//!            ingest ledger, or, when main moved, stage a rebase, re-run the checks    │
+//!            against the new main, then publish the same way                          │
+//!  any failure → compensations run (also by `recover` after a crash): unless the     │
+//!  ledger shows the run published, its branch, snapshots and files are deleted ─────┘
 //! ```
 
 use std::collections::{HashMap, VecDeque};
@@ -34,9 +37,10 @@ use sluice_checks::{
 };
 use sluice_lake::iceberg_types::{DataFile, PrimitiveLiteral};
 use sluice_lake::{
-    AppendRequest, ChunkCopier, Lake, LakeConfig, LoadedTable, ParquetFooter, PublishKind,
-    RebaseOptions, RefName, RefSpec, ScanOptions, TableName, WriteOptions, arrow_schema_for,
-    chunk_copy_blocker, conform_batch, diff_schemas, read_footers,
+    AppendRequest, ChunkCopier, Lake, LakeConfig, LedgerEntry, LoadedTable, ParquetFooter,
+    PublishKind, RUN_ID_PROPERTY, RUN_KEY_PROPERTY, RebaseOptions, RefName, RefSpec, ScanOptions,
+    TableName, WriteOptions, arrow_schema_for, chunk_copy_blocker, conform_batch, diff_schemas,
+    read_footers,
 };
 use sluice_txn::{
     Engine, ObjectStoreJournal, Outcome, RecoveryReport, Registry, RetryPolicy, RunFilter,
@@ -46,12 +50,14 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::report::{RunReport, RunStatus};
-use crate::source::{
-    RUN_KEY_PROPERTY, SOURCE_FILES_PROPERTY, SourceFile, ingested, list_source, run_key,
-};
+use crate::source::{SourceFile, list_source, run_key};
 
-/// Name of the compensation that deletes an audit branch.
+/// Name of the compensation that deletes an audit branch (staged by earlier versions; still
+/// run by `recover` for their runs).
 pub const DELETE_BRANCH: &str = "delete-branch";
+/// Name of the compensation that undoes a run that did not publish: its audit branch, its
+/// snapshots and every file it wrote (see [`Lake::discard_run`]).
+pub const DISCARD_RUN: &str = "discard-run";
 
 /// How files get into the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -204,7 +210,38 @@ struct Written {
     #[serde(default)]
     copied_as_is: usize,
     properties: HashMap<String, String>,
+    /// The source files, for the ingest ledger and a re-audit after a rebase.
+    #[serde(default)]
+    sources: Vec<String>,
     audit: Option<AuditReport>,
+}
+
+impl Written {
+    /// What the publish adds to the table's ingest ledger.
+    fn ledger_entry(&self) -> LedgerEntry {
+        let files = if self.sources.is_empty() {
+            // Written by an earlier version, which kept the list in the summary properties.
+            self.properties
+                .get(sluice_lake::SOURCE_FILES_PROPERTY)
+                .map(|s| {
+                    s.lines()
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            self.sources.clone()
+        };
+        LedgerEntry {
+            run_key: self
+                .properties
+                .get(RUN_KEY_PROPERTY)
+                .cloned()
+                .unwrap_or_default(),
+            files,
+        }
+    }
 }
 
 /// What the publish step did.
@@ -268,6 +305,7 @@ impl Pipeline {
         let (store, prefix) = lake.stores().resolve(&config.journal)?;
         let journal = ObjectStoreJournal::new(store, prefix);
         let handler_lake = lake.clone();
+        let discard_lake = lake.clone();
         let registry = Registry::new().with_handler(DELETE_BRANCH, move |payload| {
             let lake = handler_lake.clone();
             async move {
@@ -286,6 +324,10 @@ impl Pipeline {
                     Err(e) => Err(step_error(e)),
                 }
             }
+        });
+        let registry = registry.with_handler(DISCARD_RUN, move |payload| {
+            let lake = discard_lake.clone();
+            async move { discard_run(&lake, &payload).await }
         });
         let engine = Engine::builder(journal)
             .registry(registry)
@@ -317,10 +359,20 @@ impl Pipeline {
     /// The source files not yet in `main`.
     pub async fn pending_files(&self, source: &str, table: &TableName) -> Result<Vec<SourceFile>> {
         let listed = list_source(&self.lake, source).await?;
-        let done = ingested(&self.lake, table).await?;
+        self.not_yet_published(table, listed).await
+    }
+
+    /// Drops the files `main` of the table has already published (its ingest ledger).
+    async fn not_yet_published(
+        &self,
+        table: &TableName,
+        listed: Vec<SourceFile>,
+    ) -> Result<Vec<SourceFile>> {
+        let locations: Vec<String> = listed.iter().map(|f| f.location.clone()).collect();
+        let done = self.lake.published_files(table, &locations).await?;
         Ok(listed
             .into_iter()
-            .filter(|f| !done.files.contains(&f.location))
+            .filter(|f| !done.contains(&f.location))
             .collect())
     }
 
@@ -367,11 +419,7 @@ impl Pipeline {
             Some(files) => files.clone(),
             None => list_source(&self.lake, &options.source).await?,
         };
-        let done = ingested(&self.lake, table).await?;
-        let files: Vec<SourceFile> = listed
-            .into_iter()
-            .filter(|f| !done.files.contains(&f.location))
-            .collect();
+        let files = self.not_yet_published(table, listed).await?;
         report.time("list", started);
         report.files = files.iter().map(|f| f.location.clone()).collect();
         if files.is_empty() {
@@ -405,9 +453,16 @@ impl Pipeline {
                     .step("write")
                     .retry(RetryPolicy::no_retry())
                     .run(async |step| {
+                        // Journalled before anything is written: whatever happens next, a
+                        // rollback or `recover` can find the branch and the run's files.
                         step.stage_compensation(
-                            DELETE_BRANCH,
-                            json!({"table": table.to_string(), "branch": branch.to_string()}),
+                            DISCARD_RUN,
+                            json!({
+                                "table": table.to_string(),
+                                "branch": branch.to_string(),
+                                "run_id": run_id,
+                                "run_key": key_ref,
+                            }),
                         )
                         .await
                         .map_err(step_error)?;
@@ -578,7 +633,7 @@ impl Pipeline {
         let (data_files, evaluator, rows) = match options.mode {
             Mode::Copy => {
                 let copied = self
-                    .copy(options, &table, &table_schema, footers, evaluator)
+                    .copy(options, run_id, &table, &table_schema, footers, evaluator)
                     .await?;
                 copied_as_is = copied.copied_as_is;
                 (copied.files, copied.evaluator, copied.rows)
@@ -619,9 +674,12 @@ impl Pipeline {
         }
         let audit = evaluator.map(Evaluator::finish);
         let mut properties = HashMap::from([
-            ("sluice.run-id".to_string(), run_id.to_string()),
+            (RUN_ID_PROPERTY.to_string(), run_id.to_string()),
             (RUN_KEY_PROPERTY.to_string(), key.to_string()),
-            (SOURCE_FILES_PROPERTY.to_string(), locations.join("\n")),
+            (
+                "sluice.source-file-count".to_string(),
+                files.len().to_string(),
+            ),
             ("sluice.mode".to_string(), options.mode.as_str().to_string()),
             (
                 "sluice.audit".to_string(),
@@ -660,6 +718,7 @@ impl Pipeline {
             data_files: data_file_count,
             copied_as_is,
             properties,
+            sources: locations,
             audit,
         })
     }
@@ -713,11 +772,18 @@ impl Pipeline {
     async fn copy(
         &self,
         options: &RunOptions,
+        run_id: &str,
         table: &LoadedTable,
         table_schema: &arrow_schema::SchemaRef,
         footers: Vec<ParquetFooter>,
         evaluator: Option<Evaluator>,
     ) -> Result<Copied> {
+        // Every data file goes under the run's own directory, so that a rollback (or `recover`
+        // after a crash) can delete what the run wrote.
+        let write = WriteOptions {
+            run_id: Some(run_id.to_string()),
+            ..options.write.clone()
+        };
         // Files the table can keep as they are get their column chunks copied; the others
         // are decoded and written again.
         let mut copied_as_is = 0;
@@ -725,7 +791,7 @@ impl Pipeline {
             .into_iter()
             .map(|footer| {
                 let as_is = !options.rewrite
-                    && match chunk_copy_blocker(table, &footer, &options.write) {
+                    && match chunk_copy_blocker(table, &footer, &write) {
                         None => true,
                         Some(reason) => {
                             tracing::debug!(file = %footer.location, %reason, "re-encoding");
@@ -746,12 +812,12 @@ impl Pipeline {
         let queue = Arc::new(Mutex::new(plan));
         let mut tasks = Vec::with_capacity(workers);
         for _ in 0..workers {
-            let writer = self.lake.table_writer(table, &options.write).await?;
+            let writer = self.lake.table_writer(table, &write).await?;
             let worker = CopyWorker {
                 lake: self.lake.clone(),
                 table: options.table.to_string(),
                 schema: table_schema.clone(),
-                copier: self.lake.chunk_copier(table, &options.write)?,
+                copier: self.lake.chunk_copier(table, &write)?,
                 queue: queue.clone(),
                 evaluator: evaluator.as_ref().map(Evaluator::fork),
                 progress: options.progress.clone(),
@@ -812,13 +878,13 @@ impl Pipeline {
         let lake = &self.lake;
         let name = &options.table;
         let main = RefName::main();
-        // A run that published before it crashed is recognised by its run key in main.
-        if let Some(key) = written.properties.get(RUN_KEY_PROPERTY)
-            && ingested(lake, name)
-                .await
-                .map_err(step_error)?
-                .run_keys
-                .contains(key)
+        let ingested = written.ledger_entry();
+        // A run that published before it crashed (or whose publish answer was lost) is
+        // recognised by its run key in the ledger.
+        if lake
+            .run_key_published(name, &ingested.run_key)
+            .await
+            .map_err(step_error)?
         {
             lake.delete_ref_if_exists(name, branch)
                 .await
@@ -835,7 +901,10 @@ impl Pipeline {
                 audit: None,
             });
         }
-        match lake.fast_forward_and_delete(name, &main, branch).await {
+        match lake
+            .fast_forward_and_delete(name, &main, branch, Some(&ingested))
+            .await
+        {
             Ok(outcome) => {
                 return Ok(Published {
                     snapshot_id: outcome.snapshot_id,
@@ -865,7 +934,7 @@ impl Pipeline {
         let mut audit = None;
         if let Some(suite) = &options.checks {
             let report = self
-                .reaudit(options, suite, branch, staged.parent_id)
+                .reaudit(options, suite, branch, &ingested.files, staged.parent_id)
                 .await
                 .map_err(step_error)?;
             if !report.publishable() {
@@ -878,7 +947,7 @@ impl Pipeline {
             audit = Some(report);
         }
         match lake
-            .publish_staged_and_delete(name, &main, staged.snapshot_id, branch)
+            .publish_staged_and_delete(name, &main, staged.snapshot_id, branch, Some(&ingested))
             .await
         {
             Ok(outcome) => Ok(Published {
@@ -897,6 +966,7 @@ impl Pipeline {
         options: &RunOptions,
         suite: &CheckSuite,
         branch: &RefName,
+        sources: &[String],
         new_main: Option<i64>,
     ) -> Result<AuditReport> {
         let lake = &self.lake;
@@ -914,41 +984,24 @@ impl Pipeline {
         }
         // Only the rows this run added (the branch also holds the rows of the old main).
         let columns = ev.required_columns();
-        for batch in self.read_branch_appends(options, branch, &columns).await? {
+        for batch in self.read_sources(options, sources, &columns).await? {
             ev.update(&batch)?;
         }
         Ok(ev.finish())
     }
 
-    /// Reads the rows of the data files the branch's head snapshot added.
-    async fn read_branch_appends(
+    /// Reads the rows the run appended, from its source files.
+    async fn read_sources(
         &self,
         options: &RunOptions,
-        branch: &RefName,
+        locations: &[String],
         columns: &[String],
     ) -> Result<Vec<arrow_array::RecordBatch>> {
         let table = self.lake.load_table(&options.table).await?;
         let schema = arrow_schema_for(table.metadata().current_schema())?;
-        let head = self
-            .lake
-            .resolve(&options.table, &RefSpec::parse(branch.as_str())?)
-            .await?
-            .snapshot_id;
-        let Some(head) = head else {
-            return Ok(Vec::new());
-        };
-        let commits = self
-            .lake
-            .log(&options.table, &RefSpec::Snapshot(head), Some(1))
-            .await?;
-        let locations: Vec<String> = commits
-            .first()
-            .and_then(|c| c.summary.get(SOURCE_FILES_PROPERTY))
-            .map(|s| s.lines().map(str::to_string).collect())
-            .unwrap_or_default();
         // In register mode the appended files are the source files; in copy mode their rows
         // are identical to the source files' rows, so reading the sources is equivalent.
-        let footers = read_footers(self.lake.stores(), &locations).await?;
+        let footers = read_footers(self.lake.stores(), locations).await?;
         let indices: Vec<usize> = columns
             .iter()
             .filter_map(|c| schema.index_of(c).ok())
@@ -969,6 +1022,50 @@ impl Pipeline {
         }
         Ok(out)
     }
+}
+
+/// The `discard-run` compensation: unless the ledger shows that the run published (it may
+/// have, if the process died between the publish commit and the journal's commit record),
+/// deletes its branch, its snapshots and every file it wrote. Idempotent.
+async fn discard_run(lake: &Lake, payload: &serde_json::Value) -> Result<(), StepError> {
+    let field = |key: &str| {
+        payload[key]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| StepError::permanent(format!("bad discard-run payload: no `{key}`")))
+    };
+    let table: TableName = field("table")?
+        .parse()
+        .map_err(|e| StepError::permanent(format!("bad discard-run payload: {e}")))?;
+    let branch = RefName::new(field("branch")?)
+        .map_err(|e| StepError::permanent(format!("bad discard-run payload: {e}")))?;
+    let (run_id, run_key) = (field("run_id")?, field("run_key")?);
+    if lake
+        .run_key_published(&table, &run_key)
+        .await
+        .map_err(step_error)?
+    {
+        // Published: the files are main's now. Only the branch may be left.
+        let deleted = lake
+            .delete_ref_if_exists(&table, &branch)
+            .await
+            .map_err(step_error)?;
+        tracing::info!(%table, %branch, deleted, "run had published; nothing else to undo");
+        return Ok(());
+    }
+    let discarded = lake
+        .discard_run(&table, &branch, &run_id)
+        .await
+        .map_err(step_error)?;
+    tracing::info!(
+        %table,
+        %branch,
+        branch_deleted = discarded.branch_deleted,
+        snapshots = discarded.snapshots_removed,
+        files = discarded.files_deleted,
+        "run discarded"
+    );
+    Ok(())
 }
 
 /// What copy mode wrote.

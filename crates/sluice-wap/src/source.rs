@@ -1,19 +1,12 @@
-//! Sources: the parquet files under a URL, the run key, and the files a table already holds.
-
-use std::collections::HashSet;
+//! Sources: the parquet files under a URL and the run key.
 
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sluice_lake::{Lake, RefSpec, TableName};
+use sluice_lake::{Lake, TableName};
 
 use crate::error::{Error, Result};
-
-/// Snapshot summary property listing the source files a publish ingested (one per line).
-pub const SOURCE_FILES_PROPERTY: &str = "sluice.source-files";
-/// Snapshot summary property holding the run key.
-pub const RUN_KEY_PROPERTY: &str = "sluice.run-key";
 
 /// A source file.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -97,33 +90,6 @@ pub fn run_key(table: &TableName, files: &[SourceFile]) -> String {
         hasher.update(line.as_bytes());
     }
     hex::encode(&hasher.finalize()[..16])
-}
-
-/// What `main` of a table already holds, read from the table's own history.
-#[derive(Debug, Default, Clone)]
-pub struct Ingested {
-    /// Source file locations published so far.
-    pub files: HashSet<String>,
-    /// Run keys published so far.
-    pub run_keys: HashSet<String>,
-}
-
-/// Walks `main`'s history and collects the source files and run keys of every publish.
-pub async fn ingested(lake: &Lake, table: &TableName) -> Result<Ingested> {
-    if !lake.table_exists(table).await? {
-        return Ok(Ingested::default());
-    }
-    let mut out = Ingested::default();
-    for commit in lake.log(table, &RefSpec::main(), None).await? {
-        if let Some(files) = commit.summary.get(SOURCE_FILES_PROPERTY) {
-            out.files
-                .extend(files.lines().filter(|l| !l.is_empty()).map(str::to_string));
-        }
-        if let Some(key) = commit.summary.get(RUN_KEY_PROPERTY) {
-            out.run_keys.insert(key.clone());
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

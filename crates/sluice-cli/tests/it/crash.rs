@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use crate::common::*;
 
-fn kill_at(env: &Env, point: &str, source: &str) {
+pub fn kill_at(env: &Env, point: &str, source: &str) {
     let mut child = env
         .cmd()
         .env("SLUICE_PAUSE_AT", point)
