@@ -342,7 +342,7 @@ fn step(steps: &[(String, f64)], name: &str) -> Option<f64> {
 }
 
 /// The median; NaN for no values.
-fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     match sorted.len() {
@@ -400,7 +400,7 @@ pub fn run(layout: &Layout, options: &BenchOptions) -> Result<()> {
     let python = layout.venv_python();
 
     let bench_dir = layout.target_dir().join("bench-wap");
-    let data = generate_events(&python, &generator, &bench_dir, options)?;
+    let data = generate_events(&python, &generator, &bench_dir, options.files, options.rows)?;
     let checks = bench_dir.join("checks.toml");
     fs::write(&checks, CHECKS_TOML)
         .with_context(|| format!("cannot write {}", checks.display()))?;
@@ -466,7 +466,7 @@ fn check_gnu_time() -> Result<()> {
     }
 }
 
-fn peer_file(dir: &Path, name: &str) -> Result<PathBuf> {
+pub(crate) fn peer_file(dir: &Path, name: &str) -> Result<PathBuf> {
     let path = dir.join(name);
     if !path.is_file() {
         bail!(
@@ -480,7 +480,7 @@ fn peer_file(dir: &Path, name: &str) -> Result<PathBuf> {
 }
 
 /// `cargo build --release -p sluice-cli --locked`; returns the binary.
-fn build_sluice(layout: &Layout) -> Result<PathBuf> {
+pub(crate) fn build_sluice(layout: &Layout) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     println!("building: cargo build --release -p sluice-cli --locked");
     let status = Command::new(&cargo)
@@ -500,15 +500,16 @@ fn build_sluice(layout: &Layout) -> Result<PathBuf> {
 
 /// Generates the events once per (files, rows): a finished directory carries a `complete` marker,
 /// so an interrupted generation is redone rather than measured.
-fn generate_events(
+pub(crate) fn generate_events(
     python: &Path,
     generator: &Path,
     bench_dir: &Path,
-    options: &BenchOptions,
+    files: u32,
+    rows: u64,
 ) -> Result<PathBuf> {
     let data = bench_dir
         .join("data")
-        .join(format!("events-f{}-r{}", options.files, options.rows));
+        .join(format!("events-f{}-r{}", files, rows));
     if data.join("complete").is_file() {
         println!("using the events generated before in {}", data.display());
         return Ok(data);
@@ -519,15 +520,15 @@ fn generate_events(
     }
     println!(
         "generating {} files x {} rows into {}",
-        options.files,
-        options.rows,
+        files,
+        rows,
         data.display()
     );
     let output = Command::new(python)
         .arg(generator)
         .arg(&data)
-        .arg(options.files.to_string())
-        .arg(options.rows.to_string())
+        .arg(files.to_string())
+        .arg(rows.to_string())
         .output()
         .with_context(|| format!("cannot run {}", python.display()))?;
     if !output.status.success() {
@@ -539,17 +540,17 @@ fn generate_events(
         );
     }
     let generated = parquet_files(&data)?.len();
-    if generated != options.files as usize {
+    if generated != files as usize {
         bail!(
             "{} wrote {generated} parquet files into {}, expected {}",
             generator.display(),
             data.display(),
-            options.files
+            files
         );
     }
     fs::write(
         data.join("complete"),
-        format!("files={} rows={}\n", options.files, options.rows),
+        format!("files={} rows={}\n", files, rows),
     )?;
     Ok(data)
 }

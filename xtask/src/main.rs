@@ -1,6 +1,7 @@
 //! `cargo xtask`: developer tasks for sluice. See `cargo xtask --help`.
 
 mod bench;
+mod bench_runs;
 mod ci;
 mod http;
 mod json;
@@ -37,6 +38,11 @@ USAGE:
                                          ratio and peak memory, also in target/bench-wap/result.json;
                                          --target rest runs both on the services (up and down as
                                          for e2e)
+    cargo xtask bench-runs [--runs N] [--rows N] [--window N]
+                                         N one-file `sluice run`s into one table (default 200
+                                         of 10000 rows); fails unless the median of the last
+                                         --window runs (default 20) is within 1.2x the first's;
+                                         also reports the metadata file's growth per run
 
 OPTIONS (for services up, e2e, ci, and bench-wap --target rest):
     --s3 <s3s-fs|moto|minio>  S3 server [env SLUICE_XTASK_S3, default s3s-fs]
@@ -71,6 +77,7 @@ enum Task {
     E2e(ServicesConfig, Vec<String>),
     Ci(ServicesConfig),
     BenchWap(BenchOptions),
+    BenchRuns(bench_runs::RunsOptions),
 }
 
 fn main() -> ExitCode {
@@ -108,6 +115,10 @@ fn run(task: Task) -> Result<ExitCode> {
         Task::Ci(config) => Ok(exit_code(ci::ci(&layout, &config)?)),
         Task::BenchWap(options) => {
             bench::run(&layout, &options)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::BenchRuns(options) => {
+            bench_runs::run(&layout, &options)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -155,6 +166,7 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Task> 
         }
         ["ci", options @ ..] => Ok(Task::Ci(parse_config(options, &env)?)),
         ["bench-wap", options @ ..] => Ok(Task::BenchWap(bench::parse_options(options, &env)?)),
+        ["bench-runs", options @ ..] => Ok(Task::BenchRuns(bench_runs::parse_options(options)?)),
         [other, ..] => bail!("unknown task {other:?}; see `cargo xtask --help`"),
     }
 }
