@@ -90,7 +90,9 @@ pub use schema::{
 pub use snapshot_producer::{
     COMMIT_ID_PROPERTY, SOURCE_SNAPSHOT_PROPERTY, TableWriter, WriteOptions,
 };
-pub use storage::{ObjectStores, S3Options, Secret, StorageOptions, parse_location};
+pub use storage::{
+    ObjectStores, S3Options, Secret, StorageOptions, normalize_location, parse_location,
+};
 pub use table_name::TableName;
 
 /// Re-exports of the iceberg types that appear in this crate's API.

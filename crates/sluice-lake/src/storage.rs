@@ -211,7 +211,7 @@ impl ObjectStores {
         let store: Arc<dyn ObjectStore> = match url.scheme() {
             "file" => Arc::new(LocalFileSystem::new()),
             "memory" => Arc::new(InMemory::new()),
-            "s3" | "s3a" => {
+            "s3" | "s3a" | "s3n" => {
                 let bucket = url.host_str().ok_or_else(|| Error::InvalidLocation {
                     location: location.to_string(),
                     reason: "an s3 URL needs a bucket: s3://bucket/key".to_string(),
@@ -280,7 +280,38 @@ pub fn parse_location(location: &str) -> Result<Url> {
 }
 
 fn cache_key(url: &Url) -> String {
-    format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default())
+    // `s3a://` and `s3n://` (Hadoop's names) reach the same buckets as `s3://`.
+    let scheme = match url.scheme() {
+        "s3a" | "s3n" => "s3",
+        other => other,
+    };
+    format!("{scheme}://{}", url.host_str().unwrap_or_default())
+}
+
+/// A location in the form sluice writes into table metadata: `s3a://` and `s3n://` become
+/// `s3://`, and trailing slashes are dropped (`s3://warehouse/` becomes `s3://warehouse`),
+/// so that `<location>/<namespace>/<table>` never holds an empty path segment.
+pub fn normalize_location(location: &str) -> String {
+    let trimmed = location.trim();
+    let (scheme, rest) = match trimmed.split_once("://") {
+        Some((scheme, rest)) => {
+            let scheme = match scheme.to_ascii_lowercase().as_str() {
+                "s3a" | "s3n" => "s3".to_string(),
+                _ => scheme.to_string(),
+            };
+            (Some(scheme), rest)
+        }
+        None => (None, trimmed),
+    };
+    let rest = match rest.trim_end_matches('/') {
+        // A bare `/` is the root directory: keep it.
+        "" if scheme.is_none() && rest.starts_with('/') => "/",
+        kept => kept,
+    };
+    match scheme {
+        Some(scheme) => format!("{scheme}://{rest}"),
+        None => rest.to_string(),
+    }
 }
 
 /// iceberg `StorageFactory` over [`ObjectStores`]. Every Iceberg read and write sluice makes
@@ -540,5 +571,35 @@ mod tests {
             err.contains("ftp://host/x") && err.contains("unsupported scheme"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn locations_are_normalised() {
+        for (given, expected) in [
+            ("s3://warehouse/", "s3://warehouse"),
+            ("s3://warehouse//", "s3://warehouse"),
+            ("s3://warehouse/lake/", "s3://warehouse/lake"),
+            ("s3a://warehouse/lake/", "s3://warehouse/lake"),
+            ("S3N://warehouse", "s3://warehouse"),
+            ("s3://warehouse", "s3://warehouse"),
+            ("file:///data/warehouse/", "file:///data/warehouse"),
+            ("/data/warehouse/", "/data/warehouse"),
+            ("/", "/"),
+            ("memory://lake/", "memory://lake"),
+            (" gs://bucket/x/ ", "gs://bucket/x"),
+        ] {
+            assert_eq!(normalize_location(given), expected, "{given}");
+        }
+    }
+
+    #[tokio::test]
+    async fn hadoop_s3_schemes_share_the_s3_client_and_trailing_slashes_resolve() {
+        let stores = ObjectStores::default();
+        let (plain, path) = stores.resolve("s3://bucket/a/b/").unwrap();
+        assert_eq!(path.as_ref(), "a/b");
+        let (hadoop, _) = stores.resolve("s3a://bucket/a").unwrap();
+        assert!(Arc::ptr_eq(&plain, &hadoop));
+        let (native, _) = stores.resolve("s3n://bucket/a").unwrap();
+        assert!(Arc::ptr_eq(&plain, &native));
     }
 }
