@@ -68,6 +68,7 @@ mod lake;
 mod publish;
 mod refs;
 mod register;
+mod retrying_store;
 mod schema;
 mod snapshot_producer;
 mod storage;
@@ -84,6 +85,7 @@ pub use lake::{AppendOutcome, AppendRequest, CommitHook, CommitRetry, Lake, Lake
 pub use publish::{PublishKind, PublishOutcome, RebaseOptions, Rebased};
 pub use refs::{MAIN, RefInfo, RefKind, RefName, RefSpec};
 pub use register::{ParquetFooter, read_footer, read_footers};
+pub use retrying_store::{ReadRetry, RetryingStore};
 pub use schema::{
     SchemaDiff, arrow_schema_for, conform_batch, diff_schemas, iceberg_schema_from_arrow,
 };

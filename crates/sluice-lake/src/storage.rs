@@ -31,6 +31,7 @@ use tokio::io::AsyncWriteExt;
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::retrying_store::{ReadRetry, RetryingStore};
 
 /// A secret string (an S3 secret key, a catalog token). Its `Debug` and `Display` never show
 /// the value, so it cannot leak through logs, errors or reports by accident.
@@ -153,9 +154,13 @@ impl StorageOptions {
 ///
 /// Cloning is cheap and clones share the cache, including the in-memory store behind
 /// `memory://` URLs (so tests can write through one clone and read through another).
+///
+/// Every store it hands out retries reads and listings ([`RetryingStore`], policy
+/// [`ObjectStores::with_read_retry`]).
 #[derive(Clone, Default)]
 pub struct ObjectStores {
     options: StorageOptions,
+    read_retry: ReadRetry,
     cache: Arc<Mutex<HashMap<String, Arc<dyn ObjectStore>>>>,
 }
 
@@ -172,8 +177,21 @@ impl ObjectStores {
     pub fn new(options: StorageOptions) -> Self {
         Self {
             options,
+            read_retry: ReadRetry::default(),
             cache: Arc::default(),
         }
+    }
+
+    /// Sets how the stores this registry hands out retry reads and listings. Set it before
+    /// the first lookup: stores already cached keep the policy they were built with.
+    pub fn with_read_retry(mut self, policy: ReadRetry) -> Self {
+        self.read_retry = policy;
+        self
+    }
+
+    /// How reads and listings are retried.
+    pub fn read_retry(&self) -> ReadRetry {
+        self.read_retry
     }
 
     /// The options this registry builds clients from.
@@ -182,10 +200,12 @@ impl ObjectStores {
     }
 
     /// Registers a store for a URL prefix's scheme and authority (e.g. a store that injects
-    /// faults in tests). Later lookups of that scheme and bucket use it.
+    /// faults in tests). Later lookups of that scheme and bucket use it, wrapped like every
+    /// other store so that its reads and listings are retried.
     pub fn register(&self, url: &str, store: Arc<dyn ObjectStore>) -> Result<()> {
         let url = parse_location(url)?;
         let key = cache_key(&url);
+        let store: Arc<dyn ObjectStore> = Arc::new(RetryingStore::new(store, self.read_retry));
         self.lock_cache().insert(key, store);
         Ok(())
     }
@@ -230,6 +250,7 @@ impl ObjectStores {
                 });
             }
         };
+        let store: Arc<dyn ObjectStore> = Arc::new(RetryingStore::new(store, self.read_retry));
         let store = self.lock_cache().entry(key).or_insert(store).clone();
         Ok((store, path))
     }
@@ -341,7 +362,8 @@ impl StorageFactory for ObjectStoreStorageFactory {
             // Settings handed out by the catalog fill gaps only; with nothing new the shared
             // registry (and its cached clients) is reused.
             Some(stores) if merged == self.options => stores.clone(),
-            _ => ObjectStores::new(merged.clone()),
+            Some(stores) => ObjectStores::new(merged.clone()).with_read_retry(stores.read_retry()),
+            None => ObjectStores::new(merged.clone()),
         };
         Ok(Arc::new(ObjectStoreStorage {
             options: merged,
