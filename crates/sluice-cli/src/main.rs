@@ -21,6 +21,7 @@ macro_rules! outln {
 mod cli;
 mod config;
 mod demo;
+mod error_report;
 mod output;
 
 use std::io::IsTerminal;
@@ -80,7 +81,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let style = Style::detect();
-            eprintln!("{} {e:#}", style.bad("error:"));
+            eprintln!("{} {}", style.bad("error:"), error_report::render(&e));
             ExitCode::from(1)
         }
     }
