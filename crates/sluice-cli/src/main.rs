@@ -628,7 +628,7 @@ async fn recover(ctx: &Ctx<'_>, wait: bool) -> Result<u8> {
         }
         for id in &report.still_running {
             outln!(
-                "{} {id}: its process still holds the lease; run `sluice recover --wait` to recover it once the lease ({}s) expires",
+                "{} {id}: its process is still running, or ran on another machine; if it stopped there, run `sluice recover --wait` to recover it once its lease ({}s) expires",
                 ctx.style.warn("still running"),
                 ttl.as_secs()
             );
