@@ -175,7 +175,7 @@ impl RetryingStore {
         &self,
         location: &Path,
         options: GetOptions,
-    ) -> object_store::Result<GetResult> {
+    ) -> object_store::Result<(GetResult, Attempts)> {
         let mut attempts = Attempts::new(self.policy);
         loop {
             let error = match tokio::time::timeout(
@@ -184,7 +184,7 @@ impl RetryingStore {
             )
             .await
             {
-                Ok(Ok(result)) => return Ok(result),
+                Ok(Ok(result)) => return Ok((result, attempts)),
                 Ok(Err(e)) => e,
                 Err(_) => timed_out(self.policy.attempt_timeout),
             };
@@ -225,7 +225,7 @@ impl ObjectStore for RetryingStore {
         location: &Path,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
-        let result = self.get_with_retries(location, options.clone()).await?;
+        let (result, attempts) = self.get_with_retries(location, options.clone()).await?;
         if options.head {
             return Ok(result);
         }
@@ -241,7 +241,8 @@ impl ObjectStore for RetryingStore {
             range: result.range.clone(),
             delivered: 0,
             body,
-            attempts: Attempts::new(self.policy),
+            // Resuming the body draws on the same budget as the request that opened it.
+            attempts,
             done: false,
         };
         Ok(GetResult {
