@@ -79,7 +79,8 @@ pub enum Command {
     /// Finish or roll back what a dead process left open.
     #[command(after_help = "Example:\n  sluice recover --wait")]
     Recover {
-        /// Wait for the leases of recently killed runs to expire, then recover them too.
+        /// Also wait for the leases of runs that stopped on other machines to expire, then
+        /// recover those runs too (a run killed on this machine is recovered at once).
         #[arg(long)]
         wait: bool,
     },

@@ -21,6 +21,7 @@ macro_rules! outln {
 mod cli;
 mod config;
 mod demo;
+mod error_report;
 mod output;
 
 use std::io::IsTerminal;
@@ -80,7 +81,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let style = Style::detect();
-            eprintln!("{} {e:#}", style.bad("error:"));
+            eprintln!("{} {}", style.bad("error:"), error_report::render(&e));
             ExitCode::from(1)
         }
     }
@@ -627,7 +628,7 @@ async fn recover(ctx: &Ctx<'_>, wait: bool) -> Result<u8> {
         }
         for id in &report.still_running {
             outln!(
-                "{} {id}: its process still holds the lease; run `sluice recover --wait` to recover it once the lease ({}s) expires",
+                "{} {id}: its process is still running, or ran on another machine; if it stopped there, run `sluice recover --wait` to recover it once its lease ({}s) expires",
                 ctx.style.warn("still running"),
                 ttl.as_secs()
             );

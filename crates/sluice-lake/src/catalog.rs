@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
 use crate::error::{Error, Result};
-use crate::storage::{ObjectStoreStorageFactory, ObjectStores, Secret};
+use crate::storage::{ObjectStoreStorageFactory, ObjectStores, Secret, normalize_location};
 use crate::table_name::TableName;
 
 /// Which catalog to talk to.
@@ -173,7 +173,9 @@ impl Backend {
                     .map_err(|e| sql_error(None, e))?;
                 let mut props = io_props;
                 props.insert("uri".to_string(), format!("sqlite://{path}"));
-                props.insert("warehouse".to_string(), warehouse.clone());
+                // The catalog joins `<warehouse>/<namespace>/<table>`: a trailing slash
+                // would put an empty segment into every table location.
+                props.insert("warehouse".to_string(), normalize_location(warehouse));
                 let catalog = SqlCatalogBuilder::default()
                     .with_storage_factory(factory)
                     .load(name.clone(), props)

@@ -70,6 +70,7 @@ mod ledger;
 mod publish;
 mod refs;
 mod register;
+mod retrying_store;
 mod schema;
 mod snapshot_producer;
 mod storage;
@@ -88,13 +89,16 @@ pub use ledger::{LEDGER_PROPERTY, LedgerEntry, RUN_KEY_PROPERTY, SOURCE_FILES_PR
 pub use publish::{PublishKind, PublishOutcome, RebaseOptions, Rebased};
 pub use refs::{MAIN, RefInfo, RefKind, RefName, RefSpec};
 pub use register::{ParquetFooter, read_footer, read_footers};
+pub use retrying_store::{ReadRetry, RetryingStore};
 pub use schema::{
     SchemaDiff, arrow_schema_for, conform_batch, diff_schemas, iceberg_schema_from_arrow,
 };
 pub use snapshot_producer::{
     COMMIT_ID_PROPERTY, RUN_ID_PROPERTY, SOURCE_SNAPSHOT_PROPERTY, TableWriter, WriteOptions,
 };
-pub use storage::{ObjectStores, S3Options, Secret, StorageOptions, parse_location};
+pub use storage::{
+    ObjectStores, S3Options, Secret, StorageOptions, normalize_location, parse_location,
+};
 pub use table_name::TableName;
 
 /// Re-exports of the iceberg types that appear in this crate's API.

@@ -31,6 +31,7 @@ use tokio::io::AsyncWriteExt;
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::retrying_store::{ReadRetry, RetryingStore};
 
 /// A secret string (an S3 secret key, a catalog token). Its `Debug` and `Display` never show
 /// the value, so it cannot leak through logs, errors or reports by accident.
@@ -153,9 +154,13 @@ impl StorageOptions {
 ///
 /// Cloning is cheap and clones share the cache, including the in-memory store behind
 /// `memory://` URLs (so tests can write through one clone and read through another).
+///
+/// Every store it hands out retries reads and listings ([`RetryingStore`], policy
+/// [`ObjectStores::with_read_retry`]).
 #[derive(Clone, Default)]
 pub struct ObjectStores {
     options: StorageOptions,
+    read_retry: ReadRetry,
     cache: Arc<Mutex<HashMap<String, Arc<dyn ObjectStore>>>>,
 }
 
@@ -172,8 +177,21 @@ impl ObjectStores {
     pub fn new(options: StorageOptions) -> Self {
         Self {
             options,
+            read_retry: ReadRetry::default(),
             cache: Arc::default(),
         }
+    }
+
+    /// Sets how the stores this registry hands out retry reads and listings. Set it before
+    /// the first lookup: stores already cached keep the policy they were built with.
+    pub fn with_read_retry(mut self, policy: ReadRetry) -> Self {
+        self.read_retry = policy;
+        self
+    }
+
+    /// How reads and listings are retried.
+    pub fn read_retry(&self) -> ReadRetry {
+        self.read_retry
     }
 
     /// The options this registry builds clients from.
@@ -182,10 +200,12 @@ impl ObjectStores {
     }
 
     /// Registers a store for a URL prefix's scheme and authority (e.g. a store that injects
-    /// faults in tests). Later lookups of that scheme and bucket use it.
+    /// faults in tests). Later lookups of that scheme and bucket use it, wrapped like every
+    /// other store so that its reads and listings are retried.
     pub fn register(&self, url: &str, store: Arc<dyn ObjectStore>) -> Result<()> {
         let url = parse_location(url)?;
         let key = cache_key(&url);
+        let store: Arc<dyn ObjectStore> = Arc::new(RetryingStore::new(store, self.read_retry));
         self.lock_cache().insert(key, store);
         Ok(())
     }
@@ -212,7 +232,7 @@ impl ObjectStores {
             // Deleting a run's files also removes the directories they leave empty.
             "file" => Arc::new(LocalFileSystem::new().with_automatic_cleanup(true)),
             "memory" => Arc::new(InMemory::new()),
-            "s3" | "s3a" => {
+            "s3" | "s3a" | "s3n" => {
                 let bucket = url.host_str().ok_or_else(|| Error::InvalidLocation {
                     location: location.to_string(),
                     reason: "an s3 URL needs a bucket: s3://bucket/key".to_string(),
@@ -231,6 +251,7 @@ impl ObjectStores {
                 });
             }
         };
+        let store: Arc<dyn ObjectStore> = Arc::new(RetryingStore::new(store, self.read_retry));
         let store = self.lock_cache().entry(key).or_insert(store).clone();
         Ok((store, path))
     }
@@ -281,7 +302,38 @@ pub fn parse_location(location: &str) -> Result<Url> {
 }
 
 fn cache_key(url: &Url) -> String {
-    format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default())
+    // `s3a://` and `s3n://` (Hadoop's names) reach the same buckets as `s3://`.
+    let scheme = match url.scheme() {
+        "s3a" | "s3n" => "s3",
+        other => other,
+    };
+    format!("{scheme}://{}", url.host_str().unwrap_or_default())
+}
+
+/// A location in the form sluice writes into table metadata: `s3a://` and `s3n://` become
+/// `s3://`, and trailing slashes are dropped (`s3://warehouse/` becomes `s3://warehouse`),
+/// so that `<location>/<namespace>/<table>` never holds an empty path segment.
+pub fn normalize_location(location: &str) -> String {
+    let trimmed = location.trim();
+    let (scheme, rest) = match trimmed.split_once("://") {
+        Some((scheme, rest)) => {
+            let scheme = match scheme.to_ascii_lowercase().as_str() {
+                "s3a" | "s3n" => "s3".to_string(),
+                _ => scheme.to_string(),
+            };
+            (Some(scheme), rest)
+        }
+        None => (None, trimmed),
+    };
+    let rest = match rest.trim_end_matches('/') {
+        // A bare `/` is the root directory: keep it.
+        "" if scheme.is_none() && rest.starts_with('/') => "/",
+        kept => kept,
+    };
+    match scheme {
+        Some(scheme) => format!("{scheme}://{rest}"),
+        None => rest.to_string(),
+    }
 }
 
 /// iceberg `StorageFactory` over [`ObjectStores`]. Every Iceberg read and write sluice makes
@@ -311,7 +363,8 @@ impl StorageFactory for ObjectStoreStorageFactory {
             // Settings handed out by the catalog fill gaps only; with nothing new the shared
             // registry (and its cached clients) is reused.
             Some(stores) if merged == self.options => stores.clone(),
-            _ => ObjectStores::new(merged.clone()),
+            Some(stores) => ObjectStores::new(merged.clone()).with_read_retry(stores.read_retry()),
+            None => ObjectStores::new(merged.clone()),
         };
         Ok(Arc::new(ObjectStoreStorage {
             options: merged,
@@ -541,5 +594,35 @@ mod tests {
             err.contains("ftp://host/x") && err.contains("unsupported scheme"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn locations_are_normalised() {
+        for (given, expected) in [
+            ("s3://warehouse/", "s3://warehouse"),
+            ("s3://warehouse//", "s3://warehouse"),
+            ("s3://warehouse/lake/", "s3://warehouse/lake"),
+            ("s3a://warehouse/lake/", "s3://warehouse/lake"),
+            ("S3N://warehouse", "s3://warehouse"),
+            ("s3://warehouse", "s3://warehouse"),
+            ("file:///data/warehouse/", "file:///data/warehouse"),
+            ("/data/warehouse/", "/data/warehouse"),
+            ("/", "/"),
+            ("memory://lake/", "memory://lake"),
+            (" gs://bucket/x/ ", "gs://bucket/x"),
+        ] {
+            assert_eq!(normalize_location(given), expected, "{given}");
+        }
+    }
+
+    #[tokio::test]
+    async fn hadoop_s3_schemes_share_the_s3_client_and_trailing_slashes_resolve() {
+        let stores = ObjectStores::default();
+        let (plain, path) = stores.resolve("s3://bucket/a/b/").unwrap();
+        assert_eq!(path.as_ref(), "a/b");
+        let (hadoop, _) = stores.resolve("s3a://bucket/a").unwrap();
+        assert!(Arc::ptr_eq(&plain, &hadoop));
+        let (native, _) = stores.resolve("s3n://bucket/a").unwrap();
+        assert!(Arc::ptr_eq(&plain, &native));
     }
 }

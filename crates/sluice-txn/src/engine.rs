@@ -14,8 +14,9 @@ use uuid::Uuid;
 use crate::clock::{Clock, SystemClock};
 use crate::events::{Isolation, KeyEvent, RunEvent, State};
 use crate::history::{HookReport, HookState, RunFilter, RunReport, RunSummary, RunView};
+use crate::holder::ProcessIdentity;
 use crate::journal::{Journal, Record, encode, read_stream};
-use crate::lease::{AcquireOutcome, Lease, read_lease, try_acquire};
+use crate::lease::{AcquireOutcome, Claimant, Lease, read_lease, try_acquire};
 use crate::registry::{Registry, panic_message};
 use crate::retry::RetryPolicy;
 use crate::transaction::{RunCtx, Transaction, cancelled, run_stream};
@@ -47,7 +48,17 @@ pub(crate) struct EngineInner {
     pub lease_poll: Duration,
     pub hook_retry: RetryPolicy,
     pub holder: String,
+    pub process: ProcessIdentity,
     pub listener: Option<ProgressListener>,
+}
+
+impl EngineInner {
+    pub(crate) fn claimant(&self) -> Claimant<'_> {
+        Claimant {
+            holder: &self.holder,
+            process: &self.process,
+        }
+    }
 }
 
 /// What to do when a serializable transaction finds its key leased by a live process.
@@ -231,6 +242,7 @@ impl EngineBuilder {
             .renew_interval
             .unwrap_or(self.lease_ttl / 3)
             .max(Duration::from_millis(1));
+        let process = ProcessIdentity::current();
         Engine {
             inner: Arc::new(EngineInner {
                 journal: self.journal,
@@ -241,10 +253,12 @@ impl EngineBuilder {
                 lease_poll: self.lease_poll,
                 hook_retry: self.hook_retry,
                 holder: format!(
-                    "pid{}-{}",
-                    std::process::id(),
+                    "{}:{}:{}",
+                    process.host,
+                    process.pid,
                     &Uuid::new_v4().simple().to_string()[..8]
                 ),
+                process,
                 listener: self.listener,
             }),
         }
@@ -307,9 +321,14 @@ impl Engine {
         }
     }
 
-    /// The identity this engine writes into leases and fences (`pid<n>-<nonce>`).
+    /// The identity this engine writes into leases and fences (`<host>:<pid>:<nonce>`).
     pub fn holder(&self) -> &str {
         &self.inner.holder
+    }
+
+    /// The host and process this engine records in the leases it takes.
+    pub fn process(&self) -> &ProcessIdentity {
+        &self.inner.process
     }
 
     /// Start describing a transaction with idempotency key `key`.
@@ -360,7 +379,7 @@ impl Engine {
                 &*inner.journal,
                 &*inner.clock,
                 name,
-                &inner.holder,
+                inner.claimant(),
                 inner.lease_ttl,
             )
             .await?
@@ -458,6 +477,7 @@ impl Engine {
     ) -> Result<Option<RecoveredRun>> {
         let inner = &self.inner;
         let stream = run_stream(run_id);
+        let mut storage_failures = 0u32;
         let (view, next_seq) = loop {
             let (mut view, next_seq) = self.load_view(run_id).await?;
             if !view.needs_recovery() {
@@ -470,18 +490,28 @@ impl Engine {
                     by: inner.holder.clone(),
                 },
             };
-            match inner
-                .journal
-                .append(&stream, next_seq, encode(&stream, &record)?)
-                .await
-            {
-                Ok(()) => {
-                    view.apply(&record);
-                    break (view, next_seq + 1);
+            let bytes = encode(&stream, &record)?;
+            // Sent again unchanged after an ambiguous storage error; the journal recognises
+            // it if the first attempt was stored.
+            let stored = loop {
+                match inner.journal.append(&stream, next_seq, bytes.clone()).await {
+                    Ok(()) => break true,
+                    // The old process (or another recovery) wrote first: read again.
+                    Err(Error::AppendConflict { .. }) => break false,
+                    Err(e @ Error::Storage { .. }) if storage_failures < 2 => {
+                        storage_failures += 1;
+                        tracing::warn!(stream = %stream, error = %e, "fence append failed; sending it again");
+                        inner
+                            .clock
+                            .sleep(Duration::from_millis(50 * u64::from(storage_failures)))
+                            .await;
+                    }
+                    Err(e) => return Err(e),
                 }
-                // The old process (or another recovery) wrote first: read again.
-                Err(Error::AppendConflict { .. }) => continue,
-                Err(e) => return Err(e),
+            };
+            if stored {
+                view.apply(&record);
+                break (view, next_seq + 1);
             }
         };
         let done_before = view
@@ -570,7 +600,7 @@ impl Engine {
                 &*inner.journal,
                 &*inner.clock,
                 &view.lease,
-                &inner.holder,
+                inner.claimant(),
                 inner.lease_ttl,
             )
             .await?
@@ -599,7 +629,7 @@ impl Engine {
         let now = self.inner.clock.now();
         Ok(lease
             .current
-            .is_some_and(|c| c.token == view.token && c.is_live(now)))
+            .is_some_and(|c| c.token == view.token && c.binds(now, &self.inner.process)))
     }
 
     /// Everything recorded about one run: steps, attempts, errors, compensations and

@@ -60,10 +60,10 @@ pub enum Error {
         source: serde_json::Error,
     },
 
-    /// The lease on a key is held by a live process and the run was configured to fail
-    /// instead of waiting.
+    /// The lease on a key is held by a live process (or one on another host, whose lease has
+    /// not expired yet) and the run was configured to fail instead of waiting.
     #[error(
-        "transaction key {key} is being run by {holder} (lease token {token}, expires {expires_at}); retry later or use LeaseConflict::Wait"
+        "transaction key {key} is being run by another process ({holder}, lease token {token}), which holds it until {expires_at} unless it renews the lease"
     )]
     LeaseHeld {
         /// The transaction key.

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::holder::ProcessIdentity;
+
 /// The state of a run or a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -184,10 +186,19 @@ pub(crate) enum LeaseEvent {
     Acquired {
         holder: String,
         expires_at: DateTime<Utc>,
+        /// The holder's host and process (absent in records of older versions).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        process: Option<ProcessIdentity>,
+        /// Unique per acquisition attempt, so that no two claims are byte-identical and a
+        /// holder that finds its own bytes in the slot knows the claim is its own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        claim: Option<Uuid>,
     },
     Renewed {
         holder: String,
         expires_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        process: Option<ProcessIdentity>,
     },
     Released {
         holder: String,

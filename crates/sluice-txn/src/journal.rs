@@ -32,9 +32,13 @@ use crate::{Error, Result};
 /// Contract:
 /// - [`append`](Journal::append) is atomic and create-if-not-exists: it either stores the
 ///   whole record at `(stream, seq)` or, if any record already exists there, stores nothing
-///   and returns [`Error::AppendConflict`]. It never overwrites. Retrying an append that
-///   failed with a storage error is safe: at worst it reports a conflict with itself, which
-///   the caller resolves by reading the stream.
+///   and returns [`Error::AppendConflict`]. It never overwrites.
+/// - An append whose answer was lost (the store applied it but reported an error, or a
+///   retry inside the client then found the slot taken) is recognised: if the slot already
+///   holds exactly `record`, `append` returns `Ok`. Retrying an append that failed with a
+///   storage error with the same bytes is therefore safe and settles the ambiguity. Callers
+///   make records unique (a nonce, a run id, a fencing token), so identical bytes mean
+///   their own record.
 /// - [`read`](Journal::read) returns the records at or after `from_seq` in sequence order,
 ///   including ones whose content is damaged (decoding detects that).
 /// - A record that was acknowledged by `append` is visible to every later `read`.
@@ -153,14 +157,32 @@ impl Journal for ObjectStoreJournal {
         };
         match self
             .store
-            .put_opts(&path, PutPayload::from(record), options)
+            .put_opts(&path, PutPayload::from(record.clone()), options)
             .await
         {
             Ok(_) => Ok(()),
-            Err(object_store::Error::AlreadyExists { .. }) => Err(Error::AppendConflict {
-                stream: stream.to_string(),
-                seq,
-            }),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                // Taken, but possibly by this very record: an attempt whose answer was lost
+                // (applied, then an error; the client's retry then met its own object).
+                let stored = match self.store.get(&path).await {
+                    Ok(got) => got.bytes().await,
+                    Err(e) => Err(e),
+                }
+                .map_err(|source| Error::Storage {
+                    operation: "read back",
+                    path: path.to_string(),
+                    source,
+                })?;
+                if stored == record {
+                    tracing::debug!(%path, "journal record was already stored by an earlier attempt");
+                    Ok(())
+                } else {
+                    Err(Error::AppendConflict {
+                        stream: stream.to_string(),
+                        seq,
+                    })
+                }
+            }
             Err(source) => Err(Error::Storage {
                 operation: "append",
                 path: path.to_string(),

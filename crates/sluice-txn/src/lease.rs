@@ -10,11 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
+use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::events::LeaseEvent;
+use crate::holder::ProcessIdentity;
 use crate::journal::{Journal, Record, decode_stream, encode};
 use crate::{Error, Result};
 
@@ -25,11 +28,23 @@ pub(crate) struct LeaseHolder {
     pub holder: String,
     pub expires_at: DateTime<Utc>,
     pub released: bool,
+    /// The holder's host and process, when its record says.
+    pub process: Option<ProcessIdentity>,
 }
 
 impl LeaseHolder {
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {
         !self.released && self.expires_at > now
+    }
+
+    /// Whether the lease still binds `local`: not released, not expired, and not held by
+    /// a process that `local` can see has ended (same host; see [`ProcessIdentity`]).
+    pub fn binds(&self, now: DateTime<Utc>, local: &ProcessIdentity) -> bool {
+        self.is_live(now)
+            && !self
+                .process
+                .as_ref()
+                .is_some_and(|p| p.is_provably_dead(local))
     }
 }
 
@@ -62,10 +77,19 @@ pub(crate) async fn read_lease(journal: &dyn Journal, name: &str) -> Result<Leas
         let Some((_, record)) = decoded.records.into_iter().next() else {
             continue;
         };
-        let (holder, expires_at, released) = match record.event {
-            LeaseEvent::Acquired { holder, expires_at }
-            | LeaseEvent::Renewed { holder, expires_at } => (holder, expires_at, false),
-            LeaseEvent::Released { holder } => (holder, record.at, true),
+        let (holder, expires_at, released, process) = match record.event {
+            LeaseEvent::Acquired {
+                holder,
+                expires_at,
+                process,
+                ..
+            }
+            | LeaseEvent::Renewed {
+                holder,
+                expires_at,
+                process,
+            } => (holder, expires_at, false, process),
+            LeaseEvent::Released { holder } => (holder, record.at, true, None),
         };
         return Ok(LeaseView {
             next_seq,
@@ -74,6 +98,7 @@ pub(crate) async fn read_lease(journal: &dyn Journal, name: &str) -> Result<Leas
                 holder,
                 expires_at,
                 released,
+                process,
             }),
         });
     }
@@ -89,6 +114,7 @@ pub(crate) struct Lease {
     pub name: String,
     pub token: u64,
     pub holder: String,
+    pub process: ProcessIdentity,
     pub ttl: Duration,
     next_seq: Mutex<u64>,
     lost: AtomicBool,
@@ -99,67 +125,83 @@ pub(crate) enum AcquireOutcome {
     Busy(LeaseHolder),
 }
 
+/// Who asks for a lease: the engine's holder id and the process it runs in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Claimant<'a> {
+    pub holder: &'a str,
+    pub process: &'a ProcessIdentity,
+}
+
 fn expiry(clock: &dyn Clock, ttl: Duration) -> DateTime<Utc> {
     clock.now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)
 }
 
-/// Take the lease if it is free, released or expired.
+/// How often an append that failed with an ambiguous storage error is sent again.
+const AMBIGUOUS_RESENDS: u32 = 3;
+
+/// Take the lease if it is free, released, expired, or held by a process on this host that
+/// has provably ended.
 pub(crate) async fn try_acquire(
     journal: &dyn Journal,
     clock: &dyn Clock,
     name: &str,
-    holder: &str,
+    claimant: Claimant<'_>,
     ttl: Duration,
 ) -> Result<AcquireOutcome> {
     let stream = lease_stream(name);
-    let mut attempted: Option<u64> = None;
     loop {
         let view = read_lease(journal, name).await?;
         if let Some(current) = view.current.as_ref().filter(|c| c.is_live(clock.now())) {
-            // Our own acquisition, whose acknowledgement was lost to a storage error.
-            if attempted == Some(current.token) && current.holder == holder {
-                return Ok(AcquireOutcome::Acquired(Arc::new(Lease {
-                    name: name.to_string(),
-                    token: current.token,
-                    holder: holder.to_string(),
-                    ttl,
-                    next_seq: Mutex::new(view.next_seq),
-                    lost: AtomicBool::new(false),
-                })));
+            if current.binds(clock.now(), claimant.process) {
+                return Ok(AcquireOutcome::Busy(current.clone()));
             }
-            return Ok(AcquireOutcome::Busy(current.clone()));
+            tracing::info!(
+                lease = %name,
+                holder = %current.holder,
+                token = current.token,
+                "the lease holder's process has ended on this host; taking the lease over"
+            );
         }
         let token = view.current.as_ref().map_or(1, |c| c.token + 1);
         let record = Record {
             at: clock.now(),
             token,
             event: LeaseEvent::Acquired {
-                holder: holder.to_string(),
+                holder: claimant.holder.to_string(),
                 expires_at: expiry(clock, ttl),
+                process: Some(claimant.process.clone()),
+                claim: Some(Uuid::new_v4()),
             },
         };
-        match journal
-            .append(&stream, view.next_seq, encode(&stream, &record)?)
-            .await
-        {
-            Ok(()) => {
-                return Ok(AcquireOutcome::Acquired(Arc::new(Lease {
-                    name: name.to_string(),
-                    token,
-                    holder: holder.to_string(),
-                    ttl,
-                    next_seq: Mutex::new(view.next_seq + 1),
-                    lost: AtomicBool::new(false),
-                })));
+        let bytes = encode(&stream, &record)?;
+        let mut storage_failures = 0u32;
+        // The same bytes are sent again after an ambiguous failure: the journal recognises
+        // them if an earlier attempt was stored, and the claim's nonce makes them ours alone.
+        let stored = loop {
+            match journal.append(&stream, view.next_seq, bytes.clone()).await {
+                Ok(()) => break true,
+                // Someone else appended first: look again.
+                Err(Error::AppendConflict { .. }) => break false,
+                Err(e @ Error::Storage { .. }) if storage_failures + 1 < AMBIGUOUS_RESENDS => {
+                    storage_failures += 1;
+                    tracing::warn!(lease = %name, error = %e, "lease append failed; sending it again");
+                    clock
+                        .sleep(Duration::from_millis(50 * u64::from(storage_failures)))
+                        .await;
+                }
+                Err(e) => return Err(e),
             }
-            // Someone else appended first: look again.
-            Err(Error::AppendConflict { .. }) => continue,
-            // Ambiguous: the record may be stored. Look again, recognising our own.
-            Err(e @ Error::Storage { .. }) if attempted.is_none() => {
-                tracing::warn!(lease = %name, error = %e, "lease append failed; checking whether it was stored");
-                attempted = Some(token);
-            }
-            Err(e) => return Err(e),
+        };
+        if stored {
+            return Ok(AcquireOutcome::Acquired(Arc::new(Lease {
+                name: name.to_string(),
+                token,
+                holder: claimant.holder.to_string(),
+                process: claimant.process.clone(),
+                ttl,
+                next_seq: Mutex::new(view.next_seq + 1),
+                lost: AtomicBool::new(false),
+            })));
         }
     }
 }
@@ -179,32 +221,36 @@ impl Lease {
         let stream = lease_stream(&self.name);
         let mut next_seq = self.next_seq.lock().await;
         let mut storage_failures = 0u32;
+        // After an ambiguous storage error the same bytes go to the same slot again: the
+        // journal recognises them if the first attempt was stored.
+        let mut resend: Option<Bytes> = None;
         loop {
-            let record = Record {
-                at: clock.now(),
-                token: self.token,
-                event: event.clone(),
+            let bytes = match resend.take() {
+                Some(bytes) => bytes,
+                None => encode(
+                    &stream,
+                    &Record {
+                        at: clock.now(),
+                        token: self.token,
+                        event: event.clone(),
+                    },
+                )?,
             };
-            match journal
-                .append(&stream, *next_seq, encode(&stream, &record)?)
-                .await
-            {
+            match journal.append(&stream, *next_seq, bytes.clone()).await {
                 Ok(()) => {
                     *next_seq += 1;
                     return Ok(true);
                 }
-                // A storage error is ambiguous; read back like a conflict. At worst the
-                // same renewal is recorded twice, which changes nothing.
-                Err(e @ Error::Storage { .. }) if storage_failures < 2 => {
+                Err(e @ Error::Storage { .. }) if storage_failures + 1 < AMBIGUOUS_RESENDS => {
                     storage_failures += 1;
-                    tracing::warn!(lease = %self.name, error = %e, "lease append failed; reading it back");
-                    let view = read_lease(journal, &self.name).await?;
-                    *next_seq = view.next_seq;
-                    if view.current.is_none_or(|c| c.token != self.token) {
-                        self.lost.store(true, Ordering::SeqCst);
-                        return Ok(false);
-                    }
+                    tracing::warn!(lease = %self.name, error = %e, "lease append failed; sending it again");
+                    clock
+                        .sleep(Duration::from_millis(50 * u64::from(storage_failures)))
+                        .await;
+                    resend = Some(bytes);
                 }
+                // Another record took the slot: a taker's, or one of ours whose answer was
+                // lost earlier. Read the lease to tell.
                 Err(Error::AppendConflict { .. }) => {
                     let view = read_lease(journal, &self.name).await?;
                     *next_seq = view.next_seq;
@@ -225,8 +271,17 @@ impl Lease {
         }
         let expires_at = expiry(clock, self.ttl);
         let holder = self.holder.clone();
-        self.append(journal, clock, LeaseEvent::Renewed { holder, expires_at })
-            .await
+        let process = Some(self.process.clone());
+        self.append(
+            journal,
+            clock,
+            LeaseEvent::Renewed {
+                holder,
+                expires_at,
+                process,
+            },
+        )
+        .await
     }
 
     /// Give the lease up.
@@ -246,18 +301,34 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::journal::ObjectStoreJournal;
 
+    fn this_process() -> &'static ProcessIdentity {
+        static CURRENT: std::sync::OnceLock<ProcessIdentity> = std::sync::OnceLock::new();
+        CURRENT.get_or_init(ProcessIdentity::current)
+    }
+
+    fn by(holder: &str) -> Claimant<'_> {
+        Claimant {
+            holder,
+            process: this_process(),
+        }
+    }
+
     #[tokio::test]
     async fn lease_excludes_until_expiry_then_fences_the_old_holder() {
         let journal = ObjectStoreJournal::in_memory();
         let clock = ManualClock::new(Utc::now());
         let ttl = Duration::from_secs(10);
-        let AcquireOutcome::Acquired(first) =
-            try_acquire(&journal, &clock, "k", "a", ttl).await.unwrap()
+        let AcquireOutcome::Acquired(first) = try_acquire(&journal, &clock, "k", by("a"), ttl)
+            .await
+            .unwrap()
         else {
             panic!("free lease was not acquired");
         };
         assert_eq!(first.token, 1);
-        match try_acquire(&journal, &clock, "k", "b", ttl).await.unwrap() {
+        match try_acquire(&journal, &clock, "k", by("b"), ttl)
+            .await
+            .unwrap()
+        {
             AcquireOutcome::Busy(h) => assert_eq!((h.holder.as_str(), h.token), ("a", 1)),
             AcquireOutcome::Acquired(_) => panic!("live lease was taken"),
         }
@@ -266,12 +337,15 @@ mod tests {
         clock.advance(Duration::from_secs(9));
         // Renewed at t=5 for 10 s: still live at t=14.
         assert!(matches!(
-            try_acquire(&journal, &clock, "k", "b", ttl).await.unwrap(),
+            try_acquire(&journal, &clock, "k", by("b"), ttl)
+                .await
+                .unwrap(),
             AcquireOutcome::Busy(_)
         ));
         clock.advance(Duration::from_secs(2));
-        let AcquireOutcome::Acquired(second) =
-            try_acquire(&journal, &clock, "k", "b", ttl).await.unwrap()
+        let AcquireOutcome::Acquired(second) = try_acquire(&journal, &clock, "k", by("b"), ttl)
+            .await
+            .unwrap()
         else {
             panic!("expired lease was not taken over");
         };
@@ -317,8 +391,9 @@ mod tests {
         let clock = ManualClock::new(Utc::now());
         let ttl = Duration::from_secs(10);
         for round in 0..3u64 {
-            let AcquireOutcome::Acquired(lease) =
-                try_acquire(&journal, &clock, "k", "a", ttl).await.unwrap()
+            let AcquireOutcome::Acquired(lease) = try_acquire(&journal, &clock, "k", by("a"), ttl)
+                .await
+                .unwrap()
             else {
                 panic!("released lease was not acquired");
             };
@@ -335,5 +410,92 @@ mod tests {
         assert_eq!((current.token, current.released), (3, true));
         assert_eq!(view.next_seq, 3 * 22);
         assert_eq!(journal.records_read.load(Ordering::SeqCst), 1);
+    }
+    /// The pid of a process that ran and has been reaped.
+    #[cfg(target_os = "linux")]
+    fn pid_of_an_ended_process() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[cfg(target_os = "linux")]
+    async fn held_by(process: ProcessIdentity) -> (ObjectStoreJournal, ManualClock) {
+        let journal = ObjectStoreJournal::in_memory();
+        let clock = ManualClock::new(Utc::now());
+        let dead = Claimant {
+            holder: "killed",
+            process: &process,
+        };
+        let outcome = try_acquire(&journal, &clock, "k", dead, Duration::from_secs(600))
+            .await
+            .unwrap();
+        assert!(matches!(outcome, AcquireOutcome::Acquired(_)));
+        (journal, clock)
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_lease_of_an_ended_process_on_this_host_is_taken_over_at_once() {
+        let ended = ProcessIdentity {
+            pid: pid_of_an_ended_process(),
+            ..this_process().clone()
+        };
+        let (journal, clock) = held_by(ended).await;
+        // Nine minutes before the lease would expire.
+        let AcquireOutcome::Acquired(taken) =
+            try_acquire(&journal, &clock, "k", by("b"), Duration::from_secs(600))
+                .await
+                .unwrap()
+        else {
+            panic!("the lease of an ended process was not taken over");
+        };
+        assert_eq!(taken.token, 2, "the takeover is fenced with the next token");
+        let view = read_lease(&journal, "k").await.unwrap();
+        let current = view.current.unwrap();
+        assert_eq!(current.holder, "b");
+        assert_eq!(current.process.as_ref(), Some(this_process()));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_reused_pid_does_not_keep_the_lease_of_its_predecessor() {
+        // The holder had this very pid, but started at another time: the pid was reused.
+        let predecessor = ProcessIdentity {
+            start_time: this_process().start_time.map(|t| t.wrapping_sub(1)),
+            ..this_process().clone()
+        };
+        let (journal, clock) = held_by(predecessor).await;
+        let outcome = try_acquire(&journal, &clock, "k", by("b"), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(matches!(outcome, AcquireOutcome::Acquired(ref l) if l.token == 2));
+        // The same pid with its own start time is this live process: it keeps the lease.
+        let outcome = try_acquire(&journal, &clock, "k", by("c"), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(matches!(outcome, AcquireOutcome::Busy(ref h) if h.holder == "b"));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_holder_on_another_host_keeps_its_lease_until_it_expires() {
+        let remote = ProcessIdentity {
+            host: format!("{}-elsewhere", this_process().host),
+            pid: pid_of_an_ended_process(),
+            ..this_process().clone()
+        };
+        let (journal, clock) = held_by(remote).await;
+        clock.advance(Duration::from_secs(599));
+        let outcome = try_acquire(&journal, &clock, "k", by("b"), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(matches!(outcome, AcquireOutcome::Busy(ref h) if h.holder == "killed"));
+        clock.advance(Duration::from_secs(2));
+        let outcome = try_acquire(&journal, &clock, "k", by("b"), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(matches!(outcome, AcquireOutcome::Acquired(ref l) if l.token == 2));
     }
 }

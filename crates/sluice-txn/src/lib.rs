@@ -98,6 +98,7 @@ mod engine;
 mod error;
 mod events;
 mod history;
+mod holder;
 mod journal;
 mod lease;
 mod registry;
@@ -115,6 +116,7 @@ pub use history::{
     AttemptError, HookReport, HookState, RunFilter, RunReport, RunSummary, StepReport, TxnReport,
     TxnState,
 };
+pub use holder::ProcessIdentity;
 pub use journal::{DamagedRecord, Journal, ObjectStoreJournal};
 pub use registry::{Registry, ResultExt, StepError};
 pub use retry::RetryPolicy;

@@ -8,4 +8,5 @@ mod model;
 mod publish;
 mod pyiceberg;
 mod round_trip;
+mod storage_faults;
 mod time_travel;

@@ -242,3 +242,59 @@ async fn rollback_moves_a_branch_to_an_ancestor_or_tag() {
         .unwrap_err();
     assert!(err.to_string().contains("not an ancestor"), "{err}");
 }
+
+#[tokio::test]
+async fn a_warehouse_with_a_trailing_slash_creates_and_publishes_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sluice_lake::LakeConfig::embedded(dir.path()).unwrap();
+    let sluice_lake::CatalogConfig::Sql { warehouse, .. } = &mut config.catalog else {
+        unreachable!("the embedded lake uses the SQL catalog")
+    };
+    warehouse.push('/');
+    let expected_root = warehouse.trim_end_matches('/').to_string();
+    let lake = sluice_lake::Lake::connect(&config).await.unwrap();
+    let table: sluice_lake::TableName = "ns.events".parse().unwrap();
+    lake.create_table(&table, &schema()).await.unwrap();
+
+    let loaded = lake.load_table(&table).await.unwrap();
+    assert_eq!(
+        loaded.metadata().location(),
+        format!("{expected_root}/ns/events"),
+        "no empty path segment in the table location"
+    );
+    let mut writer = lake
+        .table_writer(&loaded, &WriteOptions::default())
+        .await
+        .unwrap();
+    writer.write(&batch(0..10), "a").await.unwrap();
+    let files = writer.finish().await.unwrap();
+    let branch = RefName::new("audit/1").unwrap();
+    lake.commit_append(
+        &table,
+        AppendRequest {
+            branch: branch.clone(),
+            create_from: Some(RefSpec::main()),
+            files,
+            properties: Default::default(),
+        },
+    )
+    .await
+    .unwrap();
+    lake.publish(&table, &branch, &RefName::main(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&lake, &table, "main").await,
+        (0..10).collect::<Vec<_>>()
+    );
+    let data_dir = dir
+        .path()
+        .canonicalize()
+        .unwrap()
+        .join("warehouse/ns/events/data");
+    assert!(
+        std::fs::read_dir(&data_dir).unwrap().next().is_some(),
+        "data files under {}",
+        data_dir.display()
+    );
+}

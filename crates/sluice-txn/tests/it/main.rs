@@ -1,5 +1,6 @@
 //! Integration tests of sluice-txn (one binary, one module per concern).
 
+mod ambiguous;
 mod child;
 mod common;
 mod crash;

@@ -1,0 +1,134 @@
+//! How a failed command's error reads on the terminal: the chain of causes, each said once,
+//! and what to do next in `sluice` words.
+
+/// The error and its causes joined by `: `, skipping every cause whose text is already part
+/// of what was said (libraries and `object_store` repeat their cause in their own message),
+/// followed by a hint when the error is one a user can act on.
+pub fn render(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let said = cause.to_string();
+        if said.is_empty() || text.contains(&said) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    if let Some(hint) = hint(error) {
+        text.push('\n');
+        text.push_str(hint);
+    }
+    text
+}
+
+/// What to do about errors whose remedy is a `sluice` command.
+fn hint(error: &anyhow::Error) -> Option<&'static str> {
+    let txn = error.chain().find_map(|cause| {
+        cause.downcast_ref::<sluice_txn::Error>().or_else(|| {
+            match cause.downcast_ref::<sluice_wap::Error>() {
+                Some(sluice_wap::Error::Txn(e)) => Some(e),
+                _ => None,
+            }
+        })
+    })?;
+    match txn {
+        sluice_txn::Error::LeaseHeld { .. } => Some(
+            "another `sluice run` of these files is in progress; let it finish and run again. \
+             If its process was killed on another machine, run `sluice recover --wait` \
+             (a run killed on this machine is taken over at once)",
+        ),
+        sluice_txn::Error::LeaseWaitTimeout { .. } => Some(
+            "the run holding these files did not finish in time; see `sluice runs list`, \
+             then run `sluice recover --wait`",
+        ),
+        sluice_txn::Error::Fenced { .. } => Some(
+            "this run stalled past its lease and another process took it over; \
+             see `sluice runs list` and run again",
+        ),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::fmt;
+
+    /// An error that repeats its cause in its message, as library errors do.
+    #[derive(Debug)]
+    struct Repeating {
+        message: &'static str,
+        source: Option<Box<Repeating>>,
+    }
+
+    impl fmt::Display for Repeating {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.message)?;
+            match &self.source {
+                Some(source) => write!(f, ": {source}"),
+                None => Ok(()),
+            }
+        }
+    }
+
+    impl std::error::Error for Repeating {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.source
+                .as_deref()
+                .map(|s| s as &(dyn std::error::Error + 'static))
+        }
+    }
+
+    fn inner() -> Repeating {
+        Repeating {
+            message: "Error getting list response body",
+            source: None,
+        }
+    }
+
+    #[test]
+    fn every_cause_is_said_once() {
+        let error = anyhow::Error::new(Repeating {
+            message: "journal storage failed to list journal/leases/k",
+            source: Some(Box::new(Repeating {
+                message: "Generic S3 error",
+                source: Some(Box::new(inner())),
+            })),
+        })
+        .context("cannot recover");
+        let text = render(&error);
+        assert_eq!(
+            text,
+            "cannot recover: journal storage failed to list journal/leases/k: Generic S3 error: Error getting list response body"
+        );
+        assert_eq!(text.matches("Error getting list response body").count(), 1);
+    }
+
+    #[test]
+    fn a_cause_not_yet_said_is_kept() {
+        let error = anyhow::Error::new(inner()).context("cannot list the source s3://raw");
+        assert_eq!(
+            render(&error),
+            "cannot list the source s3://raw: Error getting list response body"
+        );
+    }
+
+    #[test]
+    fn a_held_lease_says_what_to_run_and_names_no_library_item() {
+        let error = anyhow::Error::new(sluice_wap::Error::Txn(sluice_txn::Error::LeaseHeld {
+            key: "abc".to_string(),
+            holder: "host:42:beef".to_string(),
+            token: 1,
+            expires_at: chrono::Utc::now(),
+        }));
+        let text = render(&error);
+        assert!(text.contains("sluice recover --wait"), "{text}");
+        assert!(
+            !text.contains("LeaseConflict") && !text.contains("::"),
+            "{text}"
+        );
+    }
+}
