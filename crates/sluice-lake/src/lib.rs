@@ -86,9 +86,11 @@ pub use refs::{MAIN, RefInfo, RefKind, RefName, RefSpec};
 pub use register::{ParquetFooter, read_footer, read_footers};
 pub use schema::{
     SchemaDiff, arrow_schema_for, conform_batch, diff_schemas, iceberg_schema_from_arrow,
+    unsupported_columns,
 };
 pub use snapshot_producer::{
     COMMIT_ID_PROPERTY, SOURCE_SNAPSHOT_PROPERTY, TableWriter, WriteOptions,
+    unsupported_table_reason,
 };
 pub use storage::{ObjectStores, S3Options, Secret, StorageOptions, parse_location};
 pub use table_name::TableName;

@@ -147,17 +147,26 @@ impl TableWriter {
     }
 }
 
-pub(crate) fn ensure_unpartitioned(table: &LoadedTable) -> Result<()> {
-    if !table.metadata().default_partition_spec().is_unpartitioned() {
-        return Err(Error::CannotPublish {
-            table: table.name().to_string(),
-            source_ref: String::new(),
-            target: String::new(),
-            reason: "the table is partitioned; sluice writes to unpartitioned tables only"
-                .to_string(),
-        });
+/// Why sluice cannot write data files or snapshots to `table`, or `None` when it can.
+pub fn unsupported_table_reason(table: &LoadedTable) -> Option<&'static str> {
+    let metadata = table.metadata();
+    if !metadata.default_partition_spec().is_unpartitioned() {
+        Some("the table is partitioned; sluice writes to unpartitioned tables only")
+    } else if metadata.format_version() == FormatVersion::V3 {
+        Some("format version 3 tables are not supported yet; sluice writes format versions 1 and 2")
+    } else {
+        None
     }
-    Ok(())
+}
+
+pub(crate) fn ensure_unpartitioned(table: &LoadedTable) -> Result<()> {
+    match unsupported_table_reason(table) {
+        Some(reason) => Err(Error::UnsupportedTable {
+            table: table.name().to_string(),
+            reason: reason.to_string(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// A new snapshot id: random, positive, unused in the table.
@@ -250,14 +259,7 @@ pub(crate) async fn write_append_snapshot(
 ) -> Result<Snapshot> {
     let metadata = table.metadata();
     let format_version = metadata.format_version();
-    if format_version == FormatVersion::V3 {
-        return Err(Error::CannotPublish {
-            table: table.name().to_string(),
-            source_ref: String::new(),
-            target: String::new(),
-            reason: "format version 3 tables are not supported yet".to_string(),
-        });
-    }
+    ensure_unpartitioned(table)?;
     let commit_uuid = uuid::Uuid::now_v7();
     let mut manifests = spec.base_manifests;
     if !spec.files.is_empty() {
