@@ -65,6 +65,7 @@ mod chunk_copy;
 mod error;
 mod history;
 mod lake;
+mod manifests;
 mod publish;
 mod refs;
 mod register;

@@ -30,6 +30,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::catalog::LoadedTable;
 use crate::error::{Error, Result};
+use crate::manifests::{ManifestListHeader, write_data_manifest_v2, write_manifest_list_v2};
 use crate::schema::{arrow_schema_for, conform_batch};
 
 /// Summary property: a unique id of the commit that produced a snapshot, so that a commit whose
@@ -267,34 +268,55 @@ pub(crate) async fn write_append_snapshot(
             "{}/metadata/{commit_uuid}-m0.avro",
             metadata.location().trim_end_matches('/')
         );
-        let builder = ManifestWriterBuilder::new(
-            table.file_io().new_output(&path)?,
-            Some(spec.snapshot_id),
-            metadata.current_schema().clone(),
-            metadata.default_partition_spec().as_ref().clone(),
-        );
-        let mut writer = match format_version {
-            FormatVersion::V1 => builder.build_v1(),
-            _ => builder.build_v2_data(),
+        let manifest = match format_version {
+            FormatVersion::V1 => {
+                let builder = ManifestWriterBuilder::new(
+                    table.file_io().new_output(&path)?,
+                    Some(spec.snapshot_id),
+                    metadata.current_schema().clone(),
+                    metadata.default_partition_spec().as_ref().clone(),
+                );
+                let mut writer = builder.build_v1();
+                for file in spec.files {
+                    // A negative sequence number means "inherit the snapshot's at commit".
+                    writer.add_file(file.clone(), -1)?;
+                }
+                writer.write_manifest_file().await?
+            }
+            _ => {
+                write_data_manifest_v2(
+                    table.file_io(),
+                    metadata,
+                    &path,
+                    spec.snapshot_id,
+                    spec.files,
+                )
+                .await?
+            }
         };
-        for file in spec.files {
-            // A negative sequence number means "inherit the snapshot's at commit".
-            writer.add_file(file.clone(), -1)?;
-        }
-        manifests.push(writer.write_manifest_file().await?);
+        manifests.push(manifest);
     }
     let list_path = format!(
         "{}/metadata/snap-{}-1-{commit_uuid}.avro",
         metadata.location().trim_end_matches('/'),
         spec.snapshot_id
     );
-    let out = table.file_io().new_output(&list_path)?.writer().await?;
-    let mut list = match format_version {
-        FormatVersion::V1 => ManifestListWriter::v1(out, spec.snapshot_id, spec.parent),
-        _ => ManifestListWriter::v2(out, spec.snapshot_id, spec.parent, spec.sequence_number),
-    };
-    list.add_manifests(manifests.into_iter())?;
-    list.close().await?;
+    match format_version {
+        FormatVersion::V1 => {
+            let out = table.file_io().new_output(&list_path)?.writer().await?;
+            let mut list = ManifestListWriter::v1(out, spec.snapshot_id, spec.parent);
+            list.add_manifests(manifests.into_iter())?;
+            list.close().await?;
+        }
+        _ => {
+            let header = ManifestListHeader {
+                snapshot_id: spec.snapshot_id,
+                parent_snapshot_id: spec.parent,
+                sequence_number: spec.sequence_number,
+            };
+            write_manifest_list_v2(table.file_io(), &list_path, &header, &manifests).await?;
+        }
+    }
 
     let summary = Summary {
         operation: Operation::Append,
