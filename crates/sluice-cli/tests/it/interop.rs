@@ -725,3 +725,26 @@ fn manifests_and_manifest_lists_follow_the_v2_spec() {
     assert_eq!(found["nan_amount"], 8, "{found}");
     assert_eq!(found["rows"], 40, "{found}");
 }
+
+#[test]
+fn init_writes_the_catalog_name_other_engines_must_use() {
+    let env = Env::new();
+    std::fs::remove_file(env.path("sluice.toml")).unwrap();
+    let out = env.sluice(&["init"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = std::fs::read_to_string(env.path("sluice.toml")).unwrap();
+    let catalog: Vec<&str> = config
+        .lines()
+        .skip_while(|l| l.trim() != "[catalog]")
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .collect();
+    assert!(
+        catalog.iter().any(|l| l.trim() == "name = \"default\""),
+        "{config}"
+    );
+}
