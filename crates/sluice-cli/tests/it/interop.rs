@@ -402,7 +402,7 @@ fn a_new_struct_field_is_added_with_add_columns_in_both_modes() {
             .collect();
         assert_eq!(alts.len(), 30, "{table}: {alts:?}");
         for (id, alt) in alts {
-            let expected = (10..20).contains(&id).then(|| id as f64 * 10.0);
+            let expected = (10..20).contains(&id).then_some(id as f64 * 10.0);
             assert_eq!(alt, expected, "{table}: id {id}");
         }
         assert_read_back_identically(&env, table, &[&old, &new, &late]);
