@@ -23,6 +23,9 @@ pub const DEFAULT_CONFIG: &str = r#"# sluice configuration. Relative paths are r
 type = "sql"
 uri = ".sluice/catalog.db"
 warehouse = ".sluice/warehouse"
+# The catalog name in the database's `catalog_name` column: other engines that open this file
+# must use the same name (pyiceberg: SqlCatalog("default", ...); Spark: spark.sql.catalog.default).
+name = "default"
 
 # S3-compatible storage for s3:// sources and warehouses. Credentials come from the
 # usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_REGION variables.

@@ -137,6 +137,23 @@ pub enum Error {
         /// A readable description of the differences.
         diff: String,
     },
+    /// Columns of a source file have types Iceberg cannot store.
+    #[error("{path} has columns Iceberg cannot store: {problems}")]
+    UnsupportedColumns {
+        /// The file's location (or what else the schema came from).
+        path: String,
+        /// Every offending column with its type and what to use instead.
+        problems: String,
+    },
+    /// sluice cannot write to this table (it is partitioned, or of a format version sluice
+    /// does not write).
+    #[error("cannot write to table {table}: {reason}")]
+    UnsupportedTable {
+        /// `namespace.table`
+        table: String,
+        /// What about the table is not supported.
+        reason: String,
+    },
     /// A column does not exist.
     #[error("column `{column}` does not exist in table {table}")]
     ColumnNotFound {

@@ -67,6 +67,7 @@ mod error;
 mod history;
 mod lake;
 mod ledger;
+mod manifests;
 mod publish;
 mod refs;
 mod register;
@@ -92,9 +93,11 @@ pub use register::{ParquetFooter, read_footer, read_footers};
 pub use retrying_store::{ReadRetry, RetryingStore};
 pub use schema::{
     SchemaDiff, arrow_schema_for, conform_batch, diff_schemas, iceberg_schema_from_arrow,
+    unsupported_columns,
 };
 pub use snapshot_producer::{
     COMMIT_ID_PROPERTY, RUN_ID_PROPERTY, SOURCE_SNAPSHOT_PROPERTY, TableWriter, WriteOptions,
+    unsupported_table_reason,
 };
 pub use storage::{
     ObjectStores, S3Options, Secret, StorageOptions, normalize_location, parse_location,

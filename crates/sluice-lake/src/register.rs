@@ -123,9 +123,35 @@ pub async fn data_files_for(
 
 fn stored_identically(file: &DataType, table: &DataType) -> bool {
     match (file, table) {
+        // Nested types: element, entry and field names and metadata are not stored values.
+        (DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f), DataType::List(t)) => {
+            stored_identically(f.data_type(), t.data_type())
+        }
+        (DataType::Map(f, _), DataType::Map(t, _)) => match (f.data_type(), t.data_type()) {
+            (DataType::Struct(fkv), DataType::Struct(tkv)) => {
+                fkv.len() == tkv.len()
+                    && fkv
+                        .iter()
+                        .zip(tkv.iter())
+                        .all(|(a, b)| stored_identically(a.data_type(), b.data_type()))
+            }
+            _ => false,
+        },
+        // Fields the table lacks were refused by the schema comparison; fields the file
+        // lacks read as nulls.
+        (DataType::Struct(ff), DataType::Struct(tf)) => ff.iter().all(|f| {
+            tf.find(f.name())
+                .is_some_and(|(_, t)| stored_identically(f.data_type(), t.data_type()))
+        }),
         (DataType::Timestamp(u1, _), DataType::Timestamp(u2, _)) => u1 == u2,
-        (DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View, DataType::Utf8) => true,
-        (DataType::Binary | DataType::LargeBinary | DataType::BinaryView, DataType::Binary) => true,
+        (
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View,
+            DataType::Utf8 | DataType::LargeUtf8,
+        ) => true,
+        (
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView,
+            DataType::Binary | DataType::LargeBinary,
+        ) => true,
         (DataType::Dictionary(_, v), t) => stored_identically(v, t),
         (a, b) => a == b,
     }

@@ -5,12 +5,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::{RecordBatch, new_null_array};
-use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef as ArrowSchemaRef};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, ListArray, MapArray, RecordBatch, StructArray, new_null_array};
+use arrow_schema::{DataType, Field, FieldRef, Schema as ArrowSchema, SchemaRef as ArrowSchemaRef};
 use iceberg::arrow::{
     arrow_schema_to_schema_auto_assign_ids, arrow_type_to_type, schema_to_arrow_schema,
 };
-use iceberg::spec::{MappedField, NameMapping, NestedField, NestedFieldRef, Schema, Type};
+use iceberg::spec::{
+    ListType, MapType, MappedField, NameMapping, NestedField, NestedFieldRef, Schema, StructType,
+    Type,
+};
 
 use crate::error::{Error, Result};
 
@@ -19,26 +23,98 @@ use crate::error::{Error, Result};
 pub const NAME_MAPPING_PROPERTY: &str = "schema.name-mapping.default";
 
 /// An Iceberg schema (field ids assigned from 1) for an Arrow schema.
+///
+/// A column of a type Iceberg cannot store is an [`Error::UnsupportedColumns`] naming every
+/// such column (nested ones by their path).
 pub fn iceberg_schema_from_arrow(schema: &ArrowSchema) -> Result<Schema> {
-    // Metadata such as pandas or field-id hints from the source file must not leak in.
+    let problems = unsupported_columns(schema);
+    if !problems.is_empty() {
+        return Err(Error::UnsupportedColumns {
+            path: "the input".to_string(),
+            problems: problems.join("; "),
+        });
+    }
+    // Metadata such as pandas or field-id hints from the source file must not leak in, at any
+    // depth: nested fields carry them too.
     let clean = ArrowSchema::new(
         schema
             .fields()
             .iter()
-            .map(|f| Field::new(f.name(), normalize_type(f.data_type()), f.is_nullable()))
+            .map(|f| normalize_field(f))
             .collect::<Vec<_>>(),
     );
     Ok(arrow_schema_to_schema_auto_assign_ids(&clean)?)
 }
 
-/// Types that sluice stores as their canonical Iceberg equivalent.
+/// Every column of `schema` (nested ones by their dotted path) whose type Iceberg cannot
+/// store, each with the reason and what to use instead; empty when all of them fit.
+pub fn unsupported_columns(schema: &ArrowSchema) -> Vec<String> {
+    let mut problems = Vec::new();
+    for field in schema.fields() {
+        collect_unsupported(field.name(), field.data_type(), &mut problems);
+    }
+    problems
+}
+
+fn collect_unsupported(path: &str, ty: &DataType, out: &mut Vec<String>) {
+    match ty {
+        DataType::Struct(fields) => {
+            for f in fields {
+                collect_unsupported(&format!("{path}.{}", f.name()), f.data_type(), out);
+            }
+        }
+        DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) => {
+            collect_unsupported(&format!("{path}.element"), f.data_type(), out)
+        }
+        DataType::FixedSizeList(f, _) => {
+            collect_unsupported(&format!("{path}.element"), f.data_type(), out)
+        }
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => {
+                collect_unsupported(&format!("{path}.key"), kv[0].data_type(), out);
+                collect_unsupported(&format!("{path}.value"), kv[1].data_type(), out);
+            }
+            other => out.push(format!(
+                "column `{path}` is a map whose entries are {other}, not key-value pairs"
+            )),
+        },
+        DataType::Dictionary(_, value) => collect_unsupported(path, value, out),
+        leaf => {
+            if let Err(e) = arrow_type_to_type(&normalize_type(leaf)) {
+                // The iceberg crate's message carries the hint (e.g. what to use for uint64);
+                // its error kind means nothing to a user.
+                out.push(format!("column `{path}` is {leaf}: {}", e.message()));
+            }
+        }
+    }
+}
+
+/// Types that sluice stores as their canonical Iceberg equivalent, at every depth, without
+/// field metadata.
 fn normalize_type(t: &DataType) -> DataType {
     match t {
         DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
         DataType::LargeBinary | DataType::BinaryView => DataType::Binary,
         DataType::Dictionary(_, value) => normalize_type(value),
+        DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) => {
+            DataType::List(Arc::new(normalize_field(f)))
+        }
+        DataType::Struct(fields) => DataType::Struct(
+            fields
+                .iter()
+                .map(|f| normalize_field(f))
+                .collect::<Vec<_>>()
+                .into(),
+        ),
+        DataType::Map(entries, sorted) => {
+            DataType::Map(Arc::new(normalize_field(entries)), *sorted)
+        }
         other => other.clone(),
     }
+}
+
+fn normalize_field(f: &Field) -> Field {
+    Field::new(f.name(), normalize_type(f.data_type()), f.is_nullable())
 }
 
 /// The name mapping JSON for a schema: every field id with the names it has had.
@@ -95,9 +171,10 @@ pub fn arrow_schema_for(schema: &Schema) -> Result<ArrowSchemaRef> {
     Ok(Arc::new(schema_to_arrow_schema(schema)?))
 }
 
-/// Whether a value of type `from` is stored unchanged as `to` (names of time zones, string
-/// and binary encodings, dictionary encoding); these differences are bridged by a cheap cast.
-fn same_logical_type(from: &DataType, to: &DataType) -> bool {
+/// Whether two leaf (non-nested) types hold the same values: names of time zones, string
+/// and binary encodings and dictionary encoding aside; these differences are bridged by a cheap
+/// cast.
+fn same_leaf_type(from: &DataType, to: &DataType) -> bool {
     if from == to {
         return true;
     }
@@ -107,7 +184,7 @@ fn same_logical_type(from: &DataType, to: &DataType) -> bool {
                 && tz1.is_some() == tz2.is_some()
                 && tz_is_utc(tz1.as_deref()) == tz_is_utc(tz2.as_deref())
         }
-        (DataType::Dictionary(_, v), t) => same_logical_type(v, t),
+        (DataType::Dictionary(_, v), t) => same_leaf_type(v, t),
         (a, b) => normalize_type(a) == normalize_type(b),
     }
 }
@@ -116,23 +193,60 @@ fn tz_is_utc(tz: Option<&str>) -> bool {
     matches!(tz, None | Some("UTC" | "+00:00" | "Z" | "Etc/UTC" | "utc"))
 }
 
+/// The element field of a list type of any encoding.
+fn list_element(ty: &DataType) -> Option<&FieldRef> {
+    match ty {
+        DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) => Some(f),
+        _ => None,
+    }
+}
+
+/// The key and value fields of a map type.
+fn map_entries(ty: &DataType) -> Option<(&FieldRef, &FieldRef)> {
+    match ty {
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => Some((&kv[0], &kv[1])),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn is_nested(ty: &DataType) -> bool {
+    list_element(ty).is_some() || matches!(ty, DataType::Struct(_) | DataType::Map(..))
+}
+
 /// How an incoming schema differs from the table's, for error messages and schema evolution.
+///
+/// Nested columns are compared field by field: names of list elements and map entries and
+/// field metadata (such as parquet field ids) are not differences.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct SchemaDiff {
     /// Columns in the input that the table does not have.
     pub extra: Vec<Field>,
-    /// Required table columns the input lacks.
+    /// Fields inside struct columns (by dotted path) that the input has and the table lacks,
+    /// each with the input's top-level column that holds it.
+    pub extra_nested: Vec<(String, Field)>,
+    /// Required table columns the input lacks (nested ones by dotted path).
     pub missing_required: Vec<String>,
     /// Optional table columns the input lacks (filled with nulls).
     pub missing_optional: Vec<String>,
-    /// Columns whose types differ: (name, table type, input type).
+    /// Columns whose types differ: (name or dotted path, table type, input type).
     pub type_changes: Vec<(String, DataType, DataType)>,
 }
 
 impl SchemaDiff {
     /// Whether the input can be written to the table as it is.
     pub fn is_compatible(&self) -> bool {
-        self.extra.is_empty() && self.missing_required.is_empty() && self.type_changes.is_empty()
+        self.extra.is_empty()
+            && self.extra_nested.is_empty()
+            && self.missing_required.is_empty()
+            && self.type_changes.is_empty()
+    }
+
+    /// Whether the only differences are columns or struct fields the table could add.
+    pub fn only_additions(&self) -> bool {
+        self.missing_required.is_empty() && self.type_changes.is_empty()
     }
 
     /// A readable description.
@@ -143,6 +257,11 @@ impl SchemaDiff {
                 "column `{}` ({}) is not in the table (evolve it with --on-schema-change add-columns)",
                 f.name(),
                 f.data_type()
+            ));
+        }
+        for (path, _) in &self.extra_nested {
+            parts.push(format!(
+                "field `{path}` is not in the table (evolve it with --on-schema-change add-columns)"
             ));
         }
         for c in &self.missing_required {
@@ -162,15 +281,13 @@ pub fn diff_schemas(table: &ArrowSchema, input: &ArrowSchema) -> SchemaDiff {
     let mut diff = SchemaDiff::default();
     for field in table.fields() {
         match input.field_with_name(field.name()) {
-            Ok(input_field) => {
-                if !same_logical_type(input_field.data_type(), field.data_type()) {
-                    diff.type_changes.push((
-                        field.name().clone(),
-                        field.data_type().clone(),
-                        input_field.data_type().clone(),
-                    ));
-                }
-            }
+            Ok(input_field) => compare_types(
+                field.name(),
+                input_field,
+                input_field.data_type(),
+                field.data_type(),
+                &mut diff,
+            ),
             Err(_) if field.is_nullable() => diff.missing_optional.push(field.name().clone()),
             Err(_) => diff.missing_required.push(field.name().clone()),
         }
@@ -183,8 +300,60 @@ pub fn diff_schemas(table: &ArrowSchema, input: &ArrowSchema) -> SchemaDiff {
     diff
 }
 
+/// Records how `input` (a type inside the input's column `top`) differs from `table` at `path`.
+fn compare_types(
+    path: &str,
+    top: &Field,
+    input: &DataType,
+    table: &DataType,
+    diff: &mut SchemaDiff,
+) {
+    let input = match input {
+        DataType::Dictionary(_, v) if is_nested(v) => v.as_ref(),
+        other => other,
+    };
+    if let (DataType::Struct(input_fields), DataType::Struct(table_fields)) = (input, table) {
+        for tf in table_fields {
+            let nested = format!("{path}.{}", tf.name());
+            match input_fields.find(tf.name()) {
+                Some((_, f)) => compare_types(&nested, top, f.data_type(), tf.data_type(), diff),
+                None if tf.is_nullable() => diff.missing_optional.push(nested),
+                None => diff.missing_required.push(nested),
+            }
+        }
+        for f in input_fields {
+            if table_fields.find(f.name()).is_none() {
+                diff.extra_nested
+                    .push((format!("{path}.{}", f.name()), top.clone()));
+            }
+        }
+    } else if let (Some(ie), Some(te)) = (list_element(input), list_element(table)) {
+        let path = format!("{path}.element");
+        compare_types(&path, top, ie.data_type(), te.data_type(), diff);
+    } else if let (Some((ik, iv)), Some((tk, tv))) = (map_entries(input), map_entries(table)) {
+        compare_types(
+            &format!("{path}.key"),
+            top,
+            ik.data_type(),
+            tk.data_type(),
+            diff,
+        );
+        compare_types(
+            &format!("{path}.value"),
+            top,
+            iv.data_type(),
+            tv.data_type(),
+            diff,
+        );
+    } else if is_nested(input) || is_nested(table) || !same_leaf_type(input, table) {
+        diff.type_changes
+            .push((path.to_string(), table.clone(), input.clone()));
+    }
+}
+
 /// Rebuilds a batch with the table's Arrow schema: columns by name, in table order, missing
-/// optional columns as nulls, time zone and string-encoding differences cast away.
+/// optional columns (and struct fields) as nulls, time zone and string-encoding differences
+/// cast away, nested fields relabelled with the table's names and field ids.
 pub fn conform_batch(
     table_name: &str,
     source: &str,
@@ -216,18 +385,81 @@ pub fn conform_batch(
     let mut columns = Vec::with_capacity(table_schema.fields().len());
     for field in table_schema.fields() {
         match input_schema.index_of(field.name()) {
-            Ok(i) => {
-                let column = batch.column(i);
-                if column.data_type() == field.data_type() {
-                    columns.push(column.clone());
-                } else {
-                    columns.push(arrow_cast::cast(column, field.data_type())?);
-                }
-            }
+            Ok(i) => columns.push(conform_array(batch.column(i), field.data_type())?),
             Err(_) => columns.push(new_null_array(field.data_type(), batch.num_rows())),
         }
     }
     Ok(RecordBatch::try_new(table_schema.clone(), columns)?)
+}
+
+/// An array of type `target` holding the values of `array`, whose type [`compare_types`]
+/// found compatible: struct fields matched by name (missing ones null), list elements and map
+/// entries relabelled, leaves cast.
+fn conform_array(array: &ArrayRef, target: &DataType) -> Result<ArrayRef> {
+    if array.data_type() == target {
+        return Ok(array.clone());
+    }
+    let array = match array.data_type() {
+        DataType::Dictionary(_, v) if is_nested(v) => arrow_cast::cast(array, v)?,
+        _ => array.clone(),
+    };
+    match target {
+        DataType::Struct(fields) => {
+            let Some(input) = array.as_struct_opt() else {
+                return Ok(arrow_cast::cast(&array, target)?);
+            };
+            let children = fields
+                .iter()
+                .map(|f| match input.column_by_name(f.name()) {
+                    Some(child) => conform_array(child, f.data_type()),
+                    None => Ok(new_null_array(f.data_type(), input.len())),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Arc::new(StructArray::try_new(
+                fields.clone(),
+                children,
+                input.nulls().cloned(),
+            )?))
+        }
+        DataType::List(element) => {
+            let list = match array.data_type() {
+                DataType::List(_) => array.clone(),
+                other => {
+                    let from = list_element(other).cloned().ok_or_else(|| {
+                        arrow_schema::ArrowError::CastError(format!(
+                            "cannot store {other} as {target}"
+                        ))
+                    })?;
+                    arrow_cast::cast(&array, &DataType::List(from))?
+                }
+            };
+            let list = list.as_list::<i32>();
+            let values = conform_array(list.values(), element.data_type())?;
+            Ok(Arc::new(ListArray::try_new(
+                element.clone(),
+                list.offsets().clone(),
+                values,
+                list.nulls().cloned(),
+            )?))
+        }
+        DataType::Map(entries, sorted) => {
+            let (Some(map), DataType::Struct(kv)) = (array.as_map_opt(), entries.data_type())
+            else {
+                return Ok(arrow_cast::cast(&array, target)?);
+            };
+            let keys = conform_array(map.keys(), kv[0].data_type())?;
+            let values = conform_array(map.values(), kv[1].data_type())?;
+            let pairs = StructArray::try_new(kv.clone(), vec![keys, values], None)?;
+            Ok(Arc::new(MapArray::try_new(
+                entries.clone(),
+                map.offsets().clone(),
+                pairs,
+                map.nulls().cloned(),
+                *sorted,
+            )?))
+        }
+        _ => Ok(arrow_cast::cast(&array, target)?),
+    }
 }
 
 /// A new schema with one top-level column renamed (same field id).
@@ -268,39 +500,159 @@ pub(crate) fn renamed(schema: &Schema, table: &str, old: &str, new: &str) -> Res
         .build()?)
 }
 
-/// A new schema with nullable columns appended (ids after `last_column_id`).
+/// A new schema with nullable columns appended and nullable fields added to existing struct
+/// columns (ids after `last_column_id`). `new_fields` are input columns: a name the table lacks
+/// is a new column; a name it has contributes the struct fields the table's column lacks.
 pub(crate) fn with_added_columns(
     schema: &Schema,
     last_column_id: i32,
     table: &str,
     new_fields: &[Field],
 ) -> Result<Schema> {
+    let problems: Vec<String> = new_fields
+        .iter()
+        .flat_map(|f| {
+            let mut out = Vec::new();
+            collect_unsupported(f.name(), f.data_type(), &mut out);
+            out
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(Error::UnsupportedColumns {
+            path: format!("the columns added to {table}"),
+            problems: problems.join("; "),
+        });
+    }
     let mut next_id = last_column_id;
     let mut fields: Vec<NestedFieldRef> = schema.as_struct().fields().to_vec();
     for field in new_fields {
-        if schema.field_by_name(field.name()).is_some() {
-            continue;
+        match fields.iter().position(|f| f.name == *field.name()) {
+            Some(i) => {
+                let mut merged = fields[i].as_ref().clone();
+                merged.field_type = Box::new(with_added_fields(
+                    &merged.field_type,
+                    field.data_type(),
+                    &mut next_id,
+                )?);
+                fields[i] = Arc::new(merged);
+            }
+            None => {
+                let ty = iceberg_type(field.data_type(), &mut next_id)?;
+                let id = fresh_id(&mut next_id);
+                fields.push(Arc::new(NestedField::optional(id, field.name(), ty)));
+            }
         }
-        let ty = arrow_type_to_type(&normalize_type(field.data_type()))?;
-        if !matches!(ty, Type::Primitive(_)) {
-            return Err(Error::SchemaMismatch {
-                table: table.to_string(),
-                path: "<add-columns>".to_string(),
-                diff: format!(
-                    "column `{}` has nested type {}; only primitive columns can be added automatically",
-                    field.name(),
-                    field.data_type()
-                ),
-            });
-        }
-        next_id += 1;
-        fields.push(Arc::new(NestedField::optional(next_id, field.name(), ty)));
     }
     Ok(Schema::builder()
         .with_schema_id(schema.schema_id() + 1)
         .with_fields(fields)
         .with_identifier_field_ids(schema.identifier_field_ids())
         .build()?)
+}
+
+fn fresh_id(next_id: &mut i32) -> i32 {
+    *next_id += 1;
+    *next_id
+}
+
+/// `existing` with the struct fields of `input` it lacks added as optional fields, at any depth.
+fn with_added_fields(existing: &Type, input: &DataType, next_id: &mut i32) -> Result<Type> {
+    let input = match input {
+        DataType::Dictionary(_, v) => v.as_ref(),
+        other => other,
+    };
+    Ok(match (existing, input) {
+        (Type::Struct(s), DataType::Struct(input_fields)) => {
+            let mut fields: Vec<NestedFieldRef> = s.fields().to_vec();
+            for f in input_fields {
+                match fields.iter().position(|e| e.name == *f.name()) {
+                    Some(i) => {
+                        let mut merged = fields[i].as_ref().clone();
+                        merged.field_type = Box::new(with_added_fields(
+                            &merged.field_type,
+                            f.data_type(),
+                            next_id,
+                        )?);
+                        fields[i] = Arc::new(merged);
+                    }
+                    None => {
+                        let ty = iceberg_type(f.data_type(), next_id)?;
+                        let id = fresh_id(next_id);
+                        fields.push(Arc::new(NestedField::optional(id, f.name(), ty)));
+                    }
+                }
+            }
+            Type::Struct(StructType::new(fields))
+        }
+        (Type::List(l), input) if list_element(input).is_some() => {
+            let element = list_element(input).map(|e| e.data_type().clone());
+            let mut field = l.element_field.as_ref().clone();
+            if let Some(element) = element {
+                field.field_type =
+                    Box::new(with_added_fields(&field.field_type, &element, next_id)?);
+            }
+            Type::List(ListType::new(Arc::new(field)))
+        }
+        (Type::Map(m), input) if map_entries(input).is_some() => {
+            let value = map_entries(input).map(|(_, v)| v.data_type().clone());
+            let mut field = m.value_field.as_ref().clone();
+            if let Some(value) = value {
+                field.field_type = Box::new(with_added_fields(&field.field_type, &value, next_id)?);
+            }
+            Type::Map(MapType::new(m.key_field.clone(), Arc::new(field)))
+        }
+        (existing, _) => existing.clone(),
+    })
+}
+
+/// The Iceberg type of an Arrow type, nested fields numbered from `next_id` on (the nested
+/// fields keep the input's nullability; a new column itself is always optional).
+fn iceberg_type(ty: &DataType, next_id: &mut i32) -> Result<Type> {
+    let ty = normalize_type(ty);
+    let nested_field = |f: &Field, next_id: &mut i32| -> Result<NestedFieldRef> {
+        let ty = iceberg_type(f.data_type(), next_id)?;
+        let id = fresh_id(next_id);
+        Ok(Arc::new(if f.is_nullable() {
+            NestedField::optional(id, f.name(), ty)
+        } else {
+            NestedField::required(id, f.name(), ty)
+        }))
+    };
+    Ok(match &ty {
+        DataType::Struct(fields) => Type::Struct(StructType::new(
+            fields
+                .iter()
+                .map(|f| nested_field(f, next_id))
+                .collect::<Result<Vec<_>>>()?,
+        )),
+        DataType::List(element) => {
+            let element_type = iceberg_type(element.data_type(), next_id)?;
+            let id = fresh_id(next_id);
+            Type::List(ListType::new(Arc::new(NestedField::list_element(
+                id,
+                element_type,
+                !element.is_nullable(),
+            ))))
+        }
+        DataType::Map(..) => {
+            let Some((key, value)) = map_entries(&ty) else {
+                return Ok(arrow_type_to_type(&ty)?);
+            };
+            let key_type = iceberg_type(key.data_type(), next_id)?;
+            let key_id = fresh_id(next_id);
+            let value_type = iceberg_type(value.data_type(), next_id)?;
+            let value_id = fresh_id(next_id);
+            Type::Map(MapType::new(
+                Arc::new(NestedField::map_key_element(key_id, key_type)),
+                Arc::new(NestedField::map_value_element(
+                    value_id,
+                    value_type,
+                    !value.is_nullable(),
+                )),
+            ))
+        }
+        other => arrow_type_to_type(other)?,
+    })
 }
 
 #[cfg(test)]
@@ -384,6 +736,102 @@ mod tests {
             "{mapping2}"
         );
         assert!(matches!(renamed_err(&schema), Error::ColumnNotFound { .. }));
+    }
+
+    #[test]
+    fn nested_columns_conform_by_name_and_report_new_fields_by_path() {
+        let point = |fields: Vec<Field>| DataType::Struct(fields.into());
+        let table_arrow = ArrowSchema::new(vec![
+            Field::new(
+                "loc",
+                point(vec![
+                    Field::new("lat", DataType::Float64, true),
+                    Field::new("lon", DataType::Float64, true),
+                ]),
+                true,
+            ),
+            Field::new(
+                "tags",
+                DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))),
+                true,
+            ),
+        ]);
+        let table = arrow_schema_for(&iceberg_schema_from_arrow(&table_arrow).unwrap()).unwrap();
+        // The input lacks `loc.lon`, spells the list element `item`, stores large strings.
+        let lat = Arc::new(arrow_array::Float64Array::from(vec![1.0, 2.0]));
+        let loc = StructArray::try_new(
+            vec![Field::new("lat", DataType::Float64, true)].into(),
+            vec![lat as ArrayRef],
+            None,
+        )
+        .unwrap();
+        let mut tags =
+            arrow_array::builder::ListBuilder::new(arrow_array::builder::LargeStringBuilder::new());
+        tags.append_value([Some("a"), None]);
+        tags.append_null();
+        let tags = tags.finish();
+        let input = Arc::new(ArrowSchema::new(vec![
+            Field::new("loc", loc.data_type().clone(), true),
+            Field::new("tags", tags.data_type().clone(), true),
+        ]));
+        let batch =
+            RecordBatch::try_new(input.clone(), vec![Arc::new(loc), Arc::new(tags)]).unwrap();
+        let diff = diff_schemas(&table, &input);
+        assert!(diff.is_compatible(), "{}", diff.describe());
+        assert_eq!(diff.missing_optional, vec!["loc.lon".to_string()]);
+        let out = conform_batch("ns.t", "f.parquet", &table, &batch).unwrap();
+        assert_eq!(out.schema(), table);
+        let loc = out.column(0).as_struct();
+        assert_eq!(loc.column_by_name("lon").unwrap().null_count(), 2);
+        let tags = out.column(1).as_list::<i32>();
+        assert!(tags.is_null(1));
+        assert_eq!(tags.value(0).as_string::<i32>().value(0), "a");
+
+        // A struct with a field the table lacks: an addition named by its path.
+        let wider = ArrowSchema::new(vec![Field::new(
+            "loc",
+            point(vec![
+                Field::new("lat", DataType::Float64, true),
+                Field::new("lon", DataType::Float64, true),
+                Field::new("alt", DataType::Float64, true),
+            ]),
+            true,
+        )]);
+        let diff = diff_schemas(&table, &wider);
+        assert!(diff.only_additions() && !diff.is_compatible());
+        assert_eq!(diff.extra_nested[0].0, "loc.alt");
+        let schema = iceberg_schema_from_arrow(&table_arrow).unwrap();
+        let evolved = with_added_columns(
+            &schema,
+            schema.highest_field_id(),
+            "ns.t",
+            &[wider.field(0).clone()],
+        )
+        .unwrap();
+        let alt = evolved.field_by_name("loc.alt").unwrap();
+        assert!(!alt.required);
+        assert_eq!(alt.id, schema.highest_field_id() + 1);
+    }
+
+    #[test]
+    fn unsupported_columns_are_all_named_with_the_hint() {
+        let schema = ArrowSchema::new(vec![
+            Field::new("a", DataType::UInt64, true),
+            Field::new(
+                "s",
+                DataType::Struct(vec![Field::new("b", DataType::UInt64, true)].into()),
+                true,
+            ),
+        ]);
+        let problems = unsupported_columns(&schema);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("column `a` is UInt64: UInt64 is not supported"));
+        assert!(problems[1].starts_with("column `s.b`"));
+        let err = iceberg_schema_from_arrow(&schema).unwrap_err().to_string();
+        assert!(
+            !err.contains("=>") && err.contains("Decimal(20,0)"),
+            "{err}"
+        );
     }
 
     fn renamed_err(schema: &Schema) -> Error {

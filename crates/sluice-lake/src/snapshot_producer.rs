@@ -30,6 +30,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::catalog::LoadedTable;
 use crate::error::{Error, Result};
+use crate::manifests::{ManifestListHeader, write_data_manifest_v2, write_manifest_list_v2};
 use crate::schema::{arrow_schema_for, conform_batch};
 
 /// Summary property: a unique id of the commit that produced a snapshot, so that a commit whose
@@ -196,17 +197,26 @@ impl TableWriter {
     }
 }
 
-pub(crate) fn ensure_unpartitioned(table: &LoadedTable) -> Result<()> {
-    if !table.metadata().default_partition_spec().is_unpartitioned() {
-        return Err(Error::CannotPublish {
-            table: table.name().to_string(),
-            source_ref: String::new(),
-            target: String::new(),
-            reason: "the table is partitioned; sluice writes to unpartitioned tables only"
-                .to_string(),
-        });
+/// Why sluice cannot write data files or snapshots to `table`, or `None` when it can.
+pub fn unsupported_table_reason(table: &LoadedTable) -> Option<&'static str> {
+    let metadata = table.metadata();
+    if !metadata.default_partition_spec().is_unpartitioned() {
+        Some("the table is partitioned; sluice writes to unpartitioned tables only")
+    } else if metadata.format_version() == FormatVersion::V3 {
+        Some("format version 3 tables are not supported yet; sluice writes format versions 1 and 2")
+    } else {
+        None
     }
-    Ok(())
+}
+
+pub(crate) fn ensure_unpartitioned(table: &LoadedTable) -> Result<()> {
+    match unsupported_table_reason(table) {
+        Some(reason) => Err(Error::UnsupportedTable {
+            table: table.name().to_string(),
+            reason: reason.to_string(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// A new snapshot id: random, positive, unused in the table.
@@ -299,14 +309,7 @@ pub(crate) async fn write_append_snapshot(
 ) -> Result<Snapshot> {
     let metadata = table.metadata();
     let format_version = metadata.format_version();
-    if format_version == FormatVersion::V3 {
-        return Err(Error::CannotPublish {
-            table: table.name().to_string(),
-            source_ref: String::new(),
-            target: String::new(),
-            reason: "format version 3 tables are not supported yet".to_string(),
-        });
-    }
+    ensure_unpartitioned(table)?;
     let commit_uuid = uuid::Uuid::now_v7();
     let dir = metadata_dir(
         metadata,
@@ -315,30 +318,51 @@ pub(crate) async fn write_append_snapshot(
     let mut manifests = spec.base_manifests;
     if !spec.files.is_empty() {
         let path = format!("{dir}/{commit_uuid}-m0.avro");
-        let builder = ManifestWriterBuilder::new(
-            table.file_io().new_output(&path)?,
-            Some(spec.snapshot_id),
-            metadata.current_schema().clone(),
-            metadata.default_partition_spec().as_ref().clone(),
-        );
-        let mut writer = match format_version {
-            FormatVersion::V1 => builder.build_v1(),
-            _ => builder.build_v2_data(),
+        let manifest = match format_version {
+            FormatVersion::V1 => {
+                let builder = ManifestWriterBuilder::new(
+                    table.file_io().new_output(&path)?,
+                    Some(spec.snapshot_id),
+                    metadata.current_schema().clone(),
+                    metadata.default_partition_spec().as_ref().clone(),
+                );
+                let mut writer = builder.build_v1();
+                for file in spec.files {
+                    // A negative sequence number means "inherit the snapshot's at commit".
+                    writer.add_file(file.clone(), -1)?;
+                }
+                writer.write_manifest_file().await?
+            }
+            _ => {
+                write_data_manifest_v2(
+                    table.file_io(),
+                    metadata,
+                    &path,
+                    spec.snapshot_id,
+                    spec.files,
+                )
+                .await?
+            }
         };
-        for file in spec.files {
-            // A negative sequence number means "inherit the snapshot's at commit".
-            writer.add_file(file.clone(), -1)?;
-        }
-        manifests.push(writer.write_manifest_file().await?);
+        manifests.push(manifest);
     }
     let list_path = format!("{dir}/snap-{}-1-{commit_uuid}.avro", spec.snapshot_id);
-    let out = table.file_io().new_output(&list_path)?.writer().await?;
-    let mut list = match format_version {
-        FormatVersion::V1 => ManifestListWriter::v1(out, spec.snapshot_id, spec.parent),
-        _ => ManifestListWriter::v2(out, spec.snapshot_id, spec.parent, spec.sequence_number),
-    };
-    list.add_manifests(manifests.into_iter())?;
-    list.close().await?;
+    match format_version {
+        FormatVersion::V1 => {
+            let out = table.file_io().new_output(&list_path)?.writer().await?;
+            let mut list = ManifestListWriter::v1(out, spec.snapshot_id, spec.parent);
+            list.add_manifests(manifests.into_iter())?;
+            list.close().await?;
+        }
+        _ => {
+            let header = ManifestListHeader {
+                snapshot_id: spec.snapshot_id,
+                parent_snapshot_id: spec.parent,
+                sequence_number: spec.sequence_number,
+            };
+            write_manifest_list_v2(table.file_io(), &list_path, &header, &manifests).await?;
+        }
+    }
 
     let summary = Summary {
         operation: Operation::Append,

@@ -40,7 +40,7 @@ use sluice_lake::{
     AppendRequest, ChunkCopier, Lake, LakeConfig, LedgerEntry, LoadedTable, ParquetFooter,
     PublishKind, RUN_ID_PROPERTY, RUN_KEY_PROPERTY, RebaseOptions, RefName, RefSpec, ScanOptions,
     TableName, WriteOptions, arrow_schema_for, chunk_copy_blocker, conform_batch, diff_schemas,
-    read_footers,
+    read_footers, unsupported_columns, unsupported_table_reason,
 };
 use sluice_txn::{
     Engine, ObjectStoreJournal, Outcome, RecoveryReport, Registry, RetryPolicy, RunFilter,
@@ -596,6 +596,18 @@ impl Pipeline {
         let locations: Vec<String> = files.iter().map(|f| f.location.clone()).collect();
         // Every footer first: a corrupt file fails the run before anything is written.
         let footers = read_footers(lake.stores(), &locations).await?;
+        // A column Iceberg cannot store fails the run naming the file and every such column,
+        // before a table is created or changed.
+        for footer in &footers {
+            let problems = unsupported_columns(&footer.schema);
+            if !problems.is_empty() {
+                return Err(sluice_lake::Error::UnsupportedColumns {
+                    path: footer.location.clone(),
+                    problems: problems.join("; "),
+                }
+                .into());
+            }
+        }
         let mut table = match lake.load_table(name).await {
             Ok(t) => t,
             Err(sluice_lake::Error::TableNotFound { .. }) => match lake
@@ -608,6 +620,15 @@ impl Pipeline {
             },
             Err(e) => return Err(e.into()),
         };
+        if let Some(reason) = unsupported_table_reason(&table) {
+            return Err(sluice_lake::Error::CannotPublish {
+                table: name.to_string(),
+                source_ref: branch.to_string(),
+                target: RefName::main().to_string(),
+                reason: reason.to_string(),
+            }
+            .into());
+        }
         table = self.reconcile_schema(options, table, &footers).await?;
         let table_schema = arrow_schema_for(table.metadata().current_schema())?;
         // The branch is cut from the main the table-scoped checks are run against; if main
@@ -735,9 +756,10 @@ impl Pipeline {
         let mut new_columns: Vec<arrow_schema::Field> = Vec::new();
         for footer in footers {
             let diff = diff_schemas(&table_schema, &footer.schema);
-            if !diff.type_changes.is_empty() || !diff.missing_required.is_empty() {
+            if !diff.only_additions() {
                 let d = sluice_lake::SchemaDiff {
                     extra: Vec::new(),
+                    extra_nested: Vec::new(),
                     ..diff
                 };
                 return Err(Error::SchemaDrift(format!(
@@ -747,7 +769,7 @@ impl Pipeline {
                     d.describe()
                 )));
             }
-            if !diff.extra.is_empty() && options.on_schema_change == SchemaChange::Fail {
+            if !diff.is_compatible() && options.on_schema_change == SchemaChange::Fail {
                 return Err(Error::SchemaDrift(format!(
                     "schema of {} does not match table {}: {}",
                     footer.location,
@@ -755,9 +777,20 @@ impl Pipeline {
                     diff.describe()
                 )));
             }
-            for f in diff.extra {
-                if !new_columns.iter().any(|c| c.name() == f.name()) {
-                    new_columns.push(f);
+            // A struct column with new fields is passed whole: the table adds what it lacks.
+            for f in diff
+                .extra
+                .into_iter()
+                .chain(diff.extra_nested.into_iter().map(|(_, top)| top))
+            {
+                match new_columns.iter_mut().find(|c| c.name() == f.name()) {
+                    // Several files may each bring other new fields of the same struct.
+                    Some(existing) => {
+                        if let Some(merged) = merged_struct(existing, &f) {
+                            *existing = merged;
+                        }
+                    }
+                    None => new_columns.push(f),
                 }
             }
         }
@@ -1270,6 +1303,27 @@ fn corrupt_file(footer: &ParquetFooter, e: parquet::errors::ParquetError) -> Err
 }
 
 /// A page of a file that cannot be decoded, named by the file.
+/// The union of two input columns of the same name where both are structs (fields of `b` that
+/// `a` lacks appended, recursively), or `None` when there is nothing to merge.
+fn merged_struct(a: &arrow_schema::Field, b: &arrow_schema::Field) -> Option<arrow_schema::Field> {
+    use arrow_schema::DataType;
+    let (DataType::Struct(af), DataType::Struct(bf)) = (a.data_type(), b.data_type()) else {
+        return None;
+    };
+    let mut fields: Vec<arrow_schema::FieldRef> = af.iter().cloned().collect();
+    for f in bf {
+        match fields.iter().position(|e| e.name() == f.name()) {
+            Some(i) => {
+                if let Some(merged) = merged_struct(&fields[i], f) {
+                    fields[i] = Arc::new(merged);
+                }
+            }
+            None => fields.push(f.clone()),
+        }
+    }
+    Some(a.clone().with_data_type(DataType::Struct(fields.into())))
+}
+
 fn undecodable(footer: &ParquetFooter, e: arrow_schema::ArrowError) -> Error {
     let reason = match e {
         arrow_schema::ArrowError::ParquetError(message) => message,

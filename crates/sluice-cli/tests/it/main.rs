@@ -3,5 +3,6 @@
 mod bad_input;
 mod common;
 mod crash;
+mod interop;
 mod ledger;
 mod runs;
