@@ -226,12 +226,24 @@ impl Lake {
                     if let Some(hook) = &self.hook {
                         hook.before_commit(name, attempt).await;
                     }
+                    let added: Vec<iceberg::spec::Snapshot> = updates
+                        .iter()
+                        .filter_map(|u| match u {
+                            TableUpdate::AddSnapshot { snapshot } => Some(snapshot.clone()),
+                            _ => None,
+                        })
+                        .collect();
                     match self.backend.commit(&table, requirements, updates).await {
                         Ok(table) => {
                             self.commits.fetch_add(1, Ordering::Relaxed);
                             return Ok((table, value));
                         }
                         Err(Error::CommitConflict { reason, .. }) => {
+                            // A conflict is a definite "no": the manifests this attempt wrote
+                            // are referenced by nothing.
+                            for snapshot in &added {
+                                discard_snapshot_files(&table, snapshot).await;
+                            }
                             if attempt >= self.retry.max_attempts {
                                 return Err(Error::TooManyConflicts {
                                     table: name.to_string(),
@@ -826,3 +838,27 @@ async fn plan_append(
         },
     })
 }
+
+/// Deletes the manifest list of a snapshot that was never committed and the manifests it
+/// added. Best effort: a file left behind is unused bytes, never a wrong answer.
+async fn discard_snapshot_files(table: &LoadedTable, snapshot: &iceberg::spec::Snapshot) {
+    let io = table.file_io();
+    let list = snapshot.manifest_list();
+    let Ok(input) = io.new_input(list) else {
+        return;
+    };
+    if let Ok(bytes) = input.read().await
+        && let Ok(parsed) = iceberg::spec::ManifestList::parse_with_version(
+            &bytes,
+            table.metadata().format_version(),
+        )
+    {
+        for manifest in parsed.entries() {
+            if manifest.added_snapshot_id == snapshot.snapshot_id() {
+                let _ = io.delete(&manifest.manifest_path).await;
+            }
+        }
+    }
+    let _ = io.delete(list).await;
+}
+
