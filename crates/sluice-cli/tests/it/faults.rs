@@ -34,7 +34,9 @@ use arrow_array::{Array, Int64Array};
 use sluice_lake::{
     CatalogConfig, Lake, LakeConfig, RefSpec, S3Options, ScanOptions, StorageOptions, TableName,
 };
-use sluice_tests::fault_proxy::{FaultKind, FaultPlan, FaultProxy, FaultStats, SplitMix64};
+use sluice_tests::fault_proxy::{
+    FaultKind, FaultPlan, FaultProxy, FaultStats, RequestKind, SplitMix64,
+};
 use sluice_tests::{ServiceEnv, batch, expected_sum, parquet_bytes, skip, sum_column};
 
 const ROWS_PER_FILE: i64 = 100;
@@ -697,6 +699,7 @@ fn run_suite(test: &str, scenarios: &[Scenario], seed: u64) {
     );
     print_now(report.trim_end());
     let mut errors_seen = String::new();
+    let mut requests_seen = String::new();
     let mut violations = Vec::new();
     for (i, scenario) in scenarios.iter().enumerate() {
         let scenario_seed = seed.wrapping_add(i as u64).wrapping_mul(0x9E37_79B9);
@@ -707,6 +710,12 @@ fn run_suite(test: &str, scenarios: &[Scenario], seed: u64) {
         print_now(&row);
         report.push_str(&row);
         report.push('\n');
+        let by_kind: Vec<String> = RequestKind::ALL
+            .iter()
+            .zip(outcome.stats.requests)
+            .map(|(kind, n)| format!("{} {n}", kind.name()))
+            .collect();
+        let _ = writeln!(requests_seen, "- {}: {}", scenario.name, by_kind.join(", "));
         for (message, count) in &outcome.errors {
             let _ = writeln!(errors_seen, "- {} — {count}× `{message}`", scenario.name);
         }
@@ -719,6 +728,9 @@ fn run_suite(test: &str, scenarios: &[Scenario], seed: u64) {
             }
         }
     }
+    let section = format!("\nRequests by kind:\n\n{requests_seen}");
+    print_now(&section);
+    report.push_str(&section);
     if !errors_seen.is_empty() {
         let section = format!("\nFailures seen under faults (normalised):\n\n{errors_seen}");
         print_now(&section);
@@ -762,8 +774,8 @@ fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
     }
 }
 
-/// A short, seeded version that `cargo xtask e2e` runs: every fault kind at 5% with kills, and
-/// ambiguous writes at 20%.
+/// A short, seeded version that `cargo xtask e2e` runs: every fault kind at 5% with kills, cut
+/// responses at 20% and ambiguous answers at 20%.
 #[test]
 fn short_seeded_suite() {
     let latency = Duration::from_millis(500);
@@ -775,6 +787,14 @@ fn short_seeded_suite() {
                 FaultPlan::new(0, 0.05).with_latency(latency),
                 4,
                 0.3,
+            ),
+            scenario(
+                "cut 20%",
+                FaultPlan::new(0, 0.2)
+                    .with_faults(&[FaultKind::Cut])
+                    .with_latency(latency),
+                3,
+                0.0,
             ),
             scenario(
                 "ambiguous 20%",
@@ -815,13 +835,13 @@ fn matrix() {
         Ok(list) => list
             .split(',')
             .map(|r| {
-                sluice_tests::fault_proxy::RequestKind::parse(r.trim())
+                RequestKind::parse(r.trim())
                     .unwrap_or_else(|| panic!("SLUICE_FAULTS_REQUESTS: unknown request kind {r:?}"))
             })
             .collect(),
-        Err(_) => sluice_tests::fault_proxy::RequestKind::ALL.to_vec(),
+        Err(_) => RequestKind::ALL.to_vec(),
     };
-    let on = if requests.len() == sluice_tests::fault_proxy::RequestKind::ALL.len() {
+    let on = if requests.len() == RequestKind::ALL.len() {
         String::new()
     } else {
         format!(
