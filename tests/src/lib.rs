@@ -36,6 +36,9 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod fault_proxy;
+pub mod table_files;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -485,4 +488,17 @@ pub async fn ref_state(lake: &Lake, table: &TableName) -> HashMap<String, i64> {
         .into_iter()
         .map(|r| (r.name, r.snapshot_id))
         .collect()
+}
+
+/// Writes `bytes` to `location` (e.g. `s3://raw/prefix/file.parquet`) through the lake's object
+/// stores.
+pub async fn put_location(lake: &Lake, location: &str, bytes: Vec<u8>) {
+    let (store, path) = lake
+        .stores()
+        .resolve(location)
+        .unwrap_or_else(|e| panic!("cannot resolve {location}: {e}"));
+    store
+        .put(&path, bytes.into())
+        .await
+        .unwrap_or_else(|e| panic!("cannot write {location}: {e}"));
 }

@@ -26,12 +26,65 @@ pub fn e2e(layout: &Layout, config: &ServicesConfig, test_args: &[String]) -> Re
         .envs(config.test_env(layout))
         .env(REQUIRE_SERVICES_VAR, "1");
     println!("running {}", describe(&command));
-    let result = command.status().context("cannot run cargo test");
+    let mut result = command.status().context("cannot run cargo test");
+
+    // The short storage-fault suite runs the `sluice` binary, so it lives in the CLI's tests.
+    // Arguments for cargo test select tests of sluice-tests only.
+    if test_args.is_empty() && result.as_ref().is_ok_and(|status| status.success()) {
+        let mut command = fault_suite(layout, config, &[SHORT_FAULT_SUITE]);
+        println!("running {}", describe(&command));
+        result = command.status().context("cannot run cargo test");
+    }
 
     services::stop_started(layout, &running.started);
     if already_running {
         println!("services that were running before `e2e` are left running");
     }
+    result
+}
+
+/// The storage-fault suite's test that `e2e` runs.
+const SHORT_FAULT_SUITE: &str = "faults::short_seeded_suite";
+/// Where `cargo xtask faults` collects the figures (relative to the workspace).
+pub const FAULT_REPORT: &str = "target/faults/report.md";
+
+/// `cargo test` of the storage-fault suite in the CLI's tests, with the services' variables.
+fn fault_suite(layout: &Layout, config: &ServicesConfig, test_args: &[&str]) -> Command {
+    let mut command = cargo();
+    command
+        .args(["test", "-p", "sluice-cli", "--test", "it", "--locked", "--"])
+        .args(test_args)
+        .current_dir(&layout.workspace)
+        .envs(config.test_env(layout))
+        .env(REQUIRE_SERVICES_VAR, "1");
+    command
+}
+
+/// `cargo xtask faults`: services up, the whole storage-fault matrix (or, with `short`, the
+/// suite `e2e` runs), services down. The figures go to [`FAULT_REPORT`].
+pub fn faults(layout: &Layout, config: &ServicesConfig, short: bool) -> Result<ExitStatus> {
+    let report = layout.workspace.join(FAULT_REPORT);
+    if let Some(dir) = report.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::remove_file(&report).ok();
+    let running = services::up(layout, config)?;
+    let test_args: &[&str] = if short {
+        &[SHORT_FAULT_SUITE, "--nocapture"]
+    } else {
+        &["faults::matrix", "--ignored", "--nocapture"]
+    };
+    let mut command = fault_suite(layout, config, test_args);
+    command.env("SLUICE_FAULTS_REPORT", &report);
+    println!("running {}", describe(&command));
+    let begin = Instant::now();
+    let result = command.status().context("cannot run cargo test");
+    services::stop_started(layout, &running.started);
+    println!(
+        "storage-fault suite finished in {:.0}s; figures in {}",
+        begin.elapsed().as_secs_f64(),
+        report.display()
+    );
     result
 }
 

@@ -30,7 +30,13 @@ USAGE:
     cargo xtask services down [--wipe]   stop them (by recorded pid); --wipe deletes their data
     cargo xtask services status          report each service; exit code 1 unless both are up
     cargo xtask e2e [OPTIONS] [-- ARGS]  services up, `cargo test -p sluice-tests` with the
-                                         services' variables, services down; ARGS go to cargo test
+                                         services' variables, then (without ARGS) the short
+                                         storage-fault suite, services down; ARGS go to cargo test
+    cargo xtask faults [OPTIONS] [--short]
+                                         services up, the storage-fault matrix (SLUICE_FAULTS_*
+                                         variables, see docs/transactions.md), services down;
+                                         figures in target/faults/report.md; --short runs the
+                                         suite that e2e runs
     cargo xtask ci [OPTIONS]             everything CI runs, in CI's order
     cargo xtask bench-wap [BENCH OPTIONS]
                                          time `sluice run` against the pyiceberg peer on the same
@@ -44,7 +50,7 @@ USAGE:
                                          --window runs (default 20) is within 1.2x the first's;
                                          also reports the metadata file's growth per run
 
-OPTIONS (for services up, e2e, ci, and bench-wap --target rest):
+OPTIONS (for services up, e2e, faults, ci, and bench-wap --target rest):
     --s3 <s3s-fs|moto|minio>  S3 server [env SLUICE_XTASK_S3, default s3s-fs]
     --s3-port <PORT>          S3 port on 127.0.0.1 [env SLUICE_XTASK_S3_PORT, default 9000]
     --rest-port <PORT>        REST catalog port [env SLUICE_XTASK_REST_PORT, default 8181]
@@ -75,6 +81,7 @@ enum Task {
     ServicesDown { wipe: bool },
     ServicesStatus,
     E2e(ServicesConfig, Vec<String>),
+    Faults { config: ServicesConfig, short: bool },
     Ci(ServicesConfig),
     BenchWap(BenchOptions),
     BenchRuns(bench_runs::RunsOptions),
@@ -112,6 +119,7 @@ fn run(task: Task) -> Result<ExitCode> {
             ExitCode::FAILURE
         }),
         Task::E2e(config, test_args) => Ok(exit_code(ci::e2e(&layout, &config, &test_args)?)),
+        Task::Faults { config, short } => Ok(exit_code(ci::faults(&layout, &config, short)?)),
         Task::Ci(config) => Ok(exit_code(ci::ci(&layout, &config)?)),
         Task::BenchWap(options) => {
             bench::run(&layout, &options)?;
@@ -163,6 +171,18 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Task> 
             }
             let test_args = test_args.iter().map(|arg| arg.to_string()).collect();
             Ok(Task::E2e(parse_config(options, &env)?, test_args))
+        }
+        ["faults", options @ ..] => {
+            let short = options.contains(&"--short");
+            let options: Vec<&str> = options
+                .iter()
+                .copied()
+                .filter(|o| *o != "--short")
+                .collect();
+            Ok(Task::Faults {
+                config: parse_config(&options, &env)?,
+                short,
+            })
         }
         ["ci", options @ ..] => Ok(Task::Ci(parse_config(options, &env)?)),
         ["bench-wap", options @ ..] => Ok(Task::BenchWap(bench::parse_options(options, &env)?)),
@@ -321,6 +341,28 @@ mod tests {
         assert_eq!(parse(&args("--help"), no_env).unwrap(), Task::Help);
         assert_eq!(parse(&args("services up -h"), no_env).unwrap(), Task::Help);
         assert_eq!(parse(&[], no_env).unwrap(), Task::Help);
+    }
+
+    #[test]
+    fn faults_takes_the_services_options_and_short() {
+        assert_eq!(
+            parse(&args("faults --s3-port 29000 --short"), no_env).unwrap(),
+            Task::Faults {
+                config: ServicesConfig {
+                    s3_port: 29000,
+                    ..ServicesConfig::default()
+                },
+                short: true,
+            }
+        );
+        assert_eq!(
+            parse(&args("faults"), no_env).unwrap(),
+            Task::Faults {
+                config: ServicesConfig::default(),
+                short: false,
+            }
+        );
+        assert!(parse(&args("faults --verbose"), no_env).is_err());
     }
 
     #[test]

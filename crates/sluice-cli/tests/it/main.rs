@@ -1,8 +1,10 @@
-//! The `sluice` binary, end to end on the embedded default.
+//! The `sluice` binary, end to end on the embedded default (and, for the storage-fault suite,
+//! on the S3 server of `cargo xtask services`).
 
 mod bad_input;
 mod common;
 mod crash;
+mod faults;
 mod interop;
 mod ledger;
 mod runs;
