@@ -4,6 +4,7 @@
 //! ```text
 //!   current metadata file ─┬─ previous metadata files (metadata log)
 //!                          ├─ statistics files
+//!                          ├─ the ingest ledger (table property) ─► its bucket files
 //!                          └─ every snapshot ─► manifest list ─► manifests ─► data files
 //!   stored  = every object under the table location
 //!   orphans = stored − reachable        missing = reachable data files − stored
@@ -92,8 +93,37 @@ pub async fn table_files(lake: &Lake, table: &TableName) -> Result<TableFiles, S
             }
         }
     }
+    if let Some(root) = metadata.properties().get(sluice_lake::LEDGER_PROPERTY) {
+        files.reachable.insert(root.clone());
+        files.reachable.extend(ledger_buckets(lake, root).await?);
+    }
     files.stored = stored_files(lake, &files.location).await?;
     Ok(files)
+}
+
+/// The bucket files an ingest ledger root refers to.
+async fn ledger_buckets(lake: &Lake, root: &str) -> Result<Vec<String>, String> {
+    let (store, path) = lake
+        .stores()
+        .resolve(root)
+        .map_err(|e| format!("cannot resolve {root}: {e}"))?;
+    let bytes = object_store::ObjectStoreExt::get(&*store, &path)
+        .await
+        .map_err(|e| format!("cannot read the ingest ledger {root}: {e}"))?
+        .bytes()
+        .await
+        .map_err(|e| format!("cannot read the ingest ledger {root}: {e}"))?;
+    let doc: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("the ingest ledger {root} is not JSON: {e}"))?;
+    Ok(doc["buckets"]
+        .as_array()
+        .map(|buckets| {
+            buckets
+                .iter()
+                .filter_map(|b| b.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// Every object under `location` (a directory-like prefix), as full URLs.
