@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::{RecordBatch, new_null_array};
-use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef as ArrowSchemaRef};
+use arrow_array::{Array, ArrayRef, RecordBatch, TimestampNanosecondArray, new_null_array};
+use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef as ArrowSchemaRef, TimeUnit};
 use iceberg::arrow::{
     arrow_schema_to_schema_auto_assign_ids, arrow_type_to_type, schema_to_arrow_schema,
 };
@@ -31,9 +31,14 @@ pub fn iceberg_schema_from_arrow(schema: &ArrowSchema) -> Result<Schema> {
     Ok(arrow_schema_to_schema_auto_assign_ids(&clean)?)
 }
 
-/// Types that sluice stores as their canonical Iceberg equivalent.
+/// Types that sluice stores as their canonical Iceberg equivalent. Nanosecond timestamps are
+/// stored as microseconds: Iceberg's `timestamp_ns` exists only in format version 3, which
+/// most engines cannot read yet (see [`NanosToMicros`]).
 fn normalize_type(t: &DataType) -> DataType {
     match t {
+        DataType::Timestamp(TimeUnit::Nanosecond, tz) => {
+            DataType::Timestamp(TimeUnit::Microsecond, tz.clone())
+        }
         DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
         DataType::LargeBinary | DataType::BinaryView => DataType::Binary,
         DataType::Dictionary(_, value) => normalize_type(value),
@@ -103,7 +108,7 @@ fn same_logical_type(from: &DataType, to: &DataType) -> bool {
     }
     match (from, to) {
         (DataType::Timestamp(u1, tz1), DataType::Timestamp(u2, tz2)) => {
-            u1 == u2
+            (u1 == u2 || (*u1 == TimeUnit::Nanosecond && *u2 == TimeUnit::Microsecond))
                 && tz1.is_some() == tz2.is_some()
                 && tz_is_utc(tz1.as_deref()) == tz_is_utc(tz2.as_deref())
         }
@@ -183,13 +188,79 @@ pub fn diff_schemas(table: &ArrowSchema, input: &ArrowSchema) -> SchemaDiff {
     diff
 }
 
+/// What becomes of a nanosecond timestamp written to a column that stores microseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NanosToMicros {
+    /// A value with a non-zero sub-microsecond part is an error naming the column: nothing
+    /// is silently lost.
+    #[default]
+    Refuse,
+    /// Sub-microsecond parts are dropped (rounded towards negative infinity).
+    Truncate,
+}
+
+/// Nanosecond timestamps as microseconds, refusing (per `policy`) any value that would lose
+/// precision. `column` and `source` name the values in the error.
+pub fn timestamps_to_micros(
+    values: &ArrayRef,
+    target: &DataType,
+    policy: NanosToMicros,
+    table_name: &str,
+    source: &str,
+    column: &str,
+) -> Result<ArrayRef> {
+    if policy == NanosToMicros::Refuse
+        && let Some(nanos) = values.as_any().downcast_ref::<TimestampNanosecondArray>()
+        && let Some(row) = nanos.iter().position(|v| v.is_some_and(|v| v % 1000 != 0))
+    {
+        return Err(Error::SchemaMismatch {
+            table: table_name.to_string(),
+            path: source.to_string(),
+            diff: format!(
+                "column `{column}` holds nanosecond timestamps (row {row} has a sub-microsecond part) and the table stores microseconds; pass --truncate-timestamps to drop the nanoseconds"
+            ),
+        });
+    }
+    // Arrow's cast divides, which rounds towards zero; flooring keeps times before 1970 in the
+    // microsecond they fall in.
+    let floored: ArrayRef = match values.as_any().downcast_ref::<TimestampNanosecondArray>() {
+        Some(nanos) => Arc::new(
+            nanos
+                .unary::<_, arrow_array::types::TimestampNanosecondType>(|v| {
+                    v.div_euclid(1000) * 1000
+                })
+                .with_timezone_opt(nanos.timezone().map(str::to_string)),
+        ),
+        None => values.clone(),
+    };
+    Ok(arrow_cast::cast(&floored, target)?)
+}
+
 /// Rebuilds a batch with the table's Arrow schema: columns by name, in table order, missing
-/// optional columns as nulls, time zone and string-encoding differences cast away.
+/// optional columns as nulls, time zone and string-encoding differences cast away, nanosecond
+/// timestamps refused unless they are whole microseconds.
 pub fn conform_batch(
     table_name: &str,
     source: &str,
     table_schema: &ArrowSchemaRef,
     batch: &RecordBatch,
+) -> Result<RecordBatch> {
+    conform_batch_with(
+        table_name,
+        source,
+        table_schema,
+        batch,
+        NanosToMicros::Refuse,
+    )
+}
+
+/// [`conform_batch`] with a choice of what happens to nanosecond timestamps.
+pub fn conform_batch_with(
+    table_name: &str,
+    source: &str,
+    table_schema: &ArrowSchemaRef,
+    batch: &RecordBatch,
+    nanos: NanosToMicros,
 ) -> Result<RecordBatch> {
     if batch.schema().fields().len() == table_schema.fields().len()
         && batch
@@ -220,6 +291,18 @@ pub fn conform_batch(
                 let column = batch.column(i);
                 if column.data_type() == field.data_type() {
                     columns.push(column.clone());
+                } else if matches!(
+                    column.data_type(),
+                    DataType::Timestamp(TimeUnit::Nanosecond, _)
+                ) {
+                    columns.push(timestamps_to_micros(
+                        column,
+                        field.data_type(),
+                        nanos,
+                        table_name,
+                        source,
+                        field.name(),
+                    )?);
                 } else {
                     columns.push(arrow_cast::cast(column, field.data_type())?);
                 }

@@ -30,7 +30,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::catalog::LoadedTable;
 use crate::error::{Error, Result};
-use crate::schema::{arrow_schema_for, conform_batch};
+use crate::schema::{NanosToMicros, arrow_schema_for, conform_batch_with};
 
 /// Summary property: a unique id of the commit that produced a snapshot, so that a commit whose
 /// outcome is unknown (a timeout, a crash) is recognised instead of being applied twice.
@@ -51,6 +51,8 @@ pub struct WriteOptions {
     /// its column chunks could be copied as they are (see [`crate::chunk_copy_blocker`]), so
     /// that many small files become fewer, larger ones.
     pub min_copied_row_group_bytes: u64,
+    /// What becomes of nanosecond timestamps (stored as microseconds).
+    pub nanos: NanosToMicros,
 }
 
 impl Default for WriteOptions {
@@ -60,6 +62,7 @@ impl Default for WriteOptions {
             zstd_level: 1,
             max_row_group_rows: 1024 * 1024,
             min_copied_row_group_bytes: crate::chunk_copy::MIN_COPIED_ROW_GROUP_BYTES,
+            nanos: NanosToMicros::default(),
         }
     }
 }
@@ -75,6 +78,7 @@ pub struct TableWriter {
     arrow_schema: ArrowSchemaRef,
     inner: InnerWriter,
     rows: u64,
+    nanos: NanosToMicros,
 }
 
 impl std::fmt::Debug for TableWriter {
@@ -119,6 +123,7 @@ impl TableWriter {
             arrow_schema: arrow_schema_for(&schema)?,
             inner,
             rows: 0,
+            nanos: options.nanos,
         })
     }
 
@@ -135,7 +140,7 @@ impl TableWriter {
     /// Writes one batch. `source` names where it came from, for error messages. Columns are
     /// matched by name; a batch that does not fit the table is a [`Error::SchemaMismatch`].
     pub async fn write(&mut self, batch: &RecordBatch, source: &str) -> Result<()> {
-        let batch = conform_batch(&self.table, source, &self.arrow_schema, batch)?;
+        let batch = conform_batch_with(&self.table, source, &self.arrow_schema, batch, self.nanos)?;
         self.rows += batch.num_rows() as u64;
         self.inner.write(batch).await?;
         Ok(())

@@ -3,4 +3,5 @@
 mod bad_input;
 mod common;
 mod crash;
+mod first_hour;
 mod runs;
