@@ -187,7 +187,7 @@ impl Expr {
             DataType::Null => Ok(BooleanArray::new_null(batch.num_rows())),
             other => Err(format!(
                 "the expression yields {}, not a boolean",
-                type_name(&other)
+                type_name(other)
             )),
         }
     }

@@ -105,9 +105,9 @@ pub fn duration(d: std::time::Duration) -> String {
     let secs = d.as_secs();
     if d.subsec_millis() != 0 || secs == 0 {
         format!("{}ms", d.as_millis())
-    } else if secs % 3600 == 0 {
+    } else if secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
-    } else if secs % 60 == 0 {
+    } else if secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else {
         format!("{secs}s")
@@ -239,6 +239,20 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// Writes results to standard output. When the reader has gone away (`sluice log t | head`),
+/// the rest of the output is dropped instead of aborting: the command still finishes what it
+/// was doing and exits with its own code.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out.write_fmt(args).and_then(|()| out.flush());
+    if let Err(e) = written
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("sluice: cannot write to standard output: {e}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,19 +283,5 @@ mod tests {
             None,
         );
         assert_eq!(unlimited.lines().count(), 3, "{unlimited}");
-    }
-}
-
-/// Writes results to standard output. When the reader has gone away (`sluice log t | head`),
-/// the rest of the output is dropped instead of aborting: the command still finishes what it
-/// was doing and exits with its own code.
-pub fn write_stdout(args: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let written = out.write_fmt(args).and_then(|()| out.flush());
-    if let Err(e) = written
-        && e.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        eprintln!("sluice: cannot write to standard output: {e}");
     }
 }

@@ -477,6 +477,25 @@ async fn plan_rebase(
     })
 }
 
+/// A rebased commit says what the commit it re-applies said: its message and author, unless
+/// the caller gave its own.
+fn inherit_message_and_author(
+    md: &iceberg::spec::TableMetadata,
+    source_head: i64,
+    properties: &mut HashMap<String, String>,
+) {
+    let Some(source) = md.snapshot_by_id(source_head) else {
+        return;
+    };
+    for key in ["sluice.message", "sluice.author"] {
+        if !properties.contains_key(key)
+            && let Some(value) = source.summary().additional_properties.get(key)
+        {
+            properties.insert(key.to_string(), value.clone());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -609,24 +628,5 @@ mod tests {
             "{err}"
         );
         assert_eq!(lake.list_refs(&name).await.unwrap(), before);
-    }
-}
-
-/// A rebased commit says what the commit it re-applies said: its message and author, unless
-/// the caller gave its own.
-fn inherit_message_and_author(
-    md: &iceberg::spec::TableMetadata,
-    source_head: i64,
-    properties: &mut HashMap<String, String>,
-) {
-    let Some(source) = md.snapshot_by_id(source_head) else {
-        return;
-    };
-    for key in ["sluice.message", "sluice.author"] {
-        if !properties.contains_key(key)
-            && let Some(value) = source.summary().additional_properties.get(key)
-        {
-            properties.insert(key.to_string(), value.clone());
-        }
     }
 }
