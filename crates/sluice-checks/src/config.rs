@@ -22,6 +22,16 @@ pub enum Severity {
     Warn,
 }
 
+impl Severity {
+    /// The name used in check files and reports: `error` or `warn`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warn => "warn",
+        }
+    }
+}
+
 /// The kind of a check, as written in `kind = "..."`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -163,6 +173,19 @@ impl TypeSpec {
                 unit: None,
                 tz: None,
             },
+            // Iceberg's names: microseconds, with or without a zone (stored as UTC).
+            "timestamptz" => TypeSpec::Timestamp {
+                unit: Some(TimeUnit::Microsecond),
+                tz: Some(Some("UTC".to_string())),
+            },
+            "timestamptz_ns" => TypeSpec::Timestamp {
+                unit: Some(TimeUnit::Nanosecond),
+                tz: Some(Some("UTC".to_string())),
+            },
+            "timestamp_ns" => TypeSpec::Timestamp {
+                unit: Some(TimeUnit::Nanosecond),
+                tz: Some(None),
+            },
             other => {
                 let inner = other.strip_prefix("timestamp(")?.strip_suffix(')')?;
                 let mut parts = inner.splitn(2, ',');
@@ -239,11 +262,89 @@ impl TypeSpec {
                     unit.as_ref().is_none_or(|u| u == actual_unit)
                         && tz
                             .as_ref()
-                            .is_none_or(|z| z.as_deref() == actual_tz.as_deref())
+                            .is_none_or(|z| same_zone(z.as_deref(), actual_tz.as_deref()))
                 }
                 _ => false,
             },
         }
+    }
+}
+
+/// Whether two time zones of timestamps are the same zone; the spellings of UTC that writers
+/// use (`UTC`, `+00:00`, `Z`, `Etc/UTC`, …) are one zone.
+fn same_zone(a: Option<&str>, b: Option<&str>) -> bool {
+    fn is_utc(zone: &str) -> bool {
+        [
+            "UTC", "Z", "+00:00", "+0000", "+00", "Etc/UTC", "GMT", "Etc/GMT",
+        ]
+        .iter()
+        .any(|u| u.eq_ignore_ascii_case(zone))
+    }
+    match (a, b) {
+        (Some(a), Some(b)) => a == b || (is_utc(a) && is_utc(b)),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// An Arrow type in the notation of checks files and the docs (`int64`, `string`,
+/// `timestamp(us, UTC)`), for every message that names a column's type.
+pub fn type_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Boolean => "bool".into(),
+        DataType::Int8 => "int8".into(),
+        DataType::Int16 => "int16".into(),
+        DataType::Int32 => "int32".into(),
+        DataType::Int64 => "int64".into(),
+        DataType::UInt8 => "uint8".into(),
+        DataType::UInt16 => "uint16".into(),
+        DataType::UInt32 => "uint32".into(),
+        DataType::UInt64 => "uint64".into(),
+        DataType::Float16 => "float16".into(),
+        DataType::Float32 => "float32".into(),
+        DataType::Float64 => "float64".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "binary".into(),
+        DataType::FixedSizeBinary(n) => format!("binary({n})"),
+        DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Decimal32(p, s)
+        | DataType::Decimal64(p, s)
+        | DataType::Decimal128(p, s)
+        | DataType::Decimal256(p, s) => format!("decimal({p}, {s})"),
+        DataType::Timestamp(unit, tz) => {
+            let unit = unit_name(*unit);
+            match tz {
+                Some(zone) if same_zone(Some(zone), Some("UTC")) => {
+                    format!("timestamp({unit}, UTC)")
+                }
+                Some(zone) => format!("timestamp({unit}, {zone})"),
+                None => format!("timestamp({unit})"),
+            }
+        }
+        DataType::Time32(unit) | DataType::Time64(unit) => format!("time({})", unit_name(*unit)),
+        DataType::Dictionary(_, value) => type_name(value),
+        DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) => {
+            format!("list<{}>", type_name(f.data_type()))
+        }
+        DataType::Struct(fields) => format!(
+            "struct<{}>",
+            fields
+                .iter()
+                .map(|f| format!("{}: {}", f.name(), type_name(f.data_type())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        DataType::Null => "null".into(),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+fn unit_name(unit: TimeUnit) -> &'static str {
+    match unit {
+        TimeUnit::Second => "s",
+        TimeUnit::Millisecond => "ms",
+        TimeUnit::Microsecond => "us",
+        TimeUnit::Nanosecond => "ns",
     }
 }
 
@@ -857,6 +958,26 @@ mod tests {
         assert!(!s.matches(&DataType::Int64));
         assert!(TypeSpec::parse("int64").unwrap().matches(&DataType::Int64));
         assert!(TypeSpec::parse("varchar").is_none());
+    }
+
+    #[test]
+    fn every_spelling_of_utc_is_one_zone_and_types_print_as_in_the_docs() {
+        let utc = |zone: &str| DataType::Timestamp(TimeUnit::Microsecond, Some(zone.into()));
+        for spec in ["timestamp(us, UTC)", "timestamp(us, +00:00)", "timestamptz"] {
+            let spec = TypeSpec::parse(spec).unwrap();
+            for zone in ["UTC", "+00:00", "Z", "Etc/UTC"] {
+                assert!(spec.matches(&utc(zone)), "{spec:?} vs {zone}");
+            }
+            assert!(!spec.matches(&utc("Europe/Rome")));
+        }
+        assert_eq!(type_name(&utc("+00:00")), "timestamp(us, UTC)");
+        assert_eq!(type_name(&utc("Europe/Rome")), "timestamp(us, Europe/Rome)");
+        assert_eq!(
+            type_name(&DataType::Timestamp(TimeUnit::Nanosecond, None)),
+            "timestamp(ns)"
+        );
+        assert_eq!(type_name(&DataType::LargeUtf8), "string");
+        assert_eq!(type_name(&DataType::Decimal128(10, 2)), "decimal(10, 2)");
     }
 
     #[test]

@@ -509,7 +509,7 @@ fn bind(def: &CheckDef, schema: &Schema) -> std::result::Result<Plan, String> {
                     None => problems.push(format!("missing column `{name}`")),
                     Some((_, f)) if !spec.matches(f.data_type()) => problems.push(format!(
                         "column `{name}` is {}, expected {text}",
-                        f.data_type()
+                        crate::config::type_name(f.data_type())
                     )),
                     Some(_) => {}
                 }
@@ -1108,8 +1108,8 @@ impl Evaluator {
                 {
                     return Err(Error::ColumnTypeChanged {
                         column,
-                        expected: field.data_type().to_string(),
-                        actual: array.data_type().to_string(),
+                        expected: crate::config::type_name(field.data_type()),
+                        actual: crate::config::type_name(array.data_type()),
                     });
                 }
             }
@@ -1638,7 +1638,7 @@ impl Slot {
                     (CheckSpec::NotNull { columns }, _) => (
                         format!("with a null in {}", columns.join(", ")),
                         json!({ "null_rows": st.failing, "null_fraction": fraction }),
-                        json!({ "max_null_fraction": 1.0 - def.mostly }),
+                        json!({ "max_null_fraction": complement(def.mostly) }),
                     ),
                     (CheckSpec::AcceptedValues { column, values }, _) => (
                         format!("with a value of {column} outside the accepted set"),
@@ -2016,4 +2016,12 @@ impl State {
             _ => {}
         }
     }
+}
+
+/// `1 - fraction` without binary floating-point noise (`1 - 0.999` is 0.001, not
+/// 0.0010000000000000009): fractions are given in decimal, so they are shown in decimal.
+fn complement(fraction: f64) -> f64 {
+    let exact = 1.0 - fraction;
+    let rounded = (exact * 1e12).round() / 1e12;
+    if rounded.is_finite() { rounded } else { exact }
 }

@@ -29,6 +29,7 @@ use arrow_array::{
 use arrow_cast::{CastOptions, can_cast_types, cast, cast_with_options};
 use arrow_schema::{DataType, Schema};
 
+use crate::config::type_name;
 use crate::error::{Error, Result};
 
 /// A literal value in a check file or an expression.
@@ -164,7 +165,8 @@ impl Expr {
         match value.array.data_type() {
             DataType::Boolean | DataType::Null => Ok(()),
             other => Err(format!(
-                "the expression yields {other}, not a boolean; compare it with something"
+                "the expression yields {}, not a boolean; compare it with something",
+                type_name(other)
             )),
         }
     }
@@ -183,7 +185,10 @@ impl Expr {
                 .cloned()
                 .ok_or("internal: boolean array of unexpected layout")?),
             DataType::Null => Ok(BooleanArray::new_null(batch.num_rows())),
-            other => Err(format!("the expression yields {other}, not a boolean")),
+            other => Err(format!(
+                "the expression yields {}, not a boolean",
+                type_name(other)
+            )),
         }
     }
 
@@ -228,7 +233,7 @@ impl Expr {
                 if !is_numeric(a.array.data_type()) {
                     return Err(format!(
                         "arithmetic needs numbers, got {}",
-                        a.array.data_type()
+                        type_name(a.array.data_type())
                     ));
                 }
                 let kernel = match op {
@@ -344,7 +349,10 @@ impl Value {
                 .cloned()
                 .ok_or_else(|| "internal: boolean array of unexpected layout".to_string()),
             DataType::Null => Ok(BooleanArray::new_null(array.len())),
-            other => Err(format!("AND, OR and NOT need booleans, got {other}")),
+            other => Err(format!(
+                "AND, OR and NOT need booleans, got {}",
+                type_name(&other)
+            )),
         }
     }
 }
@@ -369,8 +377,9 @@ fn cast_value(v: Value, to: &DataType) -> std::result::Result<Value, String> {
     };
     let array = cast_with_options(v.array.as_ref(), to, &options).map_err(|e| {
         format!(
-            "cannot convert {} to {to} for comparison: {e}",
-            v.array.data_type()
+            "cannot convert {} to {} for comparison: {e}",
+            type_name(v.array.data_type()),
+            type_name(to)
         )
     })?;
     Ok(Value {
@@ -424,6 +433,15 @@ fn coerce(a: Value, b: Value) -> std::result::Result<(Value, Value), String> {
             ))
         };
     }
+    // A string and a number are never compared as text: `country > 1` is as much a mistake as
+    // `event_id = 'abc'`.
+    if (is_string(&ta) && is_numeric(&tb)) || (is_numeric(&ta) && is_string(&tb)) {
+        return Err(format!(
+            "cannot compare {} with {}; quote a string constant ('1') or compare a number column",
+            type_name(&ta),
+            type_name(&tb)
+        ));
+    }
     // Mixed types: convert the constant side to the column side (a date string to a timestamp).
     let (to_b, to_a) = if b.scalar || (!a.scalar && is_string(&tb)) {
         (true, false)
@@ -438,7 +456,11 @@ fn coerce(a: Value, b: Value) -> std::result::Result<(Value, Value), String> {
         let a = cast_value(a, &tb)?;
         return Ok((a, b));
     }
-    Err(format!("cannot compare {ta} with {tb}"))
+    Err(format!(
+        "cannot compare {} with {}",
+        type_name(&ta),
+        type_name(&tb)
+    ))
 }
 
 #[derive(Debug, Clone, PartialEq)]

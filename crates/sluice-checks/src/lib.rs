@@ -100,7 +100,7 @@ mod keys;
 mod report;
 mod stats;
 
-pub use config::{CheckDef, CheckKind, CheckSuite, Severity, UniqueScope};
+pub use config::{CheckDef, CheckKind, CheckSuite, Severity, UniqueScope, type_name};
 pub use error::{Error, Result};
 pub use evaluator::{DataRequirement, EvalOptions, Evaluator};
 pub use expr::Literal;

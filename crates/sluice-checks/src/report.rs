@@ -112,31 +112,28 @@ impl AuditReport {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// A plain-text table for terminals (no colour codes), followed by the messages and samples
-    /// of the checks that did not pass and the verdict.
-    pub fn render_table(&self) -> String {
-        let header = [
-            "status",
-            "check",
-            "kind",
-            "severity",
-            "checked",
-            "failing",
-            "observed",
-            "threshold",
+    /// The header and the rows of the results table: one row per check, full values.
+    /// Columns 4 and 5 (`CHECKED`, `FAILING`) are numbers.
+    pub fn table_cells(&self) -> (Vec<&'static str>, Vec<Vec<String>>) {
+        let header = vec![
+            "STATUS",
+            "CHECK",
+            "KIND",
+            "SEVERITY",
+            "CHECKED",
+            "FAILING",
+            "OBSERVED",
+            "THRESHOLD",
         ];
-        let rows: Vec<[String; 8]> = self
+        let rows = self
             .checks
             .iter()
             .map(|c| {
-                [
+                vec![
                     c.status.as_str().to_uppercase(),
                     c.name.clone(),
                     c.kind.as_str().to_string(),
-                    match c.severity {
-                        Severity::Error => "error".to_string(),
-                        Severity::Warn => "warn".to_string(),
-                    },
+                    c.severity.as_str().to_string(),
                     c.rows_checked.to_string(),
                     c.rows_failing.to_string(),
                     compact(&c.observed),
@@ -144,48 +141,12 @@ impl AuditReport {
                 ]
             })
             .collect();
-        const MAX_CELL: usize = 48;
-        let cell = |s: &str| -> String {
-            if s.chars().count() > MAX_CELL {
-                let cut: String = s.chars().take(MAX_CELL - 3).collect();
-                format!("{cut}...")
-            } else {
-                s.to_string()
-            }
-        };
-        let mut widths = header.map(|h| h.len());
-        for row in &rows {
-            for (w, v) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell(v).chars().count());
-            }
-        }
-        let numeric = [false, false, false, false, true, true, false, false];
+        (header, rows)
+    }
+
+    /// The messages and failing-row samples of the checks that did not pass, and the verdict.
+    pub fn render_details(&self) -> String {
         let mut out = String::new();
-        let line = |out: &mut String, values: &[String]| {
-            let mut text = String::new();
-            for (i, v) in values.iter().enumerate() {
-                let v = cell(v);
-                let pad = widths[i].saturating_sub(v.chars().count());
-                if i > 0 {
-                    text.push_str("  ");
-                }
-                if numeric[i] {
-                    text.push_str(&" ".repeat(pad));
-                    text.push_str(&v);
-                } else {
-                    text.push_str(&v);
-                    text.push_str(&" ".repeat(pad));
-                }
-            }
-            out.push_str(text.trim_end());
-            out.push('\n');
-        };
-        line(&mut out, &header.map(|h| h.to_uppercase()));
-        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-        line(&mut out, &rule);
-        for row in &rows {
-            line(&mut out, row);
-        }
         for c in self.problems() {
             let _ = writeln!(out, "\n{} [{}]: {}", c.name, c.status.as_str(), c.message);
             for s in &c.samples {
@@ -214,6 +175,49 @@ impl AuditReport {
             count(Status::Fail),
             count(Status::Error)
         );
+        out
+    }
+
+    /// A plain-text table (no colour codes, every value whole), followed by
+    /// [`AuditReport::render_details`].
+    pub fn render_table(&self) -> String {
+        let (header, rows) = self.table_cells();
+        let numeric = [4, 5];
+        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+        for row in &rows {
+            for (w, v) in widths.iter_mut().zip(row) {
+                *w = (*w).max(v.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let line = |out: &mut String, values: &[String]| {
+            let mut text = String::new();
+            for (i, v) in values.iter().enumerate() {
+                let pad = widths[i].saturating_sub(v.chars().count());
+                if i > 0 {
+                    text.push_str("  ");
+                }
+                if numeric.contains(&i) {
+                    text.push_str(&" ".repeat(pad));
+                    text.push_str(v);
+                } else {
+                    text.push_str(v);
+                    text.push_str(&" ".repeat(pad));
+                }
+            }
+            out.push_str(text.trim_end());
+            out.push('\n');
+        };
+        line(
+            &mut out,
+            &header.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+        );
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        line(&mut out, &rule);
+        for row in &rows {
+            line(&mut out, row);
+        }
+        out.push_str(&self.render_details());
         out
     }
 }

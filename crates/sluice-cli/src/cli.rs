@@ -15,7 +15,8 @@ pub struct Cli {
     /// Configuration file (default: $SLUICE_CONFIG, then ./sluice.toml, then the embedded default in ./.sluice).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Print one JSON document on stdout instead of tables.
+    /// Print one JSON document on stdout instead of tables, also when the command fails
+    /// (`{"status": "failed", "error": ...}`); `watch` prints one compact document per line.
     #[arg(long, global = true)]
     pub json: bool,
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
@@ -30,7 +31,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Write ./sluice.toml with the embedded defaults (SQLite catalog and warehouse under ./.sluice/).
+    /// Write ./sluice.toml with the embedded defaults (SQLite catalog and warehouse under ./.sluice/),
+    /// and, where missing, a commented checks.toml and sample events in ./raw/ to try.
     #[command(
         after_help = "Example:\n  sluice init && sluice run --source ./raw --table analytics.events"
     )]
@@ -52,14 +54,15 @@ pub enum Command {
     )]
     Run(RunArgs),
     /// Poll a source and run whenever new files arrive; stops cleanly on Ctrl-C or SIGTERM after the current run.
+    /// With --json, one compact JSON document per run, one per line (JSON Lines).
     #[command(
         after_help = "Example:\n  sluice watch --source s3://raw/events/ --table analytics.events --every 5m --checks checks.toml"
     )]
     Watch {
         #[command(flatten)]
         run: RunArgs,
-        /// Poll interval, e.g. 30s, 5m, 1h.
-        #[arg(long, value_parser = parse_duration)]
+        /// Poll interval, e.g. 30s, 5m, 1h (more than zero).
+        #[arg(long, value_parser = parse_interval)]
         every: std::time::Duration,
     },
     /// Ingest historical files in batches, each its own transaction; run again to resume.
@@ -69,11 +72,11 @@ pub enum Command {
     Backfill {
         #[command(flatten)]
         run: RunArgs,
-        /// Files per batch.
-        #[arg(long, default_value_t = 100)]
-        batch_files: usize,
+        /// Files per batch (at least 1).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+        batch_files: u32,
         /// Batch by time window of file modification instead, e.g. 1h or 1d.
-        #[arg(long, value_parser = parse_duration, conflicts_with = "batch_files")]
+        #[arg(long, value_parser = parse_interval, conflicts_with = "batch_files")]
         window: Option<std::time::Duration>,
     },
     /// Finish or roll back what a dead process left open.
@@ -89,10 +92,10 @@ pub enum Command {
     Runs(RunsCommand),
     /// Branches of a table.
     #[command(subcommand)]
-    Branch(RefCommand),
+    Branch(BranchCommand),
     /// Tags of a table.
     #[command(subcommand)]
-    Tag(RefCommand),
+    Tag(TagCommand),
     /// Tables of the catalog.
     #[command(after_help = "Example:\n  sluice tables analytics")]
     Tables {
@@ -134,7 +137,7 @@ pub enum Command {
         /// NS.TABLE or NS.TABLE@REF.
         target: String,
         /// Comma-separated columns.
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', value_parser = trimmed)]
         columns: Option<Vec<String>>,
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -147,6 +150,12 @@ pub enum Command {
         target: String,
         #[arg(long)]
         checks: PathBuf,
+        /// Failing rows shown per check.
+        #[arg(long, default_value_t = 5)]
+        samples: usize,
+        /// Columns shown with every failing row (e.g. event_id).
+        #[arg(long, value_delimiter = ',', value_parser = trimmed)]
+        key_columns: Vec<String>,
     },
 }
 
@@ -177,11 +186,16 @@ pub struct RunArgs {
     /// What to do with columns the table lacks.
     #[arg(long, value_enum, default_value_t = SchemaChangeArg::Fail)]
     pub on_schema_change: SchemaChangeArg,
+    /// Drop the sub-microsecond part of nanosecond timestamps. Tables store microseconds
+    /// (readable by every engine); without this flag a value that would lose precision fails
+    /// the run, naming the column.
+    #[arg(long)]
+    pub truncate_timestamps: bool,
     /// Failing rows shown per check.
     #[arg(long, default_value_t = 5)]
     pub samples: usize,
     /// Columns shown with every failing row (e.g. event_id).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = trimmed)]
     pub key_columns: Vec<String>,
 }
 
@@ -218,24 +232,102 @@ pub enum RunsCommand {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum RefCommand {
-    /// List them with their snapshot ids.
+pub enum BranchCommand {
+    /// List the branches with their snapshot ids.
     #[command(after_help = "Example:\n  sluice branch list analytics.events")]
     List { table: String },
-    /// Create one.
-    #[command(
-        after_help = "Example:\n  sluice branch create analytics.events dev --from main\n  sluice tag create analytics.events v1 --at main"
-    )]
+    /// Create a branch.
+    #[command(after_help = "Example:\n  sluice branch create analytics.events dev --from main")]
     Create {
         table: String,
         name: String,
-        /// Ref to start from (branches).
+        /// Ref to start from: a branch, a tag, a snapshot id or REF@TIME.
         #[arg(long, alias = "at", default_value = "main")]
         from: String,
     },
-    /// Delete one (`main` cannot be deleted).
+    /// Delete a branch (`main` cannot be deleted; a tag of that name is left alone).
     #[command(after_help = "Example:\n  sluice branch delete analytics.events dev")]
     Delete { table: String, name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TagCommand {
+    /// List the tags with their snapshot ids.
+    #[command(after_help = "Example:\n  sluice tag list analytics.events")]
+    List { table: String },
+    /// Create a tag.
+    #[command(after_help = "Example:\n  sluice tag create analytics.events v1 --at main")]
+    Create {
+        table: String,
+        name: String,
+        /// What to tag: a branch, a tag, a snapshot id or REF@TIME.
+        #[arg(long, alias = "from", default_value = "main")]
+        at: String,
+    },
+    /// Delete a tag (a branch of that name is left alone).
+    #[command(after_help = "Example:\n  sluice tag delete analytics.events v1")]
+    Delete { table: String, name: String },
+}
+
+/// What `sluice branch` and `sluice tag` do, once the kind of ref is known.
+pub enum RefAction<'a> {
+    List {
+        table: &'a str,
+    },
+    Create {
+        table: &'a str,
+        name: &'a str,
+        from: &'a str,
+    },
+    Delete {
+        table: &'a str,
+        name: &'a str,
+    },
+}
+
+impl BranchCommand {
+    pub fn action(&self) -> RefAction<'_> {
+        match self {
+            BranchCommand::List { table } => RefAction::List { table },
+            BranchCommand::Create { table, name, from } => RefAction::Create { table, name, from },
+            BranchCommand::Delete { table, name } => RefAction::Delete { table, name },
+        }
+    }
+}
+
+impl TagCommand {
+    pub fn action(&self) -> RefAction<'_> {
+        match self {
+            TagCommand::List { table } => RefAction::List { table },
+            TagCommand::Create { table, name, at } => RefAction::Create {
+                table,
+                name,
+                from: at,
+            },
+            TagCommand::Delete { table, name } => RefAction::Delete { table, name },
+        }
+    }
+}
+
+/// A list item without the spaces around it (`--columns "a, b"`).
+pub fn trimmed(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("an empty name in the list".to_string());
+    }
+    Ok(s.to_string())
+}
+
+/// A duration that is more than zero.
+pub fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!(
+            "`{}` is zero; give a positive duration such as 30s",
+            s.trim()
+        ));
+    }
+    Ok(d)
 }
 
 /// Parses `90s`, `5m`, `1h`, `2d`, `500ms`, or plain seconds.

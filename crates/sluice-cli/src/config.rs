@@ -130,6 +130,11 @@ fn parse_with_env(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<PipelineConfig> {
     let file: FileConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for key in secrets_in_file(&file) {
+        tracing::warn!(
+            "the configuration file holds `{key}`: credentials belong in the environment (SLUICE_CATALOG_TOKEN, SLUICE_CATALOG_CREDENTIAL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), not in a file that is easily shared; see docs/deploy.md"
+        );
+    }
     let mut catalog = file.catalog;
     match &mut catalog {
         CatalogConfig::Sql { uri, warehouse, .. } => {
@@ -161,6 +166,30 @@ fn parse_with_env(
         journal: location(dir, &file.journal.location),
         lease_ttl: Duration::from_secs(file.journal.lease_ttl_secs.max(1)),
     })
+}
+
+/// The keys of the file that hold credentials.
+fn secrets_in_file(file: &FileConfig) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if let CatalogConfig::Rest {
+        token, credential, ..
+    } = &file.catalog
+    {
+        if token.is_some() {
+            keys.push("token");
+        }
+        if credential.is_some() {
+            keys.push("credential");
+        }
+    }
+    let s3 = &file.storage.s3;
+    if s3.secret_access_key.is_some() {
+        keys.push("secret_access_key");
+    }
+    if s3.session_token.is_some() {
+        keys.push("session_token");
+    }
+    keys
 }
 
 fn absolute(dir: &Path, path: &str) -> String {

@@ -33,6 +33,57 @@ kind = "row_count"
 min = 1
 "#;
 
+/// The checks file `sluice init` writes: the demo's checks, each explained, plus commented-out
+/// examples of the other kinds.
+pub const SAMPLE_CHECKS: &str = r#"# Audits run on every batch before it may reach main (see docs/checks.md).
+# A failing check with severity "error" (the default) rolls the batch back;
+# severity = "warn" only reports. These fit the sample events in ./raw; adapt them to your data.
+
+# No NULL in these columns.
+[[check]]
+kind = "not_null"
+columns = ["event_id", "user_id"]
+
+# No duplicate event id, in the batch or in what main already holds.
+[[check]]
+kind = "unique"
+columns = ["event_id"]
+scope = "table"
+
+# Only these values.
+[[check]]
+kind = "accepted_values"
+column = "event_type"
+values = ["view", "click", "add_to_cart", "purchase", "search"]
+
+# Purchases never have a negative amount.
+[[check]]
+kind = "range"
+column = "amount"
+min = 0
+where = "event_type = 'purchase'"
+
+# A batch is never empty.
+[[check]]
+kind = "row_count"
+min = 1
+
+# More kinds:
+# [[check]]
+# kind = "schema"
+# columns = { event_id = "int64", ts = "timestamp(us, UTC)" }
+#
+# [[check]]
+# kind = "freshness"
+# column = "ts"
+# max_age = "1d"
+#
+# [[check]]
+# kind = "expression"
+# expr = "amount >= 0 OR event_type <> 'purchase'"
+# severity = "warn"
+"#;
+
 /// A small deterministic generator (no randomness crate needed for sample data).
 struct Lcg(u64);
 

@@ -3,24 +3,64 @@
 
 /// The error and its causes joined by `: `, skipping every cause whose text is already part
 /// of what was said (libraries and `object_store` repeat their cause in their own message),
-/// followed by a hint when the error is one a user can act on.
+/// followed by a hint when the error is one a user can act on. Text from the iceberg library
+/// loses its `Kind =>` prefix and its `, source:` tail (the source follows as a cause).
 pub fn render(error: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in error.chain() {
-        let said = cause.to_string();
-        if said.is_empty() || text.contains(&said) {
+        let whole = cause.to_string();
+        let said = without_library_form(&whole);
+        if said.is_empty() || text.contains(said) {
             continue;
         }
         if !text.is_empty() {
             text.push_str(": ");
         }
-        text.push_str(&said);
+        text.push_str(said);
     }
+    let mut text = explain_missing_credentials(text);
     if let Some(hint) = hint(error) {
         text.push('\n');
         text.push_str(hint);
     }
     text
+}
+
+/// "DataInvalid => message" or "Unexpected, context: { … } => message, source: …" → "message".
+fn without_library_form(whole: &str) -> &str {
+    let mut part = match whole.split_once(" => ") {
+        Some((head, rest))
+            if head
+                .split(',')
+                .next()
+                .is_some_and(|kind| !kind.trim().contains(' ')) =>
+        {
+            rest
+        }
+        _ => whole,
+    };
+    if let Some((head, _)) = part.split_once(", source: ") {
+        part = head;
+    }
+    part.trim()
+}
+
+/// Without credentials, the AWS client falls back to the instance metadata service, and its
+/// failure (`PUT http://169.254.169.254/latest/api/token … 403`) hides the real cause.
+fn explain_missing_credentials(text: String) -> String {
+    let Some(at) = text.find("169.254.169.254") else {
+        return text;
+    };
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        return text;
+    }
+    let what = text[..at]
+        .rfind(": ")
+        .map(|end| &text[..end])
+        .unwrap_or("cannot reach S3");
+    format!(
+        "{what}: no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and AWS_REGION; on a cloud machine, give it an instance role)"
+    )
 }
 
 /// What to do about errors whose remedy is a `sluice` command.
@@ -105,6 +145,18 @@ mod tests {
             "cannot recover: journal storage failed to list journal/leases/k: Generic S3 error: Error getting list response body"
         );
         assert_eq!(text.matches("Error getting list response body").count(), 1);
+    }
+
+    #[test]
+    fn the_iceberg_library_form_is_dropped() {
+        let error = anyhow::Error::new(Repeating {
+            message: "DataInvalid => UInt64 is not supported, source: boom",
+            source: Some(Box::new(Repeating {
+                message: "boom",
+                source: None,
+            })),
+        });
+        assert_eq!(render(&error), "UInt64 is not supported: boom");
     }
 
     #[test]

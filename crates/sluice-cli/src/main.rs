@@ -35,17 +35,15 @@ use clap::Parser;
 use futures::TryStreamExt;
 use serde_json::json;
 use sluice_checks::{AuditReport, CheckSuite, EvalOptions};
-use sluice_lake::{RefName, RefSpec, ScanOptions, TableName};
+use sluice_lake::{RefKind, RefName, RefSpec, ScanOptions, TableName};
 use sluice_txn::RunFilter;
 use sluice_wap::{
     Batching, Mode, Pipeline, ProgressSink, RunOptions, RunReport, RunStatus, SchemaChange,
     StopSignal,
 };
 
-use crate::cli::{
-    Cli, Command, Format, ModeArg, RefCommand, RunArgs, RunsCommand, SchemaChangeArg,
-};
-use crate::output::{Style, table};
+use crate::cli::{Cli, Command, Format, ModeArg, RefAction, RunArgs, RunsCommand, SchemaChangeArg};
+use crate::output::{Fit, Style, table};
 
 /// Copy mode allocates and frees many row-group-sized buffers from several threads; with glibc's
 /// default dynamic mmap threshold they end up in per-thread heaps that fragment, and peak memory
@@ -65,7 +63,10 @@ fn tune_allocator() {}
 
 fn main() -> ExitCode {
     tune_allocator();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -80,11 +81,38 @@ fn main() -> ExitCode {
     match runtime.block_on(execute(&cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
+            let message = error_report::render(&e);
+            if cli.json {
+                print_failure(&message);
+            }
             let style = Style::detect();
-            eprintln!("{} {}", style.bad("error:"), error_report::render(&e));
+            eprintln!("{} {message}", style.bad("error:"));
             ExitCode::from(1)
         }
     }
+}
+
+/// The one JSON document of a `--json` invocation that failed before it had a result to print.
+fn print_failure(message: &str) {
+    outln!("{}", json!({"status": "failed", "error": message}));
+}
+
+/// A command line clap rejects: its message and exit code 2 (0 for --help and --version);
+/// with `--json` also the failure document on stdout.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if !informational && std::env::args().any(|a| a == "--json") {
+        let text = e.render().to_string();
+        let message = text
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .map(|l| l.trim_start_matches("error:").trim().to_string())
+            .unwrap_or_else(|| text.trim().to_string());
+        print_failure(&message);
+    }
+    let _ = e.print();
+    ExitCode::from(if informational { 0 } else { 2 })
 }
 
 fn init_logging(cli: &Cli) {
@@ -117,11 +145,15 @@ impl Ctx<'_> {
             .with_context(|| format!("cannot open the lake described by {}", config.source))
     }
 
+    /// Prints the command's JSON document; `watch` prints one compact document per line
+    /// (JSON Lines), one per run.
     fn print_json(&self, value: &serde_json::Value) {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_default()
-        );
+        let text = if matches!(self.cli.command, Command::Watch { .. }) {
+            serde_json::to_string(value)
+        } else {
+            serde_json::to_string_pretty(value)
+        };
+        outln!("{}", text.unwrap_or_default());
     }
 }
 
@@ -136,19 +168,25 @@ async fn execute(cli: &Cli) -> Result<u8> {
         Command::Run(args) => {
             let pipeline = ctx.pipeline().await?;
             let options = run_options(&ctx, args)?;
+            check_key_columns(&pipeline, &options).await?;
+            let signals = Signals::listen(None, options.cancel.clone());
             let report = pipeline.run(&options).await?;
             print_run(&ctx, &report);
-            report.status.exit_code() as u8
+            signals
+                .exit_code()
+                .unwrap_or(report.status.exit_code() as u8)
         }
         Command::Watch { run, every } => {
             let pipeline = ctx.pipeline().await?;
             let options = run_options(&ctx, run)?;
             let stop = StopSignal::new();
-            spawn_signal_handler(stop.clone());
+            let signals = Signals::listen(Some(stop.clone()), options.cancel.clone());
             if !cli.quiet && !cli.json {
                 eprintln!(
-                    "watching {} every {:?} for {} (Ctrl-C stops after the current run)",
-                    run.source, every, run.table
+                    "watching {} every {} for {} (Ctrl-C stops after the current run)",
+                    run.source,
+                    output::duration(*every),
+                    run.table
                 );
             }
             let mut worst = 0;
@@ -158,7 +196,9 @@ async fn execute(cli: &Cli) -> Result<u8> {
                     print_run(&ctx, report);
                 })
                 .await?;
-            if worst == 1 { 1 } else { 0 }
+            signals
+                .exit_code()
+                .unwrap_or(if worst == 1 { 1 } else { 0 })
         }
         Command::Backfill {
             run,
@@ -168,14 +208,14 @@ async fn execute(cli: &Cli) -> Result<u8> {
             let pipeline = ctx.pipeline().await?;
             let options = run_options(&ctx, run)?;
             let stop = StopSignal::new();
-            spawn_signal_handler(stop.clone());
+            let signals = Signals::listen(Some(stop.clone()), options.cancel.clone());
             let mut reports = Vec::new();
             pipeline
                 .backfill(
                     &options,
                     match window {
                         Some(w) => Batching::Window(*w),
-                        None => Batching::Files(*batch_files),
+                        None => Batching::Files(*batch_files as usize),
                     },
                     &stop,
                     |report| {
@@ -205,12 +245,12 @@ async fn execute(cli: &Cli) -> Result<u8> {
                     run.table
                 );
             }
-            code as u8
+            signals.exit_code().unwrap_or(code as u8)
         }
         Command::Recover { wait } => recover(&ctx, *wait).await?,
         Command::Runs(sub) => runs(&ctx, sub).await?,
-        Command::Branch(sub) => refs(&ctx, sub, true).await?,
-        Command::Tag(sub) => refs(&ctx, sub, false).await?,
+        Command::Branch(sub) => refs(&ctx, sub.action(), RefKind::Branch).await?,
+        Command::Tag(sub) => refs(&ctx, sub.action(), RefKind::Tag).await?,
         Command::Tables { namespace } => {
             let pipeline = ctx.pipeline().await?;
             let tables = pipeline.lake().list_tables(namespace.as_deref()).await?;
@@ -237,7 +277,7 @@ async fn execute(cli: &Cli) -> Result<u8> {
                     .map(|c| {
                         vec![
                             c.snapshot_id.to_string(),
-                            c.timestamp.format("%Y-%m-%d %H:%M:%S").to_string(),
+                            c.timestamp.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
                             c.operation.clone(),
                             c.message.clone().unwrap_or_default(),
                             c.author.clone().unwrap_or_default(),
@@ -260,7 +300,11 @@ async fn execute(cli: &Cli) -> Result<u8> {
                             "ROWS",
                             "AUDIT"
                         ],
-                        &rows
+                        &rows,
+                        Fit {
+                            whole: &[0, 1],
+                            droppable: &[4, 2, 5, 7],
+                        }
                     )
                 );
             }
@@ -286,9 +330,9 @@ async fn execute(cli: &Cli) -> Result<u8> {
                 ctx.print_json(&serde_json::to_value(&outcome)?);
             } else {
                 outln!(
-                    "{} {branch} into {into} of {name}: {:?} → {}",
+                    "{} {branch} into {into} of {name} ({}): {into} is at snapshot {}",
                     ctx.style.good("merged"),
-                    outcome.kind,
+                    output::word(&outcome.kind),
                     outcome.snapshot_id
                 );
             }
@@ -323,17 +367,27 @@ async fn execute(cli: &Cli) -> Result<u8> {
             limit,
             format,
         } => scan(&ctx, target, columns.clone(), *limit, *format).await?,
-        Command::Check { target, checks } => {
+        Command::Check {
+            target,
+            checks,
+            samples,
+            key_columns,
+        } => {
             let (name, spec) = parse_target(target)?;
             let suite = CheckSuite::from_path(checks)?;
             let pipeline = ctx.pipeline().await?;
-            let report = pipeline
-                .audit_ref(&name, &spec, &suite, EvalOptions::default())
-                .await?;
+            let resolved = pipeline.lake().resolve(&name, &spec).await?;
+            require_columns(&name, &resolved.schema, key_columns, "--key-columns")?;
+            let options = EvalOptions {
+                sample_size: *samples,
+                key_columns: key_columns.clone(),
+                ..EvalOptions::default()
+            };
+            let report = pipeline.audit_ref(&name, &spec, &suite, options).await?;
             if cli.json {
                 ctx.print_json(&serde_json::to_value(&report)?);
             } else {
-                out!("{}", report.render_table());
+                print_audit(&report);
                 let verdict = if report.publishable() {
                     ctx.style.good("publishable")
                 } else {
@@ -347,6 +401,8 @@ async fn execute(cli: &Cli) -> Result<u8> {
     Ok(code)
 }
 
+/// Writes `sluice.toml`, and for a first try a commented `checks.toml` and sample events in
+/// `./raw/` when those do not exist yet, so that the README's first commands run as written.
 fn init(ctx: &Ctx<'_>, force: bool) -> Result<u8> {
     let path = Path::new("sluice.toml");
     if path.exists() && !force {
@@ -355,13 +411,74 @@ fn init(ctx: &Ctx<'_>, force: bool) -> Result<u8> {
     std::fs::write(path, config::DEFAULT_CONFIG).context("cannot write sluice.toml")?;
     let dir = std::env::current_dir()?;
     config::parse(config::DEFAULT_CONFIG, &dir)?;
+    let mut written = vec!["sluice.toml".to_string()];
+    let checks = Path::new("checks.toml");
+    if !checks.exists() {
+        std::fs::write(checks, demo::SAMPLE_CHECKS).context("cannot write checks.toml")?;
+        written.push("checks.toml".to_string());
+    }
+    let raw = Path::new("raw");
+    if !raw.exists() {
+        let sample = raw.join("sample-events.parquet");
+        demo::write_parquet(&sample, &demo::events(0, 1_000, 1, false))?;
+        written.push(sample.display().to_string());
+    }
     if ctx.cli.json {
-        ctx.print_json(&json!({"config": "sluice.toml"}));
-    } else {
+        ctx.print_json(&json!({"config": "sluice.toml", "written": written}));
+    } else if !ctx.cli.quiet {
         outln!("wrote sluice.toml (SQLite catalog and warehouse under ./.sluice/)");
+        if written.iter().any(|w| w == "checks.toml") {
+            outln!("wrote checks.toml (sample audits, explained; see docs/checks.md)");
+        }
+        if written.iter().any(|w| w.starts_with("raw")) {
+            outln!(
+                "wrote raw/sample-events.parquet (1000 sample events to try; replace them with your files)"
+            );
+        }
         outln!("next: sluice run --source ./raw --table analytics.events --checks checks.toml");
     }
     Ok(0)
+}
+
+/// Every column named by an option exists in the schema.
+fn require_columns(
+    table: &TableName,
+    schema: &arrow::datatypes::Schema,
+    columns: &[String],
+    option: &str,
+) -> Result<()> {
+    for column in columns {
+        if schema.field_with_name(column).is_err() {
+            let known: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            bail!(
+                "{option}: `{column}` is not a column of {table} (its columns: {})",
+                known.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `--key-columns` name columns of the table (when it exists already; a first run creates it
+/// from the files, whose columns the samples then show).
+async fn check_key_columns(pipeline: &Pipeline, options: &RunOptions) -> Result<()> {
+    if options.key_columns.is_empty() {
+        return Ok(());
+    }
+    match pipeline
+        .lake()
+        .resolve(&options.table, &RefSpec::main())
+        .await
+    {
+        Ok(resolved) => require_columns(
+            &options.table,
+            &resolved.schema,
+            &options.key_columns,
+            "--key-columns",
+        ),
+        Err(sluice_lake::Error::TableNotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn parse_target(target: &str) -> Result<(TableName, RefSpec)> {
@@ -387,6 +504,9 @@ fn run_options(ctx: &Ctx<'_>, args: &RunArgs) -> Result<RunOptions> {
         SchemaChangeArg::AddColumns => SchemaChange::AddColumns,
     };
     options.rewrite = args.rewrite;
+    if args.truncate_timestamps {
+        options.write.nanos = sluice_lake::NanosToMicros::Truncate;
+    }
     options.message = args.message.clone();
     options.author = args.author.clone().or_else(|| std::env::var("USER").ok());
     options.sample_size = args.samples;
@@ -406,7 +526,21 @@ fn source_location(source: &str) -> Result<String> {
     let absolute = path
         .canonicalize()
         .with_context(|| format!("the source {source} does not exist; give a directory of parquet files or a URL such as s3://bucket/prefix"))?;
+    if absolute.is_file() && !is_parquet(&absolute) {
+        bail!(
+            "the source {source} is not a parquet file (it does not start with the PAR1 marker); give a parquet file or a directory of them"
+        );
+    }
     Ok(absolute.display().to_string())
+}
+
+/// Whether a local file starts with parquet's magic bytes.
+fn is_parquet(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| &magic == b"PAR1")
 }
 
 struct Progress {
@@ -452,46 +586,85 @@ impl ProgressSink for Progress {
     }
 }
 
-fn spawn_signal_handler(stop: StopSignal) {
-    tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+/// What Ctrl-C (SIGINT) and SIGTERM do while a command runs. With a loop to stop (`watch`,
+/// `backfill`), the first signal ends the loop after the current run; the next one stops the
+/// run itself at its next safe point (it rolls back, unless its publish is already under way);
+/// one more quits at once, leaving `sluice recover` to clean up.
+struct Signals {
+    received: Arc<std::sync::atomic::AtomicI32>,
+    cancel_run: StopSignal,
+}
+
+impl Signals {
+    fn listen(stop_loop: Option<StopSignal>, cancel_run: StopSignal) -> Signals {
+        use std::sync::atomic::Ordering;
+        let received = Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let seen = received.clone();
+        let cancel = cancel_run.clone();
+        tokio::spawn(async move {
+            let cancel_run = cancel;
+            use tokio::signal::unix::{SignalKind, signal};
+            let (mut int, mut term) = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(i), Ok(t)) => (i, t),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "cannot listen for Ctrl-C and SIGTERM");
                     return;
                 }
             };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            let mut stop_loop = stop_loop;
+            loop {
+                let number = tokio::select! {
+                    _ = int.recv() => libc::SIGINT,
+                    _ = term.recv() => libc::SIGTERM,
+                };
+                seen.store(number, Ordering::SeqCst);
+                if let Some(stop) = stop_loop.take() {
+                    eprintln!(
+                        "stopping after the current run (press Ctrl-C again to stop the run itself)"
+                    );
+                    stop.stop();
+                } else if !cancel_run.is_stopped() {
+                    eprintln!(
+                        "stopping: the run rolls back at its next safe point, or finishes a publish already under way (press Ctrl-C again to quit at once)"
+                    );
+                    cancel_run.stop();
+                } else {
+                    eprintln!(
+                        "quitting at once; run `sluice recover` to roll back what this run left open"
+                    );
+                    std::process::exit(128 + number);
+                }
+            }
+        });
+        Signals {
+            received,
+            cancel_run,
         }
-        eprintln!("stopping after the current run…");
-        stop.stop();
-    });
+    }
+
+    /// When a signal stopped a run: 130 after Ctrl-C, 143 after SIGTERM, as shells report a
+    /// process those signals ended. A loop that merely stopped between runs ends as usual.
+    fn exit_code(&self) -> Option<u8> {
+        if !self.cancel_run.is_stopped() {
+            return None;
+        }
+        match self.received.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => None,
+            number => u8::try_from(128 + number).ok(),
+        }
+    }
 }
 
 fn run_json(report: &RunReport) -> serde_json::Value {
-    let checks: Vec<serde_json::Value> = report
+    // The same shape as `sluice check --json`: every field of a check result.
+    let checks = report
         .audit
         .as_ref()
-        .map(|a| {
-            a.checks
-                .iter()
-                .map(|c| {
-                    json!({
-                        "name": c.name,
-                        "severity": c.severity,
-                        "status": c.status,
-                        "observed": c.observed,
-                        "rows_failing": c.rows_failing,
-                        "samples": c.samples,
-                        "message": c.message,
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+        .map(|a| serde_json::to_value(&a.checks).unwrap_or_default())
+        .unwrap_or_else(|| json!([]));
     let durations: serde_json::Map<String, serde_json::Value> = report
         .steps
         .iter()
@@ -564,6 +737,14 @@ fn print_run(ctx: &Ctx<'_>, report: &RunReport) {
                 report.table
             );
         }
+        RunStatus::Interrupted => {
+            eprintln!(
+                "{} in step {}: rolled back, nothing was published; main of {} is unchanged",
+                s.warn("stopped"),
+                report.failed_step.as_deref().unwrap_or("start"),
+                report.table
+            );
+        }
         RunStatus::Failed => {
             eprintln!(
                 "{} in step {}: {}",
@@ -584,9 +765,23 @@ fn print_run(ctx: &Ctx<'_>, report: &RunReport) {
     }
 }
 
+/// The audit table fitted to the terminal, then the failing-row samples of every problem check
+/// and the verdict.
 fn print_audit(audit: &AuditReport) {
-    // The rendered table includes the failing-row samples of every problem check.
-    out!("{}", audit.render_table());
+    let (header, rows) = audit.table_cells();
+    out!(
+        "{}",
+        output::table_fit(
+            &header,
+            &rows,
+            Fit {
+                whole: &[],
+                droppable: &[3, 2],
+            },
+            output::terminal_width()
+        )
+    );
+    out!("{}", audit.render_details());
 }
 
 async fn recover(ctx: &Ctx<'_>, wait: bool) -> Result<u8> {
@@ -595,11 +790,28 @@ async fn recover(ctx: &Ctx<'_>, wait: bool) -> Result<u8> {
     let pipeline = Pipeline::open(&config.pipeline).await?;
     let deadline = Instant::now() + ttl + Duration::from_secs(5);
     let mut recovered = Vec::new();
+    let mut announced = false;
     let report = loop {
         let report = pipeline.recover().await?;
         recovered.extend(report.recovered.iter().cloned());
         if !wait || report.still_running.is_empty() || Instant::now() > deadline {
             break report;
+        }
+        if !announced && !ctx.cli.quiet {
+            announced = true;
+            let until = chrono::Utc::now()
+                + chrono::Duration::from_std(deadline.saturating_duration_since(Instant::now()))
+                    .unwrap_or_default();
+            let runs: Vec<String> = report
+                .still_running
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            eprintln!(
+                "waiting until {} UTC at the latest for the lease of run {} to end (it ends early if its process exits; Ctrl-C stops waiting)",
+                until.format("%H:%M:%S"),
+                runs.join(", ")
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
@@ -615,11 +827,11 @@ async fn recover(ctx: &Ctx<'_>, wait: bool) -> Result<u8> {
         }
         for r in &recovered {
             outln!(
-                "{} {} ({}): {:?}, {} hook(s) run",
+                "{} {} ({}): {}, {} hook(s) run",
                 ctx.style.good("recovered"),
                 r.run_id,
                 r.name,
-                r.state,
+                output::word(&r.state),
                 r.hooks_completed
             );
             for f in &r.failures {
@@ -653,20 +865,22 @@ async fn runs(ctx: &Ctx<'_>, sub: &RunsCommand) -> Result<u8> {
                         vec![
                             r.run_id.to_string(),
                             r.name.clone(),
-                            format!("{:?}", r.state),
+                            output::word(&r.state),
                             r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                            r.error
-                                .clone()
-                                .unwrap_or_default()
-                                .chars()
-                                .take(80)
-                                .collect(),
+                            r.error.clone().unwrap_or_default(),
                         ]
                     })
                     .collect();
                 out!(
                     "{}",
-                    table(&["RUN", "NAME", "STATE", "STARTED (UTC)", "ERROR"], &rows)
+                    table(
+                        &["RUN", "NAME", "STATE", "STARTED (UTC)", "ERROR"],
+                        &rows,
+                        Fit {
+                            whole: &[0, 3],
+                            droppable: &[1],
+                        }
+                    )
                 );
             }
         }
@@ -678,7 +892,12 @@ async fn runs(ctx: &Ctx<'_>, sub: &RunsCommand) -> Result<u8> {
             if ctx.cli.json {
                 ctx.print_json(&serde_json::to_value(&run)?);
             } else {
-                outln!("run {} ({}) {:?}", run.run_id, run.name, run.state);
+                outln!(
+                    "run {} ({}) {}",
+                    run.run_id,
+                    run.name,
+                    output::word(&run.state)
+                );
                 outln!("params: {}", run.params);
                 if let Some(e) = &run.error {
                     outln!("error: {e}");
@@ -689,13 +908,10 @@ async fn runs(ctx: &Ctx<'_>, sub: &RunsCommand) -> Result<u8> {
                     .map(|s| {
                         vec![
                             s.name.clone(),
-                            format!("{:?}", s.state),
+                            output::word(&s.state),
                             s.attempts.to_string(),
                             s.duration_ms.map(|d| format!("{d} ms")).unwrap_or_default(),
-                            s.errors
-                                .last()
-                                .map(|e| format!("{e:?}"))
-                                .unwrap_or_default(),
+                            s.errors.last().map(|e| e.error.clone()).unwrap_or_default(),
                         ]
                     })
                     .collect();
@@ -703,7 +919,11 @@ async fn runs(ctx: &Ctx<'_>, sub: &RunsCommand) -> Result<u8> {
                     "{}",
                     table(
                         &["STEP", "STATE", "ATTEMPTS", "DURATION", "LAST ERROR"],
-                        &rows
+                        &rows,
+                        Fit {
+                            whole: &[3],
+                            droppable: &[],
+                        }
                     )
                 );
                 let hooks: Vec<Vec<String>> = run
@@ -711,10 +931,10 @@ async fn runs(ctx: &Ctx<'_>, sub: &RunsCommand) -> Result<u8> {
                     .iter()
                     .map(|h| {
                         vec![
-                            format!("{:?}", h.kind),
+                            output::word(&h.kind),
                             h.name.clone(),
                             h.payload.to_string(),
-                            format!("{:?}", h.state),
+                            output::word(&h.state),
                             h.attempts.to_string(),
                         ]
                     })
@@ -722,7 +942,11 @@ async fn runs(ctx: &Ctx<'_>, sub: &RunsCommand) -> Result<u8> {
                 if !hooks.is_empty() {
                     out!(
                         "{}",
-                        table(&["HOOK", "NAME", "PAYLOAD", "STATE", "ATTEMPTS"], &hooks)
+                        table(
+                            &["HOOK", "NAME", "PAYLOAD", "STATE", "ATTEMPTS"],
+                            &hooks,
+                            Fit::default()
+                        )
                     );
                 }
             }
@@ -731,23 +955,17 @@ async fn runs(ctx: &Ctx<'_>, sub: &RunsCommand) -> Result<u8> {
     Ok(0)
 }
 
-async fn refs(ctx: &Ctx<'_>, sub: &RefCommand, branches: bool) -> Result<u8> {
+async fn refs(ctx: &Ctx<'_>, action: RefAction<'_>, kind: RefKind) -> Result<u8> {
     let pipeline = ctx.pipeline().await?;
     let lake = pipeline.lake();
-    let kind = if branches { "branch" } else { "tag" };
-    match sub {
-        RefCommand::List { table: t } => {
+    match action {
+        RefAction::List { table: t } => {
             let name: TableName = t.parse()?;
-            let wanted = if branches {
-                sluice_lake::RefKind::Branch
-            } else {
-                sluice_lake::RefKind::Tag
-            };
             let refs: Vec<_> = lake
                 .list_refs(&name)
                 .await?
                 .into_iter()
-                .filter(|r| r.kind == wanted)
+                .filter(|r| r.kind == kind)
                 .collect();
             if ctx.cli.json {
                 ctx.print_json(&serde_json::to_value(&refs)?);
@@ -756,34 +974,48 @@ async fn refs(ctx: &Ctx<'_>, sub: &RefCommand, branches: bool) -> Result<u8> {
                     .iter()
                     .map(|r| vec![r.name.clone(), r.snapshot_id.to_string()])
                     .collect();
-                out!("{}", table(&[&kind.to_uppercase(), "SNAPSHOT"], &rows));
+                out!(
+                    "{}",
+                    table(
+                        &[&kind.as_str().to_uppercase(), "SNAPSHOT"],
+                        &rows,
+                        Fit::default()
+                    )
+                );
             }
         }
-        RefCommand::Create {
+        RefAction::Create {
             table: t,
             name,
             from,
         } => {
             let table_name: TableName = t.parse()?;
-            let ref_name = RefName::new(name.as_str())?;
+            let ref_name = RefName::new(name)?;
             let spec = RefSpec::parse(from)?;
-            let id = if branches {
-                lake.create_branch(&table_name, &ref_name, &spec).await?
-            } else {
-                lake.create_tag(&table_name, &ref_name, &spec).await?
+            let id = match kind {
+                RefKind::Branch => lake.create_branch(&table_name, &ref_name, &spec).await?,
+                RefKind::Tag => lake.create_tag(&table_name, &ref_name, &spec).await?,
             };
             if ctx.cli.json {
-                ctx.print_json(&json!({"table": t, kind: name, "snapshot_id": id}));
+                ctx.print_json(&json!({"table": t, kind.as_str(): name, "snapshot_id": id}));
             } else {
                 outln!("created {kind} {name} of {table_name} at snapshot {id}");
             }
         }
-        RefCommand::Delete { table: t, name } => {
+        RefAction::Delete { table: t, name } => {
             let table_name: TableName = t.parse()?;
-            lake.delete_ref(&table_name, &RefName::new(name.as_str())?)
-                .await?;
+            match lake
+                .delete_ref(&table_name, &RefName::new(name)?, kind)
+                .await
+            {
+                Ok(()) => {}
+                Err(e @ sluice_lake::Error::WrongRefKind { found, .. }) => {
+                    bail!("{e}; delete it with `sluice {found} delete {t} {name}`")
+                }
+                Err(e) => return Err(e.into()),
+            }
             if ctx.cli.json {
-                ctx.print_json(&json!({"table": t, "deleted": name}));
+                ctx.print_json(&json!({"table": t, "deleted": name, "kind": kind.as_str()}));
             } else {
                 outln!("deleted {kind} {name} of {table_name}");
             }
@@ -1017,7 +1249,11 @@ async fn run_demo(ctx: &Ctx<'_>, dir: &Path) -> Result<u8> {
             "{}",
             output::table(
                 &["SNAPSHOT", "OPERATION", "MESSAGE", "ROWS", "AUDIT"],
-                &rows
+                &rows,
+                Fit {
+                    whole: &[0],
+                    droppable: &[1],
+                }
             )
         );
         outln!("\n{} time travel", s.dim("5."));

@@ -115,6 +115,7 @@ pub(crate) enum Backend {
         catalog: SqlCatalog,
         pool: SqlitePool,
         name: String,
+        warehouse: String,
     },
     Rest {
         catalog: Box<RestCatalog>,
@@ -185,6 +186,7 @@ impl Backend {
                     catalog,
                     pool,
                     name: name.clone(),
+                    warehouse: warehouse.clone(),
                 })
             }
             CatalogConfig::Rest {
@@ -230,7 +232,18 @@ impl Backend {
         }
     }
 
+    /// Creates a namespace and each namespace it is nested in (`a`, `a.b` for `a.b.c`), so
+    /// that listing from the top finds every table.
     pub(crate) async fn ensure_namespace(&self, namespace: &NamespaceIdent) -> Result<()> {
+        let levels: Vec<String> = namespace.iter().cloned().collect();
+        for depth in 1..=levels.len() {
+            let ident = NamespaceIdent::from_vec(levels[..depth].to_vec())?;
+            self.ensure_one_namespace(&ident).await?;
+        }
+        Ok(())
+    }
+
+    async fn ensure_one_namespace(&self, namespace: &NamespaceIdent) -> Result<()> {
         let catalog = self.catalog();
         if catalog
             .namespace_exists(namespace)
@@ -285,7 +298,19 @@ impl Backend {
             Err(e) if is_not_found(&e) => Err(Error::TableNotFound {
                 table: name.to_string(),
             }),
-            Err(e) => Err(catalog_error(Some(name), e)),
+            Err(e) => {
+                if let Backend::Sql {
+                    pool,
+                    name: catalog_name,
+                    warehouse,
+                    ..
+                } = self
+                    && let Some(moved) = moved_lake(pool, catalog_name, warehouse, name).await
+                {
+                    return Err(moved);
+                }
+                Err(catalog_error(Some(name), e))
+            }
         }
     }
 
@@ -305,9 +330,21 @@ impl Backend {
         }
     }
 
-    pub(crate) async fn list_namespaces(&self) -> Result<Vec<NamespaceIdent>> {
+    /// The namespaces directly under `parent` (top-level ones without it).
+    pub(crate) async fn list_namespaces(
+        &self,
+        parent: Option<&NamespaceIdent>,
+    ) -> Result<Vec<NamespaceIdent>> {
+        match self.catalog().list_namespaces(parent).await {
+            Ok(namespaces) => Ok(namespaces),
+            Err(e) if is_not_found(&e) => Ok(Vec::new()),
+            Err(e) => Err(catalog_error(None, e)),
+        }
+    }
+
+    pub(crate) async fn namespace_exists(&self, namespace: &NamespaceIdent) -> Result<bool> {
         self.catalog()
-            .list_namespaces(None)
+            .namespace_exists(namespace)
             .await
             .map_err(|e| catalog_error(None, e))
     }
@@ -352,6 +389,49 @@ impl Backend {
     }
 }
 
+/// When a table of the SQL catalog cannot be loaded because its metadata file is missing from
+/// local disk and lies outside the configured warehouse, the lake was moved or copied: Iceberg
+/// metadata records absolute locations. Returns the error that says so.
+async fn moved_lake(
+    pool: &SqlitePool,
+    catalog_name: &str,
+    warehouse: &str,
+    name: &TableName,
+) -> Option<Error> {
+    let location: String = sqlx::query_scalar(
+        "SELECT metadata_location FROM iceberg_tables \
+         WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
+    )
+    .bind(catalog_name)
+    .bind(name.ident().namespace().join("."))
+    .bind(name.table())
+    .fetch_optional(pool)
+    .await
+    .ok()??;
+    let local = |l: &str| -> Option<String> {
+        if let Some(path) = l.strip_prefix("file://") {
+            Some(path.to_string())
+        } else if l.starts_with('/') {
+            Some(l.to_string())
+        } else {
+            None
+        }
+    };
+    let metadata_path = local(&location)?;
+    let warehouse_path = local(warehouse)?;
+    let warehouse_path = warehouse_path.trim_end_matches('/');
+    if std::path::Path::new(&metadata_path).exists()
+        || metadata_path.starts_with(&format!("{warehouse_path}/"))
+    {
+        return None;
+    }
+    Some(Error::LakeMoved {
+        table: name.to_string(),
+        metadata: metadata_path,
+        warehouse: warehouse_path.to_string(),
+    })
+}
+
 fn is_not_found(e: &iceberg::Error) -> bool {
     matches!(
         e.kind(),
@@ -363,7 +443,7 @@ fn catalog_error(table: Option<&TableName>, e: iceberg::Error) -> Error {
     Error::Catalog {
         table: table.map(ToString::to_string),
         retryable: e.retryable(),
-        message: e.to_string(),
+        message: crate::error::iceberg_text(&e),
     }
 }
 

@@ -11,11 +11,19 @@ use crate::refs::RefName;
 pub enum Error {
     /// The table does not exist in the catalog.
     #[error(
-        "table {table} does not exist; create it first or check the name (list tables with `sluice tables`)"
+        "table {table} does not exist; a first `sluice run --table {table}` creates it from its source files, or check the name (list tables with `sluice tables`)"
     )]
     TableNotFound {
         /// `namespace.table`
         table: String,
+    },
+    /// The namespace does not exist in the catalog.
+    #[error(
+        "namespace {namespace} does not exist; list the tables of every namespace with `sluice tables`"
+    )]
+    NamespaceNotFound {
+        /// The namespace, dot-separated.
+        namespace: String,
     },
     /// A table with that name already exists.
     #[error("table {table} already exists")]
@@ -66,6 +74,18 @@ pub enum Error {
         name: String,
         /// Which rule it breaks.
         reason: &'static str,
+    },
+    /// A branch was named where a tag is needed, or a tag where a branch is needed.
+    #[error("`{name}` in table {table} is a {found}, not a {expected}; it was left unchanged")]
+    WrongRefKind {
+        /// `namespace.table`
+        table: String,
+        /// The ref name.
+        name: String,
+        /// The kind the operation acts on.
+        expected: crate::refs::RefKind,
+        /// The kind the ref is.
+        found: crate::refs::RefKind,
     },
     /// The operation is not allowed on this ref (e.g. deleting `main`).
     #[error("{message}")]
@@ -204,8 +224,21 @@ pub enum Error {
         /// Whether retrying the same call may succeed (network errors, 5xx).
         retryable: bool,
     },
+    /// The table's metadata lies outside the configured warehouse and is gone: the lake was
+    /// moved or copied, and Iceberg metadata records absolute locations.
+    #[error(
+        "table {table} cannot be read: its metadata file {metadata} is missing and lies outside the warehouse {warehouse}; Iceberg metadata records absolute paths, so a lake directory that was moved or copied must be moved back to where it was created (see docs/lake.md, \"Moving a lake\")"
+    )]
+    LakeMoved {
+        /// `namespace.table`
+        table: String,
+        /// Where the catalog says the metadata is.
+        metadata: String,
+        /// The warehouse of the configuration in use.
+        warehouse: String,
+    },
     /// An error from the iceberg library.
-    #[error("iceberg: {0}")]
+    #[error("{}", iceberg_text(.0))]
     Iceberg(#[from] iceberg::Error),
     /// An error from the parquet library.
     #[error("parquet: {0}")]
@@ -238,3 +271,23 @@ impl Error {
 
 /// `Result` with [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An iceberg error as a sentence: its message, then each cause not already part of the text.
+/// (iceberg's own `Display` shows the kind's Rust name and `=>`, and repeats causes that the
+/// message already quotes.)
+pub(crate) fn iceberg_text(e: &iceberg::Error) -> String {
+    let mut text = e.message().to_string();
+    if text.is_empty() {
+        text = "the iceberg library failed".to_string();
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}

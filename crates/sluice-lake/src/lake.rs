@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Backend, CatalogConfig, LoadedTable};
 use crate::error::{Error, Result};
-use crate::refs::{self, MAIN, RefInfo, RefName, RefSpec, ref_kind};
+use crate::refs::{self, MAIN, RefInfo, RefKind, RefName, RefSpec, ref_kind};
 use crate::register::{data_files_for, read_footers};
 use crate::schema::{NAME_MAPPING_PROPERTY, iceberg_schema_from_arrow, name_mapping_json};
 use crate::snapshot_producer::{
@@ -291,19 +291,33 @@ impl Lake {
         self.backend.table_exists(name).await
     }
 
-    /// Tables of a namespace (`a` or `a.b`); all tables of all top-level namespaces if `None`.
+    /// Tables of a namespace (`a` or `a.b`) and of the namespaces nested in it; every table if
+    /// `None`. A namespace that does not exist is [`Error::NamespaceNotFound`].
     pub async fn list_tables(&self, namespace: Option<&str>) -> Result<Vec<TableName>> {
-        let namespaces = match namespace {
-            Some(ns) => vec![NamespaceIdent::from_vec(
-                ns.split('.').map(str::to_string).collect(),
-            )?],
-            None => self.backend.list_namespaces().await?,
+        let mut pending = match namespace {
+            Some(ns) => {
+                let ident = NamespaceIdent::from_vec(ns.split('.').map(str::to_string).collect())?;
+                if !self.backend.namespace_exists(&ident).await? {
+                    return Err(Error::NamespaceNotFound {
+                        namespace: ns.to_string(),
+                    });
+                }
+                vec![ident]
+            }
+            None => self.backend.list_namespaces(None).await?,
         };
+        // Nested namespaces (`a.b.c`) hold tables too.
         let mut tables = Vec::new();
-        for ns in namespaces {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(ns) = pending.pop() {
+            if !seen.insert(ns.clone()) {
+                continue;
+            }
             tables.extend(self.backend.list_tables(&ns).await?);
+            pending.extend(self.backend.list_namespaces(Some(&ns)).await?);
         }
         tables.sort();
+        tables.dedup();
         Ok(tables)
     }
 
@@ -413,9 +427,16 @@ impl Lake {
         Ok(id)
     }
 
-    /// Deletes a branch or tag. `main` cannot be deleted. Deleting a ref that does not exist
-    /// is an error ([`Error::RefNotFound`]).
-    pub async fn delete_ref(&self, name: &TableName, reference: &RefName) -> Result<()> {
+    /// Deletes a branch or a tag: `kind` says which, and a ref of the other kind is left alone
+    /// ([`Error::WrongRefKind`]), so a tag cannot be deleted by a command meant for branches.
+    /// `main` cannot be deleted. Deleting a ref that does not exist is an error
+    /// ([`Error::RefNotFound`]).
+    pub async fn delete_ref(
+        &self,
+        name: &TableName,
+        reference: &RefName,
+        kind: RefKind,
+    ) -> Result<()> {
         if reference.is_main() {
             return Err(Error::RefNotAllowed {
                 message: format!(
@@ -432,9 +453,10 @@ impl Lake {
                     return Err(Error::RefNotFound {
                         table: table.name().to_string(),
                         reference: reference.to_string(),
-                        reason: "no branch or tag of that name".to_string(),
+                        reason: format!("no {kind} of that name"),
                     });
                 };
+                refs::expect_kind(&table.name().to_string(), &reference, current, kind)?;
                 Ok(Plan::Commit {
                     requirements: vec![
                         TableRequirement::UuidMatch { uuid: md.uuid() },
@@ -454,14 +476,14 @@ impl Lake {
         Ok(())
     }
 
-    /// Like [`Lake::delete_ref`], but a missing ref is not an error (for compensations that
-    /// may run more than once). Returns whether a ref was deleted.
+    /// Like [`Lake::delete_ref`] for a branch, but a missing branch is not an error (for
+    /// compensations that may run more than once). Returns whether a branch was deleted.
     pub async fn delete_ref_if_exists(
         &self,
         name: &TableName,
         reference: &RefName,
     ) -> Result<bool> {
-        match self.delete_ref(name, reference).await {
+        match self.delete_ref(name, reference, RefKind::Branch).await {
             Ok(()) => Ok(true),
             Err(Error::RefNotFound { .. } | Error::TableNotFound { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -861,4 +883,3 @@ async fn discard_snapshot_files(table: &LoadedTable, snapshot: &iceberg::spec::S
     }
     let _ = io.delete(list).await;
 }
-

@@ -92,8 +92,8 @@ pub use refs::{MAIN, RefInfo, RefKind, RefName, RefSpec};
 pub use register::{ParquetFooter, read_footer, read_footers};
 pub use retrying_store::{ReadRetry, RetryingStore};
 pub use schema::{
-    SchemaDiff, arrow_schema_for, conform_batch, diff_schemas, iceberg_schema_from_arrow,
-    unsupported_columns,
+    NanosToMicros, SchemaDiff, arrow_schema_for, conform_batch, conform_batch_with, diff_schemas,
+    iceberg_schema_from_arrow, timestamps_to_micros, unsupported_columns,
 };
 pub use snapshot_producer::{
     COMMIT_ID_PROPERTY, RUN_ID_PROPERTY, SOURCE_SNAPSHOT_PROPERTY, TableWriter, WriteOptions,

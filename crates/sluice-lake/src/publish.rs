@@ -521,6 +521,7 @@ async fn plan_rebase(
         SOURCE_SNAPSHOT_PROPERTY.to_string(),
         source_head.to_string(),
     );
+    inherit_message_and_author(md, source_head, &mut properties);
     let (base_manifests, parent_summary) = SnapshotSpec::base_of(table, target_head).await?;
     let snapshot = write_append_snapshot(
         table,
@@ -551,6 +552,25 @@ async fn plan_rebase(
             files: files.len(),
         },
     })
+}
+
+/// A rebased commit says what the commit it re-applies said: its message and author, unless
+/// the caller gave its own.
+fn inherit_message_and_author(
+    md: &iceberg::spec::TableMetadata,
+    source_head: i64,
+    properties: &mut HashMap<String, String>,
+) {
+    let Some(source) = md.snapshot_by_id(source_head) else {
+        return;
+    };
+    for key in ["sluice.message", "sluice.author"] {
+        if !properties.contains_key(key)
+            && let Some(value) = source.summary().additional_properties.get(key)
+        {
+            properties.insert(key.to_string(), value.clone());
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! * a branch or tag name: `main`, `sluice/0193…`, `v1`;
 //! * a snapshot id: `5125346238493624000`;
 //! * any of those followed by `@<RFC 3339 timestamp>`: `main@2026-11-25T10:00:00Z` is the
-//!   snapshot the ref pointed at then.
+//!   snapshot the ref pointed at then. A time without fractional seconds stands for the end of
+//!   that second (Iceberg records milliseconds), so a commit shown at `10:00:00` is included.
 //!
 //! For `main`, "pointed at then" comes from the table's snapshot log, which records every move
 //! of `main` (a fast-forward at 10:05 to a snapshot written at 10:01 is visible from 10:05, not
@@ -134,10 +135,14 @@ impl RefSpec {
                 name: s.escape_default().to_string(),
                 reason: leak_reason(e),
             })?;
-            return Ok(RefSpec::AsOf(
-                Box::new(RefSpec::parse(base)?),
-                at.with_timezone(&Utc),
-            ));
+            // A time written to the second means the whole second: `sluice log` shows commit
+            // times, and a time copied from it must include the commit it shows.
+            let at = if time.contains('.') {
+                at.with_timezone(&Utc)
+            } else {
+                at.with_timezone(&Utc) + chrono::Duration::milliseconds(999)
+            };
+            return Ok(RefSpec::AsOf(Box::new(RefSpec::parse(base)?), at));
         }
         if s.is_empty() {
             return Err(Error::InvalidRefName {
@@ -182,6 +187,42 @@ pub enum RefKind {
     Branch,
     /// A fixed tag.
     Tag,
+}
+
+impl RefKind {
+    /// The word users read: `branch` or `tag`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefKind::Branch => "branch",
+            RefKind::Tag => "tag",
+        }
+    }
+}
+
+impl fmt::Display for RefKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The one check every operation on a named ref of a given kind makes: the ref is of that
+/// kind, so a command meant for tags never moves or deletes a branch, nor the other way round.
+pub(crate) fn expect_kind(
+    table: &str,
+    name: &RefName,
+    reference: &SnapshotReference,
+    expected: RefKind,
+) -> Result<()> {
+    let found = ref_kind(reference);
+    if found == expected {
+        return Ok(());
+    }
+    Err(Error::WrongRefKind {
+        table: table.to_string(),
+        name: name.to_string(),
+        expected,
+        found,
+    })
 }
 
 /// A branch or tag and the snapshot it points at.
@@ -342,8 +383,13 @@ mod tests {
         match spec {
             RefSpec::AsOf(base, at) => {
                 assert_eq!(*base, RefSpec::main());
-                assert_eq!(at.to_rfc3339(), "2026-11-25T10:00:00+00:00");
+                // A time to the second stands for the whole second.
+                assert_eq!(at.to_rfc3339(), "2026-11-25T10:00:00.999+00:00");
             }
+            other => panic!("{other:?}"),
+        }
+        match RefSpec::parse("main@2026-11-25T10:00:00.250Z").unwrap() {
+            RefSpec::AsOf(_, at) => assert_eq!(at.to_rfc3339(), "2026-11-25T10:00:00.250+00:00"),
             other => panic!("{other:?}"),
         }
         assert!(RefSpec::parse("main@yesterday").is_err());

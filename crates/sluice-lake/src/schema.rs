@@ -6,8 +6,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, ListArray, MapArray, RecordBatch, StructArray, new_null_array};
-use arrow_schema::{DataType, Field, FieldRef, Schema as ArrowSchema, SchemaRef as ArrowSchemaRef};
+use arrow_array::{
+    Array, ArrayRef, ListArray, MapArray, RecordBatch, StructArray, TimestampNanosecondArray,
+    new_null_array,
+};
+use arrow_schema::{
+    DataType, Field, FieldRef, Schema as ArrowSchema, SchemaRef as ArrowSchemaRef, TimeUnit,
+};
 use iceberg::arrow::{
     arrow_schema_to_schema_auto_assign_ids, arrow_type_to_type, schema_to_arrow_schema,
 };
@@ -90,9 +95,13 @@ fn collect_unsupported(path: &str, ty: &DataType, out: &mut Vec<String>) {
 }
 
 /// Types that sluice stores as their canonical Iceberg equivalent, at every depth, without
-/// field metadata.
+/// field metadata. Nanosecond timestamps are stored as microseconds: Iceberg's `timestamp_ns`
+/// exists only in format version 3, which most engines cannot read yet (see [`NanosToMicros`]).
 fn normalize_type(t: &DataType) -> DataType {
     match t {
+        DataType::Timestamp(TimeUnit::Nanosecond, tz) => {
+            DataType::Timestamp(TimeUnit::Microsecond, tz.clone())
+        }
         DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
         DataType::LargeBinary | DataType::BinaryView => DataType::Binary,
         DataType::Dictionary(_, value) => normalize_type(value),
@@ -180,7 +189,7 @@ fn same_leaf_type(from: &DataType, to: &DataType) -> bool {
     }
     match (from, to) {
         (DataType::Timestamp(u1, tz1), DataType::Timestamp(u2, tz2)) => {
-            u1 == u2
+            (u1 == u2 || (*u1 == TimeUnit::Nanosecond && *u2 == TimeUnit::Microsecond))
                 && tz1.is_some() == tz2.is_some()
                 && tz_is_utc(tz1.as_deref()) == tz_is_utc(tz2.as_deref())
         }
@@ -351,14 +360,80 @@ fn compare_types(
     }
 }
 
+/// What becomes of a nanosecond timestamp written to a column that stores microseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NanosToMicros {
+    /// A value with a non-zero sub-microsecond part is an error naming the column: nothing
+    /// is silently lost.
+    #[default]
+    Refuse,
+    /// Sub-microsecond parts are dropped (rounded towards negative infinity).
+    Truncate,
+}
+
+/// Nanosecond timestamps as microseconds, refusing (per `policy`) any value that would lose
+/// precision. `column` and `source` name the values in the error.
+pub fn timestamps_to_micros(
+    values: &ArrayRef,
+    target: &DataType,
+    policy: NanosToMicros,
+    table_name: &str,
+    source: &str,
+    column: &str,
+) -> Result<ArrayRef> {
+    if policy == NanosToMicros::Refuse
+        && let Some(nanos) = values.as_any().downcast_ref::<TimestampNanosecondArray>()
+        && let Some(row) = nanos.iter().position(|v| v.is_some_and(|v| v % 1000 != 0))
+    {
+        return Err(Error::SchemaMismatch {
+            table: table_name.to_string(),
+            path: source.to_string(),
+            diff: format!(
+                "column `{column}` holds nanosecond timestamps (row {row} has a sub-microsecond part) and the table stores microseconds; pass --truncate-timestamps to drop the nanoseconds"
+            ),
+        });
+    }
+    // Arrow's cast divides, which rounds towards zero; flooring keeps times before 1970 in the
+    // microsecond they fall in.
+    let floored: ArrayRef = match values.as_any().downcast_ref::<TimestampNanosecondArray>() {
+        Some(nanos) => Arc::new(
+            nanos
+                .unary::<_, arrow_array::types::TimestampNanosecondType>(|v| {
+                    v.div_euclid(1000) * 1000
+                })
+                .with_timezone_opt(nanos.timezone().map(str::to_string)),
+        ),
+        None => values.clone(),
+    };
+    Ok(arrow_cast::cast(&floored, target)?)
+}
+
 /// Rebuilds a batch with the table's Arrow schema: columns by name, in table order, missing
 /// optional columns (and struct fields) as nulls, time zone and string-encoding differences
-/// cast away, nested fields relabelled with the table's names and field ids.
+/// cast away, nested fields relabelled with the table's names and field ids, top-level
+/// nanosecond timestamps refused unless they are whole microseconds.
 pub fn conform_batch(
     table_name: &str,
     source: &str,
     table_schema: &ArrowSchemaRef,
     batch: &RecordBatch,
+) -> Result<RecordBatch> {
+    conform_batch_with(
+        table_name,
+        source,
+        table_schema,
+        batch,
+        NanosToMicros::Refuse,
+    )
+}
+
+/// [`conform_batch`] with a choice of what happens to nanosecond timestamps.
+pub fn conform_batch_with(
+    table_name: &str,
+    source: &str,
+    table_schema: &ArrowSchemaRef,
+    batch: &RecordBatch,
+    nanos: NanosToMicros,
 ) -> Result<RecordBatch> {
     if batch.schema().fields().len() == table_schema.fields().len()
         && batch
@@ -385,7 +460,25 @@ pub fn conform_batch(
     let mut columns = Vec::with_capacity(table_schema.fields().len());
     for field in table_schema.fields() {
         match input_schema.index_of(field.name()) {
-            Ok(i) => columns.push(conform_array(batch.column(i), field.data_type())?),
+            Ok(i) => {
+                let column = batch.column(i);
+                if matches!(
+                    column.data_type(),
+                    DataType::Timestamp(TimeUnit::Nanosecond, _)
+                ) && column.data_type() != field.data_type()
+                {
+                    columns.push(timestamps_to_micros(
+                        column,
+                        field.data_type(),
+                        nanos,
+                        table_name,
+                        source,
+                        field.name(),
+                    )?);
+                } else {
+                    columns.push(conform_array(column, field.data_type())?);
+                }
+            }
             Err(_) => columns.push(new_null_array(field.data_type(), batch.num_rows())),
         }
     }

@@ -31,7 +31,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use crate::catalog::LoadedTable;
 use crate::error::{Error, Result};
 use crate::manifests::{ManifestListHeader, write_data_manifest_v2, write_manifest_list_v2};
-use crate::schema::{arrow_schema_for, conform_batch};
+use crate::schema::{NanosToMicros, arrow_schema_for, conform_batch_with};
 
 /// Summary property: a unique id of the commit that produced a snapshot, so that a commit whose
 /// outcome is unknown (a timeout, a crash) is recognised instead of being applied twice.
@@ -97,6 +97,8 @@ pub struct WriteOptions {
     /// The run writing the files: they go to the run's own directory under the table's data
     /// directory, so that a rollback can delete them all ([`crate::Lake::delete_run_files`]).
     pub run_id: Option<String>,
+    /// What becomes of nanosecond timestamps (stored as microseconds).
+    pub nanos: NanosToMicros,
 }
 
 impl Default for WriteOptions {
@@ -107,6 +109,7 @@ impl Default for WriteOptions {
             max_row_group_rows: 1024 * 1024,
             min_copied_row_group_bytes: crate::chunk_copy::MIN_COPIED_ROW_GROUP_BYTES,
             run_id: None,
+            nanos: NanosToMicros::default(),
         }
     }
 }
@@ -122,6 +125,7 @@ pub struct TableWriter {
     arrow_schema: ArrowSchemaRef,
     inner: InnerWriter,
     rows: u64,
+    nanos: NanosToMicros,
 }
 
 impl std::fmt::Debug for TableWriter {
@@ -169,6 +173,7 @@ impl TableWriter {
             arrow_schema: arrow_schema_for(&schema)?,
             inner,
             rows: 0,
+            nanos: options.nanos,
         })
     }
 
@@ -185,7 +190,7 @@ impl TableWriter {
     /// Writes one batch. `source` names where it came from, for error messages. Columns are
     /// matched by name; a batch that does not fit the table is a [`Error::SchemaMismatch`].
     pub async fn write(&mut self, batch: &RecordBatch, source: &str) -> Result<()> {
-        let batch = conform_batch(&self.table, source, &self.arrow_schema, batch)?;
+        let batch = conform_batch_with(&self.table, source, &self.arrow_schema, batch, self.nanos)?;
         self.rows += batch.num_rows() as u64;
         self.inner.write(batch).await?;
         Ok(())

@@ -25,6 +25,9 @@ pub enum Error {
     /// Incoming files do not fit the table and the schema may not change.
     #[error("{0}")]
     SchemaDrift(String),
+    /// The run was asked to stop ([`crate::RunOptions::cancel`]) before it published.
+    #[error("stopped before publishing, as asked")]
+    Interrupted,
     /// Arrow failed (projection of schemas).
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),

@@ -25,6 +25,7 @@
 //!     RunStatus::AuditFailed => println!("rejected: {:?}", report.audit),
 //!     RunStatus::NothingToDo => println!("no new files"),
 //!     RunStatus::Failed => println!("failed in {:?}: {:?}", report.failed_step, report.error),
+//!     RunStatus::Interrupted => println!("stopped before publishing; main unchanged"),
 //! }
 //! # Ok(())
 //! # }

@@ -39,8 +39,8 @@ use sluice_lake::iceberg_types::{DataFile, PrimitiveLiteral};
 use sluice_lake::{
     AppendRequest, ChunkCopier, Lake, LakeConfig, LedgerEntry, LoadedTable, ParquetFooter,
     PublishKind, RUN_ID_PROPERTY, RUN_KEY_PROPERTY, RebaseOptions, RefName, RefSpec, ScanOptions,
-    TableName, WriteOptions, arrow_schema_for, chunk_copy_blocker, conform_batch, diff_schemas,
-    read_footers, unsupported_columns, unsupported_table_reason,
+    TableName, WriteOptions, arrow_schema_for, chunk_copy_blocker, conform_batch,
+    conform_batch_with, diff_schemas, read_footers, unsupported_columns, unsupported_table_reason,
 };
 use sluice_txn::{
     Engine, ObjectStoreJournal, Outcome, RecoveryReport, Registry, RetryPolicy, RunFilter,
@@ -50,6 +50,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::report::{RunReport, RunStatus};
+use crate::schedule::StopSignal;
 use crate::source::{SourceFile, list_source, run_key};
 
 /// Name of the compensation that deletes an audit branch (staged by earlier versions; still
@@ -137,6 +138,10 @@ pub struct RunOptions {
     /// Crash testing: stop (wait for an hour) at this point of the run, so that a test can
     /// kill or abort it there. See the `SLUICE_PAUSE_AT` points.
     pub pause_at: Option<String>,
+    /// Raised (e.g. on Ctrl-C or SIGTERM), the run stops at its next safe point: before
+    /// publishing it rolls back and reports [`RunStatus::Interrupted`]; a publish already
+    /// under way is finished.
+    pub cancel: StopSignal,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -170,6 +175,7 @@ impl RunOptions {
             rewrite: false,
             progress: None,
             pause_at: None,
+            cancel: StopSignal::new(),
         }
     }
 }
@@ -290,7 +296,33 @@ async fn pause_point(options: &RunOptions, point: &str) {
             .and_then(|s| s.parse().ok())
             .unwrap_or(3600);
         eprintln!("sluice: paused at {point}");
-        tokio::time::sleep(Duration::from_secs(secs)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(secs)) => {}
+            _ = options.cancel.stopped() => {}
+        }
+    }
+}
+
+/// Runs `work` unless the run is asked to stop first. Dropping `work` at one of its await
+/// points is safe before publishing: nothing it wrote is reachable from `main`, and the
+/// compensation staged before it removes the audit branch.
+async fn unless_cancelled<T>(
+    options: &RunOptions,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::select! {
+        biased;
+        _ = options.cancel.stopped() => Err(Error::Interrupted),
+        result = work => result,
+    }
+}
+
+/// A safe point between steps: the run stops here if it was asked to.
+fn check_cancelled(options: &RunOptions) -> std::result::Result<(), StepError> {
+    if options.cancel.is_stopped() {
+        Err(step_error(Error::Interrupted))
+    } else {
+        Ok(())
     }
 }
 
@@ -466,12 +498,16 @@ impl Pipeline {
                         )
                         .await
                         .map_err(step_error)?;
-                        self.write(options, files, branch, &run_id, key_ref)
-                            .await
-                            .map_err(step_error)
+                        unless_cancelled(
+                            options,
+                            self.write(options, files, branch, &run_id, key_ref),
+                        )
+                        .await
+                        .map_err(step_error)
                     })
                     .await?;
                 pause_point(options, "after-write").await;
+                check_cancelled(options)?;
                 {
                     let mut s = lock(state);
                     s.timings.push(("write".into(), write_started.elapsed()));
@@ -489,6 +525,7 @@ impl Pipeline {
                 lock(state)
                     .timings
                     .push(("audit".into(), audit_started.elapsed()));
+                check_cancelled(options)?;
                 if !verdict {
                     let audit = written.audit.clone();
                     let failing = audit.as_ref().map(failing_checks).unwrap_or_default();
@@ -550,7 +587,10 @@ impl Pipeline {
                 ));
             }
             Outcome::RolledBack { error, .. } => {
-                if let Some(audit) = s.audit_failed.take() {
+                if options.cancel.is_stopped() && s.audit_failed.is_none() {
+                    report.status = RunStatus::Interrupted;
+                    report.failed_step = s.step.clone();
+                } else if let Some(audit) = s.audit_failed.take() {
                     report.status = RunStatus::AuditFailed;
                     report.audit = Some(audit);
                     report.failed_step = Some("audit".into());
@@ -854,6 +894,7 @@ impl Pipeline {
                 queue: queue.clone(),
                 evaluator: evaluator.as_ref().map(Evaluator::fork),
                 progress: options.progress.clone(),
+                nanos: options.write.nanos,
             };
             tasks.push(tokio::spawn(worker.run(writer)));
         }
@@ -1118,6 +1159,7 @@ struct CopyWorker {
     queue: Arc<Mutex<VecDeque<(ParquetFooter, bool)>>>,
     evaluator: Option<Evaluator>,
     progress: Option<Arc<dyn ProgressSink>>,
+    nanos: sluice_lake::NanosToMicros,
 }
 
 impl CopyWorker {
@@ -1146,7 +1188,13 @@ impl CopyWorker {
                 .map_err(corrupt)?;
             let mut file_rows = 0u64;
             while let Some(batch) = stream.try_next().await.map_err(corrupt)? {
-                let batch = conform_batch(&self.table, &footer.location, &self.schema, &batch)?;
+                let batch = conform_batch_with(
+                    &self.table,
+                    &footer.location,
+                    &self.schema,
+                    &batch,
+                    self.nanos,
+                )?;
                 if let Some(ev) = self.evaluator.as_mut() {
                     ev.update(&batch)?;
                 }

@@ -16,16 +16,20 @@ pub enum RunStatus {
     Failed,
     /// Every source file is already in `main`.
     NothingToDo,
+    /// Stopped on request (Ctrl-C, SIGTERM) before publishing: rolled back, `main` is
+    /// unchanged.
+    Interrupted,
 }
 
 impl RunStatus {
     /// The process exit code for this status: 0 published or nothing to do, 3 audit failed,
-    /// 1 any other failure.
+    /// 130 interrupted (as after SIGINT), 1 any other failure.
     pub fn exit_code(self) -> i32 {
         match self {
             RunStatus::Published | RunStatus::NothingToDo => 0,
             RunStatus::AuditFailed => 3,
             RunStatus::Failed => 1,
+            RunStatus::Interrupted => 130,
         }
     }
 
@@ -36,6 +40,7 @@ impl RunStatus {
             RunStatus::AuditFailed => "audit_failed",
             RunStatus::Failed => "failed",
             RunStatus::NothingToDo => "nothing_to_do",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 }

@@ -37,6 +37,19 @@ impl StopSignal {
         self.stopped.load(Ordering::SeqCst)
     }
 
+    /// Resolves once a stop is requested (at once if it already was).
+    pub async fn stopped(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_stopped() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     async fn sleep(&self, every: Duration) {
         let notified = self.notify.notified();
         if self.is_stopped() {

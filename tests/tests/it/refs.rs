@@ -75,14 +75,28 @@ async fn branches_and_tags(backend: Backend) {
         .unwrap_err();
     assert!(matches!(err, Error::RefAlreadyExists { .. }), "{err}");
 
-    lake.delete_ref(&table, &tag).await.unwrap();
-    lake.delete_ref(&table, &dev).await.unwrap();
+    // Each kind of ref is deleted only as that kind.
+    let err = lake
+        .delete_ref(&table, &tag, RefKind::Branch)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::WrongRefKind { .. }), "{err}");
+    lake.delete_ref(&table, &tag, RefKind::Tag).await.unwrap();
+    lake.delete_ref(&table, &dev, RefKind::Branch)
+        .await
+        .unwrap();
     let mut left: Vec<_> = ref_state(&lake, &table).await.into_keys().collect();
     left.sort();
     assert_eq!(left, ["from-id", "from-tag", "main"]);
-    let err = lake.delete_ref(&table, &RefName::main()).await.unwrap_err();
+    let err = lake
+        .delete_ref(&table, &RefName::main(), RefKind::Branch)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("cannot delete `main`"), "{err}");
-    let err = lake.delete_ref(&table, &dev).await.unwrap_err();
+    let err = lake
+        .delete_ref(&table, &dev, RefKind::Branch)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, Error::RefNotFound { .. }) && err.to_string().contains("dev"),
         "{err}"

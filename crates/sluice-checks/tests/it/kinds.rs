@@ -787,7 +787,7 @@ fn schema_fail_names_missing_and_mistyped_columns() {
     );
     assert!(
         r.message
-            .contains("column `event_id` is Int64, expected string"),
+            .contains("column `event_id` is int64, expected string"),
         "{}",
         r.message
     );

@@ -5,6 +5,7 @@ mod bad_input;
 mod common;
 mod crash;
 mod faults;
+mod first_hour;
 mod interop;
 mod ledger;
 mod runs;

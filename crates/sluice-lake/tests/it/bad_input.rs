@@ -142,7 +142,11 @@ async fn invalid_names_and_missing_tables_and_refs_are_typed_errors() {
     assert!(matches!(err, Error::RefAlreadyExists { .. }), "{err}");
     let err = t
         .lake
-        .delete_ref(&t.table, &RefName::new("ghost").unwrap())
+        .delete_ref(
+            &t.table,
+            &RefName::new("ghost").unwrap(),
+            sluice_lake::RefKind::Tag,
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::RefNotFound { .. }), "{err}");

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use proptest::prelude::*;
-use sluice_lake::{Error, RefName, RefSpec};
+use sluice_lake::{Error, RefKind, RefName, RefSpec};
 
 use crate::common::*;
 
@@ -215,7 +215,13 @@ async fn run(ops: Vec<Op>) {
             }
             Op::Delete { name } => {
                 let name = ref_name(name);
-                let result = lake.delete_ref(table, &RefName::new(name).unwrap()).await;
+                let kind = match m.refs.get(name) {
+                    Some((false, _)) => RefKind::Tag,
+                    _ => RefKind::Branch,
+                };
+                let result = lake
+                    .delete_ref(table, &RefName::new(name).unwrap(), kind)
+                    .await;
                 if name == "main" || !m.refs.contains_key(name) {
                     assert!(result.is_err());
                 } else {

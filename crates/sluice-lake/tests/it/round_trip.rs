@@ -174,8 +174,31 @@ async fn refs_are_created_listed_and_deleted() {
         .unwrap();
     assert_eq!(ids(&t.lake, &t.table, "from-id").await, vec![0, 1, 2]);
     assert_eq!(ids(&t.lake, &t.table, "from-tag").await, vec![0, 1, 2]);
-    t.lake.delete_ref(&t.table, &tag).await.unwrap();
-    t.lake.delete_ref(&t.table, &b).await.unwrap();
+    // Each kind of delete leaves the other kind alone.
+    use sluice_lake::RefKind;
+    let err = t
+        .lake
+        .delete_ref(&t.table, &tag, RefKind::Branch)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, sluice_lake::Error::WrongRefKind { .. }),
+        "{err}"
+    );
+    let err = t
+        .lake
+        .delete_ref(&t.table, &b, RefKind::Tag)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is a branch, not a tag"), "{err}");
+    t.lake
+        .delete_ref(&t.table, &tag, RefKind::Tag)
+        .await
+        .unwrap();
+    t.lake
+        .delete_ref(&t.table, &b, RefKind::Branch)
+        .await
+        .unwrap();
     let left: Vec<_> = t
         .lake
         .list_refs(&t.table)
@@ -187,7 +210,7 @@ async fn refs_are_created_listed_and_deleted() {
     assert_eq!(left, ["from-id", "from-tag", "main"]);
     let err = t
         .lake
-        .delete_ref(&t.table, &RefName::main())
+        .delete_ref(&t.table, &RefName::main(), RefKind::Branch)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("cannot delete `main`"), "{err}");
