@@ -116,6 +116,11 @@ pub(crate) enum Backend {
         pool: SqlitePool,
         name: String,
         warehouse: String,
+        /// Tables as last loaded or committed, keyed by `namespace.table`. A load asks the
+        /// database for the current metadata location and reuses the parsed metadata when it
+        /// is the same file (metadata files are never rewritten), so a table's growing
+        /// metadata is parsed once per change instead of on every load.
+        loaded: Arc<std::sync::Mutex<HashMap<String, LoadedTable>>>,
     },
     Rest {
         catalog: Box<RestCatalog>,
@@ -187,6 +192,7 @@ impl Backend {
                     pool,
                     name: name.clone(),
                     warehouse: warehouse.clone(),
+                    loaded: Arc::default(),
                 })
             }
             CatalogConfig::Rest {
@@ -290,11 +296,30 @@ impl Backend {
     }
 
     pub(crate) async fn load_table(&self, name: &TableName) -> Result<LoadedTable> {
+        if let Backend::Sql {
+            pool,
+            name: catalog_name,
+            loaded,
+            ..
+        } = self
+        {
+            let current = current_metadata_location(pool, catalog_name, name).await?;
+            let cached = loaded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&name.to_string())
+                .cloned();
+            if let (Some(current), Some(cached)) = (current, cached)
+                && cached.metadata_location() == Some(current.as_str())
+            {
+                return Ok(cached);
+            }
+        }
         match self.catalog().load_table(&name.ident()).await {
-            Ok(table) => Ok(LoadedTable {
+            Ok(table) => Ok(self.remember(LoadedTable {
                 name: name.clone(),
                 table,
-            }),
+            })),
             Err(e) if is_not_found(&e) => Err(Error::TableNotFound {
                 table: name.to_string(),
             }),
@@ -349,7 +374,24 @@ impl Backend {
             .map_err(|e| catalog_error(None, e))
     }
 
+    /// Keeps a loaded or committed table of the SQL catalog for the next load.
+    fn remember(&self, table: LoadedTable) -> LoadedTable {
+        if let Backend::Sql { loaded, .. } = self {
+            loaded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(table.name.to_string(), table.clone());
+        }
+        table
+    }
+
     pub(crate) async fn drop_table(&self, name: &TableName) -> Result<()> {
+        if let Backend::Sql { loaded, .. } = self {
+            loaded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&name.to_string());
+        }
         match self.catalog().drop_table(&name.ident()).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Err(Error::TableNotFound {
@@ -368,7 +410,8 @@ impl Backend {
     ) -> Result<LoadedTable> {
         match self {
             Backend::Sql { pool, name, .. } => {
-                commit_sql(pool, name, current, requirements, updates).await
+                let table = commit_sql(pool, name, current, requirements, updates).await?;
+                Ok(self.remember(table))
             }
             Backend::Rest { commits, .. } => {
                 let metadata = commits.commit(current, requirements, updates).await?;
@@ -387,6 +430,26 @@ impl Backend {
             }
         }
     }
+}
+
+/// The metadata location the SQL catalog's row of `name` points at (`None`: no such table).
+async fn current_metadata_location(
+    pool: &SqlitePool,
+    catalog_name: &str,
+    name: &TableName,
+) -> Result<Option<String>> {
+    let row: Option<(Option<String>,)> = sqlx::query_as(
+        "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ? \
+         AND table_namespace = ? AND table_name = ? \
+         AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)",
+    )
+    .bind(catalog_name)
+    .bind(name.ident().namespace().join("."))
+    .bind(name.table())
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| sql_error(Some(name), e))?;
+    Ok(row.and_then(|(location,)| location))
 }
 
 /// When a table of the SQL catalog cannot be loaded because its metadata file is missing from

@@ -7,16 +7,18 @@
 //! ```text
 //!  table property  sluice.ingest-ledger = <table>/metadata/sluice-ledger/<id>.root.json
 //!                                                   │
-//!  root: { format, hash, buckets: [b0, b1, …, b63] }  (each a bucket file, or null)
+//!  root: { format, hash, entries, buckets: [b0, b1, …] }  (each a bucket file, or null)
 //!                                          │
 //!  bucket file: one entry per line,  f "<source file location>"  |  k "<run key>"
 //! ```
 //!
-//! An entry lives in the bucket its hash (FNV-1a, 64 bit) picks. Every file is immutable: a
+//! An entry lives in the bucket its hash (FNV-1a, 64 bit) picks, modulo the number of buckets:
+//! one for a new ledger, doubled whenever they would hold more than 4,096 entries on average
+//! (up to 4,096 buckets; a split rewrites every bucket once). Every file is immutable: a
 //! publish writes new versions of only the buckets its entries fall in, plus a new root, and
 //! the **same catalog commit** that moves `main` points the property at the new root. A
 //! publish that loses a race writes nothing the table refers to; the next attempt starts from
-//! the fresh root. Checking `n` candidates reads the root and at most `min(n, 64)` buckets.
+//! the fresh root. Checking `n` candidates reads the root and at most `min(n, buckets)` buckets.
 //!
 //! A table published by an older version has no property: its ledger is read once from the
 //! summaries of `main`'s snapshots (`sluice.source-files`, `sluice.run-key`), and the first
@@ -46,7 +48,11 @@ pub const RUN_KEY_PROPERTY: &str = "sluice.run-key";
 
 const FORMAT: u32 = 1;
 const HASH: &str = "fnv1a64";
-const BUCKETS: usize = 64;
+/// A ledger starts with one bucket and doubles them when they hold more entries than this on
+/// average, so that a small ledger is one file and a large one is read a small part at a time.
+const ENTRIES_PER_BUCKET: u64 = 4096;
+/// The most buckets a ledger splits into.
+const MAX_BUCKETS: usize = 4096;
 /// Bucket files read at once.
 const READ_CONCURRENCY: usize = 16;
 
@@ -114,7 +120,7 @@ impl Root {
             format: FORMAT,
             hash: HASH.to_string(),
             entries: 0,
-            buckets: vec![None; BUCKETS],
+            buckets: vec![None; 1],
         }
     }
 }
@@ -163,7 +169,7 @@ impl Lake {
     }
 
     async fn ledger_lookup(&self, name: &TableName, items: &[Item]) -> Result<HashSet<Item>> {
-        if items.is_empty() || !self.table_exists(name).await? {
+        if items.is_empty() {
             return Ok(HashSet::new());
         }
         // A concurrent publish may delete a bucket version between our reading the root and
@@ -171,7 +177,11 @@ impl Lake {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let table = self.load_table(name).await?;
+            let table = match self.load_table(name).await {
+                Ok(table) => table,
+                Err(Error::TableNotFound { .. }) => return Ok(HashSet::new()),
+                Err(e) => return Err(e),
+            };
             let ledger = Ledger::open(self, &table).await?;
             match ledger.lookup(self, items).await? {
                 Ok(found) => return Ok(found),
@@ -353,19 +363,36 @@ pub(crate) async fn write_next(
     entry: &LedgerEntry,
 ) -> Result<LedgerWrite> {
     let ledger = Ledger::open(lake, table).await?;
-    let buckets = ledger.root.buckets.len();
-    let mut added: BTreeMap<usize, BTreeSet<Item>> = BTreeMap::new();
-    let new_items = ledger.legacy.iter().cloned().chain(
-        std::iter::once(Item::Key(entry.run_key.clone()))
-            .chain(entry.files.iter().cloned().map(Item::File)),
-    );
-    for item in new_items {
-        added.entry(item.bucket(buckets)).or_default().insert(item);
-    }
-    let wanted: Vec<(usize, String)> = added
-        .keys()
-        .filter_map(|b| ledger.root.buckets[*b].clone().map(|loc| (*b, loc)))
+    let new_items: Vec<Item> = ledger
+        .legacy
+        .iter()
+        .cloned()
+        .chain(std::iter::once(Item::Key(entry.run_key.clone())))
+        .chain(entry.files.iter().cloned().map(Item::File))
         .collect();
+    let old_count = ledger.root.buckets.len();
+    let projected = ledger.root.entries + new_items.len() as u64;
+    let mut count = old_count;
+    while projected > ENTRIES_PER_BUCKET * count as u64 && count < MAX_BUCKETS {
+        count *= 2;
+    }
+    let split = count != old_count;
+    // A split rehashes every entry; otherwise only the buckets the new entries fall in change.
+    let wanted: Vec<(usize, String)> = if split {
+        ledger
+            .root
+            .buckets
+            .iter()
+            .enumerate()
+            .filter_map(|(b, loc)| loc.clone().map(|loc| (b, loc)))
+            .collect()
+    } else {
+        let touched: BTreeSet<usize> = new_items.iter().map(|i| i.bucket(count)).collect();
+        touched
+            .into_iter()
+            .filter_map(|b| ledger.root.buckets[b].clone().map(|loc| (b, loc)))
+            .collect()
+    };
     let Ok(existing) = ledger.read_buckets(lake, wanted).await? else {
         // Someone replaced a bucket of this version: our commit would conflict anyway.
         return Err(Error::CommitConflict {
@@ -373,36 +400,56 @@ pub(crate) async fn write_next(
             reason: "the ingest ledger changed while it was being extended".to_string(),
         });
     };
+    let mut contents: BTreeMap<usize, BTreeSet<Item>> = BTreeMap::new();
+    let mut changed: BTreeSet<usize> = BTreeSet::new();
+    for (bucket, items) in existing {
+        for item in items {
+            let b = if split { item.bucket(count) } else { bucket };
+            contents.entry(b).or_default().insert(item);
+            if split {
+                changed.insert(b);
+            }
+        }
+    }
+    let mut inserted = 0u64;
+    for item in new_items {
+        let b = item.bucket(count);
+        if contents.entry(b).or_default().insert(item) {
+            changed.insert(b);
+            inserted += 1;
+        }
+    }
     let dir = format!(
         "{}/metadata/sluice-ledger",
         table.metadata().location().trim_end_matches('/')
     );
     let version = uuid::Uuid::now_v7();
-    let mut root = ledger.root.clone();
     let mut out = LedgerWrite::default();
+    let mut root = ledger.root.clone();
+    if split {
+        out.superseded
+            .extend(root.buckets.iter().flatten().cloned());
+        root.buckets = vec![None; count];
+    }
     let mut writes = Vec::new();
-    for (bucket, items) in added {
-        let mut all: BTreeSet<Item> = existing
-            .get(&bucket)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
-        let before = all.len();
-        all.extend(items);
-        if all.len() == before && root.buckets[bucket].is_some() {
-            continue;
-        }
-        root.entries += (all.len() - before) as u64;
+    for bucket in changed {
+        let all = &contents[&bucket];
         let mut body = String::new();
-        for item in &all {
+        for item in all {
             body.push_str(&item.line());
             body.push('\n');
         }
-        let location = format!("{dir}/{version}.b{bucket:02}.ledger");
+        let location = format!("{dir}/{version}.b{bucket:04}.ledger");
         if let Some(old) = root.buckets[bucket].replace(location.clone()) {
             out.superseded.push(old);
         }
         writes.push((location, Bytes::from(body)));
     }
+    root.entries = if split {
+        contents.values().map(|s| s.len() as u64).sum()
+    } else {
+        ledger.root.entries + inserted
+    };
     let root_location = format!("{dir}/{version}.root.json");
     let root_body = serde_json::to_vec_pretty(&root).map_err(|e| Error::LedgerUnreadable {
         table: ledger.table.clone(),
@@ -627,6 +674,42 @@ mod tests {
             referenced,
             "{names:?}"
         );
+
+        // A large publish splits the buckets; every entry is still found.
+        let many: Vec<String> = (0..9000)
+            .map(|i| format!("s3://raw/p-{i:05}.parquet"))
+            .collect();
+        lake.create_branch(&name, &branch, &RefSpec::main())
+            .await
+            .unwrap();
+        lake.append_batches(&name, &branch, &[rows(vec![4])], HashMap::new())
+            .await
+            .unwrap();
+        let entry = LedgerEntry {
+            run_key: "k4".into(),
+            files: many.clone(),
+        };
+        lake.fast_forward_and_delete(&name, &main, &branch, Some(&entry))
+            .await
+            .unwrap();
+        let table = lake.load_table(&name).await.unwrap();
+        let root: Root =
+            serde_json::from_slice(&std::fs::read(table_root_path(&table)).unwrap()).unwrap();
+        assert_eq!(root.buckets.len(), 4);
+        assert_eq!(
+            root.entries,
+            4 + 4 + 9000,
+            "files a-d, keys k1-k4, the 9,000 new files"
+        );
+        let mut probe = many[..50].to_vec();
+        probe.push("s3://raw/not-there.parquet".into());
+        probe.push("file:///a".into());
+        let found = lake.published_files(&name, &probe).await.unwrap();
+        assert_eq!(found.len(), 51);
+        assert!(!found.contains("s3://raw/not-there.parquet"));
+        assert!(lake.run_key_published(&name, "k1").await.unwrap());
+        let left = std::fs::read_dir(&ledger_dir).unwrap().count();
+        assert_eq!(left, 1 + 4, "one root and its four buckets");
     }
 
     fn table_root_path(table: &LoadedTable) -> String {

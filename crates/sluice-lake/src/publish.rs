@@ -145,7 +145,7 @@ impl Lake {
         let result = self
             .fast_forward_inner(name, target, source, true, &attempts)
             .await;
-        attempts.finish(name).await;
+        attempts.finish(name, result.is_ok()).await;
         result
     }
 
@@ -271,7 +271,7 @@ impl Lake {
         let result = self
             .publish_staged_inner(name, target, snapshot_id, Some(branch), &attempts)
             .await;
-        attempts.finish(name).await;
+        attempts.finish(name, result.is_ok()).await;
         result
     }
 
@@ -407,17 +407,22 @@ impl<'a> LedgerAttempts<'a> {
         Ok(Some(update))
     }
 
-    async fn finish(&self, name: &TableName) {
+    /// `committed`: the publish succeeded, so the last attempt's version is the table's.
+    async fn finish(&self, name: &TableName, committed: bool) {
         let writes = std::mem::take(&mut *self.writes.lock().unwrap_or_else(|e| e.into_inner()));
         if writes.is_empty() {
             return;
         }
-        // Which version won is read back from the table: an attempt whose answer was lost may
-        // have landed after all.
-        let Ok(table) = self.lake.load_table(name).await else {
-            return;
+        let current = if committed {
+            writes.last().map(|w| w.root.clone())
+        } else {
+            // Which version won is read back from the table: an attempt whose answer was lost
+            // may have landed after all.
+            let Ok(table) = self.lake.load_table(name).await else {
+                return;
+            };
+            table.metadata().properties().get(LEDGER_PROPERTY).cloned()
         };
-        let current = table.metadata().properties().get(LEDGER_PROPERTY).cloned();
         for write in writes {
             if current.as_deref() == Some(write.root.as_str()) {
                 ledger::delete_files(self.lake, &write.superseded).await;

@@ -8,4 +8,5 @@ mod faults;
 mod first_hour;
 mod interop;
 mod ledger;
+mod locations;
 mod runs;
