@@ -210,3 +210,24 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Whether `python3` can import `modules` (e.g. `"pyiceberg.catalog.sql, pyarrow"`); prints a
+/// visible skip for `test` otherwise, and fails when `SLUICE_REQUIRE_PYICEBERG` is set (CI
+/// installs them, so there the test must run).
+pub fn python_available(test: &str, modules: &str) -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os("SLUICE_REQUIRE_PYICEBERG").is_none(),
+            "{test}: python with {modules} is required (SLUICE_REQUIRE_PYICEBERG is set)"
+        );
+        eprintln!(
+            "SKIPPED {test}: python with {modules} is not installed (see the README's test section)"
+        );
+    }
+    ok
+}

@@ -91,21 +91,6 @@ fn nanosecond_events(ids: std::ops::Range<i64>, sub_micro: i64) -> arrow_array::
     .unwrap()
 }
 
-fn python_has(modules: &str) -> bool {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", &format!("import {modules}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        if std::env::var_os("SLUICE_REQUIRE_PYICEBERG").is_some() {
-            panic!("python modules {modules} are required (SLUICE_REQUIRE_PYICEBERG is set)");
-        }
-        eprintln!("SKIPPED: python3 cannot import {modules}");
-    }
-    ok
-}
-
 /// pyiceberg reads the table; DuckDB reads the data files pyiceberg plans. Prints
 /// `{"rows", "iceberg_type", "duckdb_rows", "duckdb_type", "first"}`.
 const NANOS_READER: &str = r#"
@@ -157,7 +142,10 @@ fn nanosecond_timestamps_are_stored_as_microseconds_other_engines_read() {
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["rows"], 10);
 
-    if !python_has("pyiceberg.catalog.sql, pyarrow, duckdb") {
+    if !python_available(
+        "nanosecond timestamps",
+        "pyiceberg.catalog.sql, pyarrow, duckdb",
+    ) {
         return;
     }
     let out = std::process::Command::new("python3")

@@ -10,24 +10,9 @@ use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
 
 use crate::common::*;
 
-/// Whether python with pyiceberg (SQLite catalog), pyarrow and DuckDB is available; prints a
-/// visible skip otherwise (and fails when `SLUICE_REQUIRE_PYICEBERG` is set).
+/// Whether python with pyiceberg (SQLite catalog), pyarrow and DuckDB is available.
 fn python_readers(test: &str) -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import pyiceberg.catalog.sql, pyarrow, duckdb"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var_os("SLUICE_REQUIRE_PYICEBERG").is_none(),
-            "{test}: pyiceberg and duckdb are required (SLUICE_REQUIRE_PYICEBERG is set)"
-        );
-        eprintln!(
-            "SKIPPED {test}: pip install \"pyiceberg[sql-sqlite,pyarrow]\" duckdb to read back with them"
-        );
-    }
-    ok
+    python_available(test, "pyiceberg.catalog.sql, pyarrow, duckdb")
 }
 
 fn python(env: &Env, script: &str, args: &[&str]) -> serde_json::Value {
@@ -513,22 +498,6 @@ fn the_partitioned_table_refusal_names_the_table_and_refs() {
         );
         assert!(!stderr.contains("``"), "{mode}: {stderr}");
     }
-}
-
-fn python_available(test: &str, modules: &str) -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", &format!("import {modules}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var_os("SLUICE_REQUIRE_PYICEBERG").is_none(),
-            "{test}: python with {modules} is required (SLUICE_REQUIRE_PYICEBERG is set)"
-        );
-        eprintln!("SKIPPED {test}: python with {modules} is not installed");
-    }
-    ok
 }
 
 /// Reads the current snapshot's manifest list and manifests of a table with fastavro and

@@ -26,24 +26,6 @@ fn current_metadata(env: &Env) -> String {
     std::fs::read_to_string(newest).unwrap()
 }
 
-fn pyiceberg_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import pyiceberg.catalog.sql, pyarrow"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var_os("SLUICE_REQUIRE_PYICEBERG").is_none(),
-            "pyiceberg is required (SLUICE_REQUIRE_PYICEBERG is set) but cannot be imported"
-        );
-        eprintln!(
-            "SKIPPED: pyiceberg is not installed (pip install \"pyiceberg[sql-sqlite,pyarrow]\")"
-        );
-    }
-    ok
-}
-
 /// Expires every snapshot of ns.events that no ref points at, as routine maintenance by
 /// pyiceberg does; prints how many snapshots are left.
 const EXPIRE: &str = r#"
@@ -76,7 +58,7 @@ fn expire_with_pyiceberg(env: &Env) -> usize {
 
 #[test]
 fn runs_interleaved_with_snapshot_expiry_by_pyiceberg_publish_each_file_once() {
-    if !pyiceberg_available() {
+    if !python_available("snapshot expiry", "pyiceberg.catalog.sql, pyarrow") {
         return;
     }
     let env = Env::new();
