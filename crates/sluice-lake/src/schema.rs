@@ -99,8 +99,18 @@ fn collect_unsupported(path: &str, ty: &DataType, out: &mut Vec<String>) {
 /// exists only in format version 3, which most engines cannot read yet (see [`NanosToMicros`]).
 fn normalize_type(t: &DataType) -> DataType {
     match t {
-        DataType::Timestamp(TimeUnit::Nanosecond, tz) => {
-            DataType::Timestamp(TimeUnit::Microsecond, tz.clone())
+        // Every spelling of UTC (`Z`, `Etc/UTC`, …) is Iceberg's `timestamptz`; nanoseconds are
+        // stored as microseconds.
+        DataType::Timestamp(unit, tz) => {
+            let unit = match unit {
+                TimeUnit::Nanosecond => TimeUnit::Microsecond,
+                other => *other,
+            };
+            let tz = match tz.as_deref() {
+                Some(zone) if tz_is_utc(Some(zone)) => Some("+00:00".into()),
+                _ => tz.clone(),
+            };
+            DataType::Timestamp(unit, tz)
         }
         DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
         DataType::LargeBinary | DataType::BinaryView => DataType::Binary,
