@@ -97,12 +97,16 @@ mod error;
 mod evaluator;
 mod expr;
 mod keys;
+mod kinds;
 mod report;
+mod sample;
 mod stats;
+mod time;
 
-pub use config::{CheckDef, CheckKind, CheckSuite, Severity, UniqueScope, type_name};
+pub use config::{CheckDef, CheckSuite, Severity, type_name};
 pub use error::{Error, Result};
 pub use evaluator::{DataRequirement, EvalOptions, Evaluator};
 pub use expr::Literal;
+pub use kinds::{CheckKind, UniqueScope};
 pub use report::{AuditReport, CheckResult, Evidence, Sample, Status};
 pub use stats::{ColumnStats, StatValue, TableStats};

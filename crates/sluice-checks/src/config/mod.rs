@@ -1,0 +1,320 @@
+//! The check file: `[[check]]` tables parsed into a [`CheckSuite`].
+//!
+//! This module reads what every check has (`kind`, `name`, `severity`, `where`, `description`,
+//! `mostly`); the kind's own fields are read by the kind (see [`Fields`]).
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use toml::{Spanned, Value};
+
+use crate::error::{Error, Result};
+use crate::expr::Expr;
+use crate::kinds::{CheckKind, ParsedCheck};
+
+mod column_types;
+mod fields;
+
+pub(crate) use column_types::TypeSpec;
+pub use column_types::type_name;
+pub(crate) use fields::{ConfigProblem, Fields, column_list};
+
+/// How bad a failing check is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// A failure blocks publishing.
+    #[default]
+    Error,
+    /// A failure is reported but does not block publishing.
+    Warn,
+}
+
+impl Severity {
+    /// The name used in check files and reports: `error` or `warn`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warn => "warn",
+        }
+    }
+}
+
+/// The fields every check may have, whatever its kind.
+const COMMON_FIELDS: &[&str] = &["name", "severity", "where", "description"];
+
+/// One check of a suite, validated.
+#[derive(Debug, Clone)]
+pub struct CheckDef {
+    pub(crate) name: String,
+    pub(crate) kind: CheckKind,
+    pub(crate) severity: Severity,
+    pub(crate) mostly: f64,
+    pub(crate) filter: Option<(Expr, String)>,
+    pub(crate) spec: Arc<dyn ParsedCheck>,
+}
+
+impl CheckDef {
+    /// The check's name: the `name` field, or one derived from kind and columns.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The check's kind.
+    pub fn kind(&self) -> CheckKind {
+        self.kind
+    }
+
+    /// The check's severity.
+    pub fn severity(&self) -> Severity {
+        self.severity
+    }
+
+    /// The fraction of checked rows that must pass (1.0 unless `mostly` is set).
+    pub fn mostly(&self) -> f64 {
+        self.mostly
+    }
+
+    /// The `where` filter as written, if any.
+    pub fn filter(&self) -> Option<&str> {
+        self.filter.as_ref().map(|(_, text)| text.as_str())
+    }
+
+    /// The columns the check reads, including those of its `where` filter.
+    pub fn columns(&self) -> Vec<String> {
+        let mut columns = self.spec.columns();
+        if let Some((filter, _)) = &self.filter {
+            for c in filter.columns() {
+                if !columns.contains(&c) {
+                    columns.push(c);
+                }
+            }
+        }
+        columns
+    }
+}
+
+/// A validated set of checks, read from a TOML check file.
+///
+/// ```
+/// use sluice_checks::CheckSuite;
+/// let suite = CheckSuite::from_toml_str(r#"
+///     [[check]]
+///     kind = "not_null"
+///     columns = ["user_id"]
+/// "#)?;
+/// assert_eq!(suite.checks()[0].name(), "not_null(user_id)");
+/// # Ok::<(), sluice_checks::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct CheckSuite {
+    pub(crate) checks: Vec<CheckDef>,
+}
+
+impl CheckSuite {
+    /// Parses and validates a check file's text.
+    ///
+    /// Errors carry the line and column of the problem: TOML syntax, an unknown `kind`, an unknown
+    /// or misplaced field, a field of the wrong type, an unparsable expression or duration.
+    pub fn from_toml_str(text: &str) -> Result<CheckSuite> {
+        parse_suite(text, None)
+    }
+
+    /// Reads, parses and validates a check file.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<CheckSuite> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        parse_suite(&text, Some(path.to_path_buf()))
+    }
+
+    /// The checks, in file order.
+    pub fn checks(&self) -> &[CheckDef] {
+        &self.checks
+    }
+
+    /// The check with this name.
+    pub fn check(&self, name: &str) -> Option<&CheckDef> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+}
+
+/// A check table as written: its fields with their positions.
+type RawCheck = BTreeMap<String, Spanned<Value>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    check: Vec<Spanned<RawCheck>>,
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+fn parse_suite(text: &str, source_name: Option<PathBuf>) -> Result<CheckSuite> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let (line, column) = line_column(text, e.span().map(|s| s.start).unwrap_or(0));
+        Error::InvalidConfig {
+            source_name: source_name.clone(),
+            line,
+            column,
+            message: e.message().trim().to_string(),
+        }
+    })?;
+    let mut checks = Vec::with_capacity(raw.check.len());
+    let mut names: HashSet<String> = HashSet::new();
+    for spanned in raw.check {
+        let check_start = spanned.span().start;
+        let at = |problem: ConfigProblem| {
+            let offset = problem.span.map_or(check_start, |s| s.start);
+            let (line, column) = line_column(text, offset);
+            Error::InvalidConfig {
+                source_name: source_name.clone(),
+                line,
+                column,
+                message: problem.message,
+            }
+        };
+        let (mut def, explicit_name) = validate(spanned.into_inner()).map_err(at)?;
+        if explicit_name {
+            if !names.insert(def.name.clone()) {
+                return Err(at(format!(
+                    "two checks are named `{}`; check names must be unique",
+                    def.name
+                )
+                .into()));
+            }
+        } else {
+            // Derived names may collide (two ranges on one column): number the later ones.
+            let base = def.name.clone();
+            let mut n = 2;
+            while !names.insert(def.name.clone()) {
+                def.name = format!("{base}#{n}");
+                n += 1;
+            }
+        }
+        checks.push(def);
+    }
+    Ok(CheckSuite { checks })
+}
+
+/// Reads one check: the common fields here, the kind's own fields by the kind. Returns whether
+/// the name was given explicitly.
+fn validate(raw: RawCheck) -> std::result::Result<(CheckDef, bool), ConfigProblem> {
+    let mut raw = raw;
+    let kind_value = raw
+        .remove("kind")
+        .ok_or_else(|| ConfigProblem::from("missing field `kind`"))?;
+    let kind_span = kind_value.span();
+    let kind: CheckKind = kind_value
+        .into_inner()
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigProblem {
+            span: Some(kind_span),
+            message: e.message().trim().to_string(),
+        })?;
+    let mut fields = Fields::new(kind, raw);
+    let name: Option<String> = fields.take("name")?;
+    let _description: Option<String> = fields.take("description")?;
+    let severity: Option<Severity> = fields.take("severity")?;
+    let filter_text: Option<String> = fields.take("where")?;
+
+    let mut allowed: Vec<&str> = kind.fields().to_vec();
+    if kind.is_row_level() {
+        allowed.push("mostly");
+    }
+    for (field, span) in fields.remaining() {
+        if !allowed.contains(&field.as_str()) {
+            return Err(misplaced(kind, &field, span, &allowed));
+        }
+    }
+
+    let mostly = match fields.take::<f64>("mostly")? {
+        None => 1.0,
+        Some(m) if (0.0..=1.0).contains(&m) => m,
+        Some(m) => return Err(format!("`mostly` must be between 0 and 1, got {m}").into()),
+    };
+    let filter = match filter_text {
+        None => None,
+        Some(text) => Some((parse_expr(&text, "where")?, text)),
+    };
+    let spec = kind.parse(&mut fields)?;
+    // A field the kind declares but did not read would otherwise be ignored silently.
+    if let Some((field, span)) = fields.remaining().into_iter().next() {
+        return Err(misplaced(kind, &field, span, &allowed));
+    }
+    let explicit = name.is_some();
+    let name = name.unwrap_or_else(|| spec.default_name());
+    let def = CheckDef {
+        name,
+        kind,
+        severity: severity.unwrap_or_default(),
+        mostly,
+        filter,
+        spec,
+    };
+    Ok((def, explicit))
+}
+
+/// The error for a field the kind does not take: misplaced (another kind's field) or unknown.
+fn misplaced(kind: CheckKind, field: &str, span: Range<usize>, allowed: &[&str]) -> ConfigProblem {
+    let known_elsewhere = field == "mostly"
+        || CheckKind::ALL
+            .iter()
+            .any(|other| other.fields().contains(&field));
+    let message = if known_elsewhere {
+        format!(
+            "field `{field}` does not apply to a `{kind}` check (its fields: {}, and {})",
+            allowed.join(", "),
+            COMMON_FIELDS.join(", ")
+        )
+    } else {
+        format!(
+            "unknown field `{field}`; a `{kind}` check takes {}, and {}",
+            allowed.join(", "),
+            COMMON_FIELDS.join(", ")
+        )
+    };
+    ConfigProblem {
+        span: Some(span),
+        message,
+    }
+}
+
+/// Parses the expression of field `field`.
+pub(crate) fn parse_expr(text: &str, field: &str) -> std::result::Result<Expr, String> {
+    Expr::parse(text).map_err(|e| match e {
+        Error::InvalidExpression {
+            position, message, ..
+        } => {
+            format!("cannot parse `{field}` expression `{text}` at character {position}: {message}")
+        }
+        other => other.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_column_counts_characters() {
+        let text = "a\nbé = 1\n";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 2), (2, 1));
+        assert_eq!(line_column(text, text.find('=').unwrap()), (2, 4));
+    }
+}
