@@ -1,0 +1,94 @@
+//! The `accepted_values` kind.
+
+use super::*;
+
+const ACCEPTED: &str = r#"
+[[check]]
+kind = "accepted_values"
+column = "event_type"
+values = ["view", "click", "purchase"]
+"#;
+
+#[test]
+fn accepted_values_pass() {
+    let r = first(
+        ACCEPTED,
+        &[batch(vec![(
+            "event_type",
+            strs(vec![Some("view"), Some("click")]),
+        )])],
+    );
+    assert_eq!(
+        (r.status, r.rows_checked, r.rows_failing),
+        (Status::Pass, 2, 0)
+    );
+}
+
+#[test]
+fn accepted_values_fail() {
+    let r = first(
+        ACCEPTED,
+        &[batch(vec![(
+            "event_type",
+            strs(vec![Some("view"), Some("refund"), Some("VIEW")]),
+        )])],
+    );
+    assert_eq!((r.status, r.rows_failing), (Status::Fail, 2));
+    assert_eq!(r.samples[0]["event_type"], json!("refund"));
+}
+
+#[test]
+fn accepted_values_mostly_edge() {
+    let toml = format!("{ACCEPTED}mostly = 0.75\n");
+    let mk = |bad: usize| {
+        let v: Vec<Option<&str>> = (0..4)
+            .map(|i| Some(if i < bad { "x" } else { "view" }))
+            .collect();
+        batch(vec![("event_type", strs(v))])
+    };
+    assert_eq!(first(&toml, &[mk(1)]).status, Status::Pass);
+    assert_eq!(first(&toml, &[mk(2)]).status, Status::Fail);
+}
+
+#[test]
+fn accepted_values_skip_nulls() {
+    let r = first(
+        ACCEPTED,
+        &[batch(vec![(
+            "event_type",
+            strs(vec![None, Some("view"), None]),
+        )])],
+    );
+    assert_eq!(
+        (r.status, r.rows_checked, r.rows_failing),
+        (Status::Pass, 1, 0)
+    );
+}
+
+#[test]
+fn accepted_values_empty_input_passes() {
+    let b = batch(vec![("event_type", strs(vec![Some("view")]))]);
+    let r = first(ACCEPTED, &[empty_like(&b)]);
+    assert_eq!((r.status, r.rows_checked), (Status::Pass, 0));
+}
+
+#[test]
+fn accepted_values_integers_and_other_types() {
+    let b = batch(vec![
+        (
+            "code",
+            Arc::new(Int32Array::from(vec![Some(1), Some(2), Some(5)])) as ArrayRef,
+        ),
+        ("x", floats(vec![Some(0.5), Some(1.0), Some(2.0)])),
+    ]);
+    let r = first(
+        "[[check]]\nkind = \"accepted_values\"\ncolumn = \"code\"\nvalues = [1, 2]\n",
+        &[b.clone()],
+    );
+    assert_eq!(r.rows_failing, 1);
+    let r = first(
+        "[[check]]\nkind = \"accepted_values\"\ncolumn = \"x\"\nvalues = [0.5, 2]\n",
+        &[b],
+    );
+    assert_eq!(r.rows_failing, 1);
+}
