@@ -84,7 +84,7 @@ impl Check for AcceptedValues {
             .iter()
             .map(|v| match v {
                 Literal::Int(i) => Some(*i),
-                _ => None,
+                Literal::Null | Literal::Bool(_) | Literal::Float(_) | Literal::Str(_) => None,
             })
             .collect();
         if small_int && let Some(ints) = ints {

@@ -16,7 +16,8 @@
 //! the wrong kind cannot reach a kind's code.
 //!
 //! Adding a kind: a new file here with a type implementing [`Check`], its `mod` line, and one
-//! line in [`register_kinds!`] (see "Writing a check kind" in `docs/checks.md`).
+//! line in the `register_kinds!` list below; `docs/checks.md` ("Writing a check kind") walks
+//! through it.
 
 use std::any::Any;
 use std::fmt;
