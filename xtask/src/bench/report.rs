@@ -1,7 +1,8 @@
 //! The result: a table for people and `result.json` for the record.
 
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::measure::ModeResult;
 use super::options::BenchOptions;
@@ -106,9 +107,6 @@ pub(super) fn result_json(
         .ok()
         .filter(|output| output.status.success())
         .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string());
-    let unix_seconds = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
     let modes = results
         .iter()
         .map(|result| {
@@ -133,7 +131,7 @@ pub(super) fn result_json(
         .collect();
     Json::object([
         ("benchmark", Json::string("bench-wap")),
-        ("date_utc", Json::string(utc_timestamp(unix_seconds))),
+        ("date_utc", Json::string(utc_timestamp(Utc::now()))),
         (
             "machine",
             Json::object([
@@ -214,31 +212,9 @@ fn round(value: f64, digits: i32) -> f64 {
     (value * scale).round() / scale
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the Unix epoch (proleptic Gregorian calendar).
-fn utc_timestamp(unix_seconds: u64) -> String {
-    let days = (unix_seconds / 86_400) as i64;
-    let second_of_day = unix_seconds % 86_400;
-    // Days to a civil date, counting in 400-year eras that start on 1 March 0000.
-    let shifted = days + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        second_of_day / 3600,
-        second_of_day / 60 % 60,
-        second_of_day % 60
-    )
+/// `YYYY-MM-DDTHH:MM:SSZ`, the form of `date_utc` in `result.json`.
+fn utc_timestamp(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]
@@ -247,8 +223,9 @@ mod tests {
 
     #[test]
     fn timestamps_are_civil_utc() {
-        assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(utc_timestamp(1_727_000_000), "2024-09-22T10:13:20Z");
+        let at = |unix_seconds| utc_timestamp(DateTime::from_timestamp(unix_seconds, 0).unwrap());
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_727_000_000), "2024-09-22T10:13:20Z");
     }
 }
