@@ -11,7 +11,7 @@ use crate::services::ServicesConfig;
 use crate::{rest_catalog, s3_server};
 
 /// Runs the peer against the REST catalog, and drops tables there (see its docstring).
-pub(super) const REST_PEER_PY: &str = include_str!("rest_peer.py");
+pub(super) const REST_PEER_PY: &str = include_str!("../bench_rest_peer.py");
 
 /// sluice's table on the REST catalog: apart from the peer's, so neither sees the other's data.
 pub(super) const SLUICE_REST_TABLE: &str = "bench_wap.events";
