@@ -6,6 +6,7 @@
 //! commands  one module per command
 //! render    everything printed: tables, reports, errors, progress
 //! signals   Ctrl-C and SIGTERM during a run
+//! exit_code what each outcome exits with
 //! samples   sample events and checks for `init` and `demo`
 //! ```
 
@@ -15,6 +16,7 @@ mod render;
 mod cli;
 mod commands;
 mod config;
+mod exit_code;
 mod samples;
 mod signals;
 
@@ -56,7 +58,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(exit_code::FAILURE);
         }
     };
     match runtime.block_on(commands::execute(&cli)) {
@@ -68,7 +70,7 @@ fn main() -> ExitCode {
             }
             let style = Style::detect();
             eprintln!("{} {message}", style.bad("error:"));
-            ExitCode::from(1)
+            ExitCode::from(exit_code::FAILURE)
         }
     }
 }
@@ -88,7 +90,11 @@ fn usage_error(e: clap::Error) -> ExitCode {
         render::print_failure(&message);
     }
     let _ = e.print();
-    ExitCode::from(if informational { 0 } else { 2 })
+    ExitCode::from(if informational {
+        exit_code::SUCCESS
+    } else {
+        exit_code::USAGE
+    })
 }
 
 fn init_logging(cli: &Cli) {

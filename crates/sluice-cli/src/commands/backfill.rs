@@ -9,6 +9,7 @@ use sluice_wap::{Batching, StopSignal};
 use super::Ctx;
 use super::run::run_options;
 use crate::cli::RunArgs;
+use crate::exit_code;
 use crate::render::report::{print_run, run_json};
 use crate::signals::Signals;
 
@@ -43,14 +44,14 @@ pub(super) async fn backfill(
         .for_each(|r| reports.push(r));
     let code = reports
         .iter()
-        .map(|r| r.status.exit_code())
+        .map(|r| exit_code::of_run(r.status))
         .max()
-        .unwrap_or(0);
+        .unwrap_or(exit_code::SUCCESS);
     if ctx.cli.json {
         ctx.print_json(&json!({
             "table": run.table,
             "batches": reports.iter().map(run_json).collect::<Vec<_>>(),
-            "status": if code == 0 { "complete" } else { "stopped" },
+            "status": if code == exit_code::SUCCESS { "complete" } else { "stopped" },
         }));
     } else if reports.is_empty() {
         outln!(
@@ -59,5 +60,5 @@ pub(super) async fn backfill(
             run.table
         );
     }
-    Ok(signals.exit_code().unwrap_or(code as u8))
+    Ok(signals.exit_code().unwrap_or(code))
 }

@@ -6,6 +6,7 @@ use anyhow::Result;
 use sluice_checks::{CheckSuite, EvalOptions};
 
 use super::{Ctx, parse_target, require_columns};
+use crate::exit_code;
 use crate::render::report::print_audit;
 
 /// Exits with 3, as a run whose audit failed, when the ref is not publishable.
@@ -38,5 +39,9 @@ pub(super) async fn check(
         };
         outln!("{target}: {verdict}");
     }
-    Ok(if report.publishable() { 0 } else { 3 })
+    Ok(if report.publishable() {
+        exit_code::SUCCESS
+    } else {
+        exit_code::AUDIT_FAILED
+    })
 }

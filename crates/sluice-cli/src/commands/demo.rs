@@ -14,7 +14,7 @@ use sluice_wap::{Pipeline, RunOptions, RunStatus};
 use super::Ctx;
 use crate::render::report::{print_run, run_json};
 use crate::render::{self, Fit};
-use crate::{config, samples};
+use crate::{config, exit_code, samples};
 
 /// The demo's audits: the day-2 batch fails `not_null` and `unique`.
 const DEMO_CHECKS: &str = r#"# Audits for the demo's user-interaction events (see docs/checks.md).
@@ -228,5 +228,9 @@ pub(super) async fn demo(ctx: &Ctx<'_>, dir: &Path) -> Result<u8> {
             }
         );
     }
-    Ok(if story_ok { 0 } else { 1 })
+    Ok(if story_ok {
+        exit_code::SUCCESS
+    } else {
+        exit_code::FAILURE
+    })
 }

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 use super::Ctx;
-use crate::{config, samples};
+use crate::{config, exit_code, samples};
 
 /// Writes `sluice.toml`, and for a first try a commented `checks.toml` and sample events in
 /// `./raw/` when those do not exist yet, so that the README's first commands run as written.
@@ -44,5 +44,5 @@ pub(super) fn init(ctx: &Ctx<'_>, force: bool) -> Result<u8> {
         }
         outln!("next: sluice run --source ./raw --table analytics.events --checks checks.toml");
     }
-    Ok(0)
+    Ok(exit_code::SUCCESS)
 }

@@ -3,6 +3,7 @@
 use anyhow::Result;
 
 use super::{Ctx, parse_target};
+use crate::exit_code;
 use crate::render::{Fit, table};
 
 pub(super) async fn log(ctx: &Ctx<'_>, target: &str, limit: Option<usize>) -> Result<u8> {
@@ -48,5 +49,5 @@ pub(super) async fn log(ctx: &Ctx<'_>, target: &str, limit: Option<usize>) -> Re
             )
         );
     }
-    Ok(0)
+    Ok(exit_code::SUCCESS)
 }

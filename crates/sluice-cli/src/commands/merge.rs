@@ -4,7 +4,7 @@ use anyhow::Result;
 use sluice_lake::{RefName, TableName};
 
 use super::Ctx;
-use crate::render;
+use crate::{exit_code, render};
 
 pub(super) async fn merge(ctx: &Ctx<'_>, table: &str, branch: &str, into: &str) -> Result<u8> {
     let name: TableName = table.parse()?;
@@ -28,5 +28,5 @@ pub(super) async fn merge(ctx: &Ctx<'_>, table: &str, branch: &str, into: &str) 
             outcome.snapshot_id
         );
     }
-    Ok(0)
+    Ok(exit_code::SUCCESS)
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use sluice_wap::Pipeline;
 
 use super::Ctx;
-use crate::{config, render};
+use crate::{config, exit_code, render};
 
 /// Exits with 1 when a recovered run still has failures.
 pub(super) async fn recover(ctx: &Ctx<'_>, wait: bool) -> Result<u8> {
@@ -72,5 +72,9 @@ pub(super) async fn recover(ctx: &Ctx<'_>, wait: bool) -> Result<u8> {
             );
         }
     }
-    Ok(if failed { 1 } else { 0 })
+    Ok(if failed {
+        exit_code::FAILURE
+    } else {
+        exit_code::SUCCESS
+    })
 }

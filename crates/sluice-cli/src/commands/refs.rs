@@ -6,6 +6,7 @@ use sluice_lake::{RefKind, RefName, RefSpec, TableName};
 
 use super::Ctx;
 use crate::cli::RefAction;
+use crate::exit_code;
 use crate::render::{Fit, table};
 
 pub(super) async fn refs(ctx: &Ctx<'_>, action: RefAction<'_>, kind: RefKind) -> Result<u8> {
@@ -74,5 +75,5 @@ pub(super) async fn refs(ctx: &Ctx<'_>, action: RefAction<'_>, kind: RefKind) ->
             }
         }
     }
-    Ok(0)
+    Ok(exit_code::SUCCESS)
 }

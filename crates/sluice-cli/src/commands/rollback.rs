@@ -5,6 +5,7 @@ use serde_json::json;
 use sluice_lake::{RefName, RefSpec, TableName};
 
 use super::Ctx;
+use crate::exit_code;
 
 pub(super) async fn rollback(ctx: &Ctx<'_>, table: &str, to: &str, branch: &str) -> Result<u8> {
     let name: TableName = table.parse()?;
@@ -21,5 +22,5 @@ pub(super) async fn rollback(ctx: &Ctx<'_>, table: &str, to: &str, branch: &str)
             ctx.style.good("rolled back")
         );
     }
-    Ok(0)
+    Ok(exit_code::SUCCESS)
 }

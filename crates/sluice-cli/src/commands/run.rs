@@ -12,6 +12,7 @@ use sluice_wap::{Mode, Pipeline, RunOptions, SchemaChange};
 
 use super::{Ctx, require_columns};
 use crate::cli::{ModeArg, RunArgs, SchemaChangeArg};
+use crate::exit_code;
 use crate::render::progress::Progress;
 use crate::render::report::print_run;
 use crate::signals::Signals;
@@ -25,7 +26,7 @@ pub(super) async fn run(ctx: &Ctx<'_>, args: &RunArgs) -> Result<u8> {
     print_run(ctx, &report);
     Ok(signals
         .exit_code()
-        .unwrap_or(report.status.exit_code() as u8))
+        .unwrap_or(exit_code::of_run(report.status)))
 }
 
 /// `--key-columns` name columns of the table (when it exists already; a first run creates it

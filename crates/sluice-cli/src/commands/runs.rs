@@ -5,6 +5,7 @@ use sluice_txn::RunFilter;
 
 use super::Ctx;
 use crate::cli::RunsCommand;
+use crate::exit_code;
 use crate::render::{self, Fit, table};
 
 pub(super) async fn runs(ctx: &Ctx<'_>, sub: &RunsCommand) -> Result<u8> {
@@ -110,5 +111,5 @@ pub(super) async fn runs(ctx: &Ctx<'_>, sub: &RunsCommand) -> Result<u8> {
             }
         }
     }
-    Ok(0)
+    Ok(exit_code::SUCCESS)
 }

@@ -6,6 +6,7 @@ use sluice_lake::ScanOptions;
 
 use super::{Ctx, parse_target};
 use crate::cli::Format;
+use crate::exit_code;
 
 pub(super) async fn scan(
     ctx: &Ctx<'_>,
@@ -48,7 +49,7 @@ pub(super) async fn scan(
             let text = arrow::util::pretty::pretty_format_batches(&batches)?;
             outln!("{text}");
             outln!("{rows} row(s) from {target}");
-            return Ok(0);
+            return Ok(exit_code::SUCCESS);
         }
         Format::Csv => {
             let mut writer = arrow::csv::WriterBuilder::new()
@@ -75,5 +76,5 @@ pub(super) async fn scan(
     if format == Format::Json {
         outln!();
     }
-    Ok(0)
+    Ok(exit_code::SUCCESS)
 }

@@ -4,6 +4,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::Ctx;
+use crate::exit_code;
 
 pub(super) async fn tables(ctx: &Ctx<'_>, namespace: Option<&str>) -> Result<u8> {
     let pipeline = ctx.pipeline().await?;
@@ -17,5 +18,5 @@ pub(super) async fn tables(ctx: &Ctx<'_>, namespace: Option<&str>) -> Result<u8>
             outln!("{t}");
         }
     }
-    Ok(0)
+    Ok(exit_code::SUCCESS)
 }

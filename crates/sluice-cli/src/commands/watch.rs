@@ -8,6 +8,7 @@ use sluice_wap::StopSignal;
 use super::Ctx;
 use super::run::run_options;
 use crate::cli::RunArgs;
+use crate::exit_code;
 use crate::render::{self, report::print_run};
 use crate::signals::Signals;
 
@@ -26,14 +27,18 @@ pub(super) async fn watch(ctx: &Ctx<'_>, run: &RunArgs, every: Duration) -> Resu
             run.table
         );
     }
-    let mut worst = 0;
+    let mut worst = exit_code::SUCCESS;
     pipeline
         .watch(&options, every, &stop, |report| {
-            worst = worst.max(report.status.exit_code());
+            worst = worst.max(exit_code::of_run(report.status));
             print_run(ctx, report);
         })
         .await?;
     Ok(signals
         .exit_code()
-        .unwrap_or(if worst == 1 { 1 } else { 0 }))
+        .unwrap_or(if worst == exit_code::FAILURE {
+            exit_code::FAILURE
+        } else {
+            exit_code::SUCCESS
+        }))
 }
