@@ -1,4 +1,5 @@
-//! `sluice demo`: sample events, a checks file, and the whole WAP story on the embedded default.
+//! Sample data for a first try: user-interaction events and a commented checks file that fits
+//! them (`sluice init` writes both; `sluice demo` generates its days of events here).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -6,32 +7,6 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-
-pub const DEMO_CHECKS: &str = r#"# Audits for the demo's user-interaction events (see docs/checks.md).
-[[check]]
-kind = "not_null"
-columns = ["event_id", "user_id"]
-
-[[check]]
-kind = "unique"
-columns = ["event_id"]
-scope = "table"
-
-[[check]]
-kind = "accepted_values"
-column = "event_type"
-values = ["view", "click", "add_to_cart", "purchase", "search"]
-
-[[check]]
-kind = "range"
-column = "amount"
-min = 0
-where = "event_type = 'purchase'"
-
-[[check]]
-kind = "row_count"
-min = 1
-"#;
 
 /// The checks file `sluice init` writes: the demo's checks, each explained, plus commented-out
 /// examples of the other kinds.

@@ -1,42 +1,6 @@
-//! Human output: aligned tables and colour (only on terminals, never with NO_COLOR).
+//! Aligned tables fitted to the terminal.
 
 use std::io::IsTerminal;
-
-pub struct Style {
-    colour: bool,
-}
-
-impl Style {
-    pub fn detect() -> Self {
-        Style {
-            colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-        }
-    }
-
-    fn paint(&self, code: &str, text: &str) -> String {
-        if self.colour {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    }
-
-    pub fn good(&self, text: &str) -> String {
-        self.paint("32", text)
-    }
-
-    pub fn bad(&self, text: &str) -> String {
-        self.paint("31", text)
-    }
-
-    pub fn warn(&self, text: &str) -> String {
-        self.paint("33", text)
-    }
-
-    pub fn dim(&self, text: &str) -> String {
-        self.paint("2", text)
-    }
-}
 
 /// How a table may give way on a narrow terminal.
 #[derive(Clone, Copy, Default)]
@@ -87,31 +51,6 @@ fn terminal_columns() -> Option<usize> {
 #[cfg(not(unix))]
 fn terminal_columns() -> Option<usize> {
     None
-}
-
-/// The user's word for a value of one of sluice's enums (a run or step state, a publish kind,
-/// a hook kind): the name `--json` prints, with spaces for underscores. Text and JSON output
-/// share this one rendering, so no Rust variant name reaches a user.
-pub fn word(value: &impl serde::Serialize) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => name.replace('_', " "),
-        Ok(other) => other.to_string(),
-        Err(_) => "unknown".to_string(),
-    }
-}
-
-/// A duration as the CLI accepts it: `90s`, `5m`, `1h`, `500ms`.
-pub fn duration(d: std::time::Duration) -> String {
-    let secs = d.as_secs();
-    if d.subsec_millis() != 0 || secs == 0 {
-        format!("{}ms", d.as_millis())
-    } else if secs.is_multiple_of(3600) {
-        format!("{}h", secs / 3600)
-    } else if secs.is_multiple_of(60) {
-        format!("{}m", secs / 60)
-    } else {
-        format!("{secs}s")
-    }
 }
 
 /// Narrowest a wrapped column gets.
@@ -237,20 +176,6 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     }
     lines.push(current);
     lines
-}
-
-/// Writes results to standard output. When the reader has gone away (`sluice log t | head`),
-/// the rest of the output is dropped instead of aborting: the command still finishes what it
-/// was doing and exits with its own code.
-pub fn write_stdout(args: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let written = out.write_fmt(args).and_then(|()| out.flush());
-    if let Err(e) = written
-        && e.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        eprintln!("sluice: cannot write to standard output: {e}");
-    }
 }
 
 #[cfg(test)]

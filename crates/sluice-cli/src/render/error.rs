@@ -5,7 +5,7 @@
 /// of what was said (libraries and `object_store` repeat their cause in their own message),
 /// followed by a hint when the error is one a user can act on. Text from the iceberg library
 /// loses its `Kind =>` prefix and its `, source:` tail (the source follows as a cause).
-pub fn render(error: &anyhow::Error) -> String {
+pub fn message(error: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in error.chain() {
         let whole = cause.to_string();
@@ -139,7 +139,7 @@ mod tests {
             })),
         })
         .context("cannot recover");
-        let text = render(&error);
+        let text = message(&error);
         assert_eq!(
             text,
             "cannot recover: journal storage failed to list journal/leases/k: Generic S3 error: Error getting list response body"
@@ -156,14 +156,14 @@ mod tests {
                 source: None,
             })),
         });
-        assert_eq!(render(&error), "UInt64 is not supported: boom");
+        assert_eq!(message(&error), "UInt64 is not supported: boom");
     }
 
     #[test]
     fn a_cause_not_yet_said_is_kept() {
         let error = anyhow::Error::new(inner()).context("cannot list the source s3://raw");
         assert_eq!(
-            render(&error),
+            message(&error),
             "cannot list the source s3://raw: Error getting list response body"
         );
     }
@@ -176,7 +176,7 @@ mod tests {
             token: 1,
             expires_at: chrono::Utc::now(),
         }));
-        let text = render(&error);
+        let text = message(&error);
         assert!(text.contains("sluice recover --wait"), "{text}");
         assert!(
             !text.contains("LeaseConflict") && !text.contains("::"),

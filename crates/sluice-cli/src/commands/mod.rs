@@ -1,0 +1,126 @@
+//! One module per command (`branch` and `tag` share one), and what they all need: the
+//! context of an invocation and the parsing of a `NS.TABLE@REF` target.
+
+mod backfill;
+mod check;
+mod demo;
+mod init;
+mod log;
+mod merge;
+mod recover;
+mod refs;
+mod rollback;
+mod run;
+mod runs;
+mod scan;
+mod tables;
+mod watch;
+
+use anyhow::{Context, Result, bail};
+use sluice_lake::{RefKind, RefSpec, TableName};
+use sluice_wap::Pipeline;
+
+use crate::cli::{Cli, Command};
+use crate::config;
+use crate::render::Style;
+
+/// What every command gets: the parsed command line and how to colour its output.
+pub struct Ctx<'a> {
+    pub cli: &'a Cli,
+    pub style: Style,
+}
+
+impl Ctx<'_> {
+    /// The pipeline of the configuration the command line names (see [`config::load`]).
+    pub async fn pipeline(&self) -> Result<Pipeline> {
+        let config = config::load(self.cli.config.as_deref())?;
+        tracing::info!(config = %config.source, "configuration");
+        Pipeline::open(&config.pipeline)
+            .await
+            .with_context(|| format!("cannot open the lake described by {}", config.source))
+    }
+
+    /// Prints the command's JSON document; `watch` prints one compact document per line
+    /// (JSON Lines), one per run.
+    pub fn print_json(&self, value: &serde_json::Value) {
+        let text = if matches!(self.cli.command, Command::Watch { .. }) {
+            serde_json::to_string(value)
+        } else {
+            serde_json::to_string_pretty(value)
+        };
+        outln!("{}", text.unwrap_or_default());
+    }
+}
+
+/// Runs the command of `cli`; returns the process's exit code.
+pub async fn execute(cli: &Cli) -> Result<u8> {
+    let ctx = Ctx {
+        cli,
+        style: Style::detect(),
+    };
+    match &cli.command {
+        Command::Init { force } => init::init(&ctx, *force),
+        Command::Demo { dir } => demo::demo(&ctx, dir).await,
+        Command::Run(args) => run::run(&ctx, args).await,
+        Command::Watch { run, every } => watch::watch(&ctx, run, *every).await,
+        Command::Backfill {
+            run,
+            batch_files,
+            window,
+        } => backfill::backfill(&ctx, run, *batch_files, *window).await,
+        Command::Recover { wait } => recover::recover(&ctx, *wait).await,
+        Command::Runs(sub) => runs::runs(&ctx, sub).await,
+        Command::Branch(sub) => refs::refs(&ctx, sub.action(), RefKind::Branch).await,
+        Command::Tag(sub) => refs::refs(&ctx, sub.action(), RefKind::Tag).await,
+        Command::Tables { namespace } => tables::tables(&ctx, namespace.as_deref()).await,
+        Command::Log { target, limit } => log::log(&ctx, target, *limit).await,
+        Command::Merge {
+            table,
+            branch,
+            into,
+        } => merge::merge(&ctx, table, branch, into).await,
+        Command::Rollback { table, to, branch } => {
+            rollback::rollback(&ctx, table, to, branch).await
+        }
+        Command::Scan {
+            target,
+            columns,
+            limit,
+            format,
+        } => scan::scan(&ctx, target, columns.clone(), *limit, *format).await,
+        Command::Check {
+            target,
+            checks,
+            samples,
+            key_columns,
+        } => check::check(&ctx, target, checks, *samples, key_columns).await,
+    }
+}
+
+/// `NS.TABLE` (its `main`) or `NS.TABLE@REF`.
+fn parse_target(target: &str) -> Result<(TableName, RefSpec)> {
+    let (table, reference) = match target.split_once('@') {
+        Some((t, r)) => (t, RefSpec::parse(r)?),
+        None => (target, RefSpec::main()),
+    };
+    Ok((table.parse()?, reference))
+}
+
+/// Every column named by an option exists in the schema.
+fn require_columns(
+    table: &TableName,
+    schema: &arrow::datatypes::Schema,
+    columns: &[String],
+    option: &str,
+) -> Result<()> {
+    for column in columns {
+        if schema.field_with_name(column).is_err() {
+            let known: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            bail!(
+                "{option}: `{column}` is not a column of {table} (its columns: {})",
+                known.join(", ")
+            );
+        }
+    }
+    Ok(())
+}

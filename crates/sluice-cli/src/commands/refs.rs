@@ -1,0 +1,79 @@
+//! `sluice branch` and `sluice tag`: the same three actions on either kind of ref.
+
+use anyhow::{Result, bail};
+use serde_json::json;
+use sluice_lake::{RefKind, RefName, RefSpec, TableName};
+
+use super::Ctx;
+use crate::cli::RefAction;
+use crate::exit_code;
+use crate::render::{Fit, table};
+
+pub(super) async fn refs(ctx: &Ctx<'_>, action: RefAction<'_>, kind: RefKind) -> Result<u8> {
+    let pipeline = ctx.pipeline().await?;
+    let lake = pipeline.lake();
+    match action {
+        RefAction::List { table: t } => {
+            let name: TableName = t.parse()?;
+            let refs: Vec<_> = lake
+                .list_refs(&name)
+                .await?
+                .into_iter()
+                .filter(|r| r.kind == kind)
+                .collect();
+            if ctx.cli.json {
+                ctx.print_json(&serde_json::to_value(&refs)?);
+            } else {
+                let rows: Vec<Vec<String>> = refs
+                    .iter()
+                    .map(|r| vec![r.name.clone(), r.snapshot_id.to_string()])
+                    .collect();
+                out!(
+                    "{}",
+                    table(
+                        &[&kind.as_str().to_uppercase(), "SNAPSHOT"],
+                        &rows,
+                        Fit::default()
+                    )
+                );
+            }
+        }
+        RefAction::Create {
+            table: t,
+            name,
+            from,
+        } => {
+            let table_name: TableName = t.parse()?;
+            let ref_name = RefName::new(name)?;
+            let spec = RefSpec::parse(from)?;
+            let id = match kind {
+                RefKind::Branch => lake.create_branch(&table_name, &ref_name, &spec).await?,
+                RefKind::Tag => lake.create_tag(&table_name, &ref_name, &spec).await?,
+            };
+            if ctx.cli.json {
+                ctx.print_json(&json!({"table": t, kind.as_str(): name, "snapshot_id": id}));
+            } else {
+                outln!("created {kind} {name} of {table_name} at snapshot {id}");
+            }
+        }
+        RefAction::Delete { table: t, name } => {
+            let table_name: TableName = t.parse()?;
+            match lake
+                .delete_ref(&table_name, &RefName::new(name)?, kind)
+                .await
+            {
+                Ok(()) => {}
+                Err(e @ sluice_lake::Error::WrongRefKind { found, .. }) => {
+                    bail!("{e}; delete it with `sluice {found} delete {t} {name}`")
+                }
+                Err(e) => return Err(e.into()),
+            }
+            if ctx.cli.json {
+                ctx.print_json(&json!({"table": t, "deleted": name, "kind": kind.as_str()}));
+            } else {
+                outln!("deleted {kind} {name} of {table_name}");
+            }
+        }
+    }
+    Ok(exit_code::SUCCESS)
+}

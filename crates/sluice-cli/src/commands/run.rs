@@ -1,0 +1,106 @@
+//! `sluice run`: one Write-Audit-Publish run over the new files of a source; `watch` and
+//! `backfill` build their runs' options here too.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use sluice_checks::CheckSuite;
+use sluice_lake::{RefSpec, TableName};
+use sluice_wap::{Mode, Pipeline, RunOptions, SchemaChange};
+
+use super::{Ctx, require_columns};
+use crate::cli::{ModeArg, RunArgs, SchemaChangeArg};
+use crate::exit_code;
+use crate::render::progress::Progress;
+use crate::render::report::print_run;
+use crate::signals::Signals;
+
+pub(super) async fn run(ctx: &Ctx<'_>, args: &RunArgs) -> Result<u8> {
+    let pipeline = ctx.pipeline().await?;
+    let options = run_options(ctx, args)?;
+    check_key_columns(&pipeline, &options).await?;
+    let signals = Signals::listen(None, options.cancel.clone());
+    let report = pipeline.run(&options).await?;
+    print_run(ctx, &report);
+    Ok(signals
+        .exit_code()
+        .unwrap_or(exit_code::of_run(report.status)))
+}
+
+/// `--key-columns` name columns of the table (when it exists already; a first run creates it
+/// from the files, whose columns the samples then show).
+async fn check_key_columns(pipeline: &Pipeline, options: &RunOptions) -> Result<()> {
+    if options.key_columns.is_empty() {
+        return Ok(());
+    }
+    match pipeline
+        .lake()
+        .resolve(&options.table, &RefSpec::main())
+        .await
+    {
+        Ok(resolved) => require_columns(
+            &options.table,
+            &resolved.schema,
+            &options.key_columns,
+            "--key-columns",
+        ),
+        Err(sluice_lake::Error::TableNotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) fn run_options(ctx: &Ctx<'_>, args: &RunArgs) -> Result<RunOptions> {
+    let table: TableName = args.table.parse()?;
+    let mut options = RunOptions::new(source_location(&args.source)?, table);
+    if let Some(path) = &args.checks {
+        options.checks = Some(CheckSuite::from_path(path)?);
+    }
+    options.mode = match args.mode {
+        ModeArg::Copy => Mode::Copy,
+        ModeArg::Register => Mode::Register,
+    };
+    options.on_schema_change = match args.on_schema_change {
+        SchemaChangeArg::Fail => SchemaChange::Fail,
+        SchemaChangeArg::AddColumns => SchemaChange::AddColumns,
+    };
+    options.rewrite = args.rewrite;
+    if args.truncate_timestamps {
+        options.write.nanos = sluice_lake::NanosToMicros::Truncate;
+    }
+    options.message = args.message.clone();
+    options.author = args.author.clone().or_else(|| std::env::var("USER").ok());
+    options.sample_size = args.samples;
+    options.key_columns = args.key_columns.clone();
+    if !ctx.cli.quiet && !ctx.cli.json && std::io::stderr().is_terminal() {
+        options.progress = Some(Arc::new(Progress::new()));
+    }
+    Ok(options)
+}
+
+/// A source URL stays as is; a local path becomes absolute.
+fn source_location(source: &str) -> Result<String> {
+    if source.contains("://") {
+        return Ok(source.to_string());
+    }
+    let path = Path::new(source);
+    let absolute = path
+        .canonicalize()
+        .with_context(|| format!("the source {source} does not exist; give a directory of parquet files or a URL such as s3://bucket/prefix"))?;
+    if absolute.is_file() && !is_parquet(&absolute) {
+        bail!(
+            "the source {source} is not a parquet file (it does not start with the PAR1 marker); give a parquet file or a directory of them"
+        );
+    }
+    Ok(absolute.display().to_string())
+}
+
+/// Whether a local file starts with parquet's magic bytes.
+fn is_parquet(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| &magic == b"PAR1")
+}

@@ -1,0 +1,44 @@
+//! `sluice watch`: a run whenever new files arrive, until Ctrl-C or SIGTERM.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use sluice_wap::StopSignal;
+
+use super::Ctx;
+use super::run::run_options;
+use crate::cli::RunArgs;
+use crate::exit_code;
+use crate::render::{self, report::print_run};
+use crate::signals::Signals;
+
+/// The exit code is 1 when the highest code of its runs is a failure's, else 0: a failed
+/// audit rolls back only its own batch, and watching goes on.
+pub(super) async fn watch(ctx: &Ctx<'_>, run: &RunArgs, every: Duration) -> Result<u8> {
+    let pipeline = ctx.pipeline().await?;
+    let options = run_options(ctx, run)?;
+    let stop = StopSignal::new();
+    let signals = Signals::listen(Some(stop.clone()), options.cancel.clone());
+    if !ctx.cli.quiet && !ctx.cli.json {
+        eprintln!(
+            "watching {} every {} for {} (Ctrl-C stops after the current run)",
+            run.source,
+            render::duration(every),
+            run.table
+        );
+    }
+    let mut worst = exit_code::SUCCESS;
+    pipeline
+        .watch(&options, every, &stop, |report| {
+            worst = worst.max(exit_code::of_run(report.status));
+            print_run(ctx, report);
+        })
+        .await?;
+    Ok(signals
+        .exit_code()
+        .unwrap_or(if worst == exit_code::FAILURE {
+            exit_code::FAILURE
+        } else {
+            exit_code::SUCCESS
+        }))
+}

@@ -1,0 +1,136 @@
+//! Run reports and audit reports, as text and as JSON.
+
+use serde_json::json;
+use sluice_checks::AuditReport;
+use sluice_wap::{RunReport, RunStatus};
+
+use crate::commands::Ctx;
+use crate::render::{Fit, table};
+
+/// A run report as `--json` prints it.
+pub fn run_json(report: &RunReport) -> serde_json::Value {
+    // The same shape as `sluice check --json`: every field of a check result.
+    let checks = report
+        .audit
+        .as_ref()
+        .map(|a| serde_json::to_value(&a.checks).unwrap_or_default())
+        .unwrap_or_else(|| json!([]));
+    let durations: serde_json::Map<String, serde_json::Value> = report
+        .steps
+        .iter()
+        .map(|s| (format!("{}_ms", s.step), json!(s.millis)))
+        .collect();
+    json!({
+        "run_id": report.run_id,
+        "status": report.status.as_str(),
+        "table": report.table,
+        "files": report.files,
+        "rows": report.rows,
+        "mode": report.mode,
+        "copied_as_is": report.copied_as_is,
+        "snapshot_id": report.snapshot_id,
+        "publish": report.publish,
+        "run_key": report.run_key,
+        "branch": report.branch,
+        "checks": checks,
+        "failed_step": report.failed_step,
+        "error": report.error,
+        "durations": durations,
+        "commits": report.commits,
+    })
+}
+
+/// A run report: one JSON document with `--json`, else its outcome in a line and the audit.
+pub fn print_run(ctx: &Ctx<'_>, report: &RunReport) {
+    if ctx.cli.json {
+        ctx.print_json(&run_json(report));
+        return;
+    }
+    let s = &ctx.style;
+    let total = report
+        .steps
+        .iter()
+        .find(|t| t.step == "total")
+        .map(|t| t.millis)
+        .unwrap_or(0);
+    match report.status {
+        RunStatus::Published => outln!(
+            "{} {} file(s), {} rows into {} → main {} ({}) in {:.2}s",
+            s.good("published"),
+            report.files.len(),
+            report.rows,
+            report.table,
+            report
+                .snapshot_id
+                .map(|i| i.to_string())
+                .unwrap_or_default(),
+            match report.publish {
+                Some(sluice_lake::PublishKind::Rebase) => "rebased onto a moved main",
+                _ => "fast-forward",
+            },
+            total as f64 / 1000.0
+        ),
+        RunStatus::NothingToDo => outln!(
+            "{}: no new files for {}{}",
+            s.dim("nothing to do"),
+            report.table,
+            report
+                .error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        ),
+        RunStatus::AuditFailed => {
+            outln!(
+                "{} for {} file(s) into {}: rolled back, main unchanged",
+                s.bad("audit failed"),
+                report.files.len(),
+                report.table
+            );
+        }
+        RunStatus::Interrupted => {
+            eprintln!(
+                "{} in step {}: rolled back, nothing was published; main of {} is unchanged",
+                s.warn("stopped"),
+                report.failed_step.as_deref().unwrap_or("start"),
+                report.table
+            );
+        }
+        RunStatus::Failed => {
+            eprintln!(
+                "{} in step {}: {}",
+                s.bad("run failed"),
+                report.failed_step.as_deref().unwrap_or("start"),
+                report.error.as_deref().unwrap_or("unknown error")
+            );
+            eprintln!(
+                "nothing was published; main of {} is unchanged",
+                report.table
+            );
+        }
+    }
+    if let Some(audit) = &report.audit
+        && !ctx.cli.quiet
+    {
+        print_audit(audit);
+    }
+}
+
+/// The audit table fitted to the terminal, then the failing-row samples of every problem check
+/// and the verdict.
+pub fn print_audit(audit: &AuditReport) {
+    let (header, rows) = audit.table_cells();
+    out!(
+        "{}",
+        table::table_fit(
+            &header,
+            &rows,
+            Fit {
+                whole: &[],
+                droppable: &[3, 2],
+            },
+            table::terminal_width()
+        )
+    );
+    out!("{}", audit.render_details());
+}
