@@ -20,7 +20,8 @@ use arrow_array::{
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sluice_lake::{
-    AppendRequest, Lake, LakeConfig, PublishKind, RefName, RefSpec, TableName, WriteOptions,
+    AppendRequest, Lake, LakeConfig, PublishKind, RefMove, RefName, RefSpec, TableName,
+    WriteOptions,
 };
 use tokio::runtime::Runtime;
 
@@ -297,7 +298,7 @@ fn bench_lake(c: &mut Criterion) {
                         let start = Instant::now();
                         let outcome = bench
                             .lake
-                            .publish(&table, &audit(), &RefName::main(), Default::default())
+                            .publish(&table, RefMove::into_main(&audit()), Default::default())
                             .await
                             .expect("publish");
                         timed += start.elapsed();

@@ -93,7 +93,10 @@ pub async fn table_files(lake: &Lake, table: &TableName) -> Result<TableFiles, S
             }
         }
     }
-    if let Some(root) = metadata.properties().get(sluice_lake::LEDGER_PROPERTY) {
+    if let Some(root) = metadata
+        .properties()
+        .get(sluice_lake::summary::LEDGER_PROPERTY)
+    {
         files.reachable.insert(root.clone());
         files.reachable.extend(ledger_buckets(lake, root).await?);
     }

@@ -12,8 +12,9 @@ use futures::{StreamExt, TryStreamExt};
 use iceberg::{TableRequirement, TableUpdate};
 use object_store::ObjectStoreExt;
 
+use crate::commit::Plan;
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Plan};
+use crate::lake::Lake;
 use crate::refs::{self, RefName};
 use crate::snapshot_producer::{RUN_ID_PROPERTY, data_dir, metadata_dir, run_dir};
 use crate::table_name::TableName;

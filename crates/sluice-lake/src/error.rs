@@ -10,17 +10,13 @@ use crate::refs::RefName;
 #[non_exhaustive]
 pub enum Error {
     /// The table does not exist in the catalog.
-    #[error(
-        "table {table} does not exist; a first `sluice run --table {table}` creates it from its source files, or check the name (list tables with `sluice tables`)"
-    )]
+    #[error("table {table} does not exist")]
     TableNotFound {
         /// `namespace.table`
         table: String,
     },
     /// The namespace does not exist in the catalog.
-    #[error(
-        "namespace {namespace} does not exist; list the tables of every namespace with `sluice tables`"
-    )]
+    #[error("namespace {namespace} does not exist")]
     NamespaceNotFound {
         /// The namespace, dot-separated.
         namespace: String,
@@ -40,9 +36,7 @@ pub enum Error {
         reason: String,
     },
     /// The branch does not exist.
-    #[error(
-        "branch `{branch}` does not exist in table {table}; list branches with `sluice branch list {table}`"
-    )]
+    #[error("branch `{branch}` does not exist in table {table}")]
     BranchNotFound {
         /// `namespace.table`
         table: String,
@@ -200,6 +194,14 @@ pub enum Error {
         /// The ledger file.
         location: String,
         /// What is wrong with it.
+        reason: String,
+    },
+    /// A worker of an ingest stopped without an answer (it panicked or was cancelled).
+    #[error("a worker writing to table {table} stopped: {reason}")]
+    WorkerFailed {
+        /// The table.
+        table: String,
+        /// Why.
         reason: String,
     },
     /// Configuration is incomplete or inconsistent.

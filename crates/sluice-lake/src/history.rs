@@ -97,9 +97,9 @@ impl Lake {
                     .single()
                     .unwrap_or_default(),
                 operation: s.summary().operation.as_str().to_string(),
-                message: summary.get("sluice.message").cloned(),
-                author: summary.get("sluice.author").cloned(),
-                run_id: summary.get("sluice.run-id").cloned(),
+                message: summary.get(crate::summary::MESSAGE_PROPERTY).cloned(),
+                author: summary.get(crate::summary::AUTHOR_PROPERTY).cloned(),
+                run_id: summary.get(crate::summary::RUN_ID_PROPERTY).cloned(),
                 added_records: summary.get("added-records").and_then(|v| v.parse().ok()),
                 total_records: summary.get("total-records").and_then(|v| v.parse().ok()),
                 schema_id: s.schema_id(),

@@ -15,7 +15,7 @@
 //!        │                         storage: object_store (file://, s3://, memory://)
 //!        ├─ create_table / load_table / list_tables / drop_table
 //!        ├─ create_branch / create_tag / delete_ref / list_refs / rollback
-//!        ├─ table_writer | chunk_copier (copy) | register_files (in place) ──► commit_append
+//!        ├─ ingest (copy: chunk copy or re-encode | register in place) ──► commit_append
 //!        ├─ fast_forward / rebase_appends (staged or not) / publish
 //!        └─ log / resolve / scan / rename_column / add_columns
 //! ```
@@ -29,7 +29,7 @@
 //! # use std::sync::Arc;
 //! # use arrow_array::{Int64Array, RecordBatch};
 //! # use arrow_schema::{DataType, Field, Schema};
-//! use sluice_lake::{Lake, LakeConfig, RefName, RefSpec, ScanOptions, TableName};
+//! use sluice_lake::{Lake, LakeConfig, RefMove, RefName, RefSpec, ScanOptions, TableName};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> sluice_lake::Result<()> {
@@ -47,7 +47,7 @@
 //! assert!(lake.scan_to_vec(&table, &RefSpec::main(), &ScanOptions::default()).await?.is_empty());
 //!
 //! // Publish: main now holds the rows.
-//! lake.publish(&table, &branch, &RefName::main(), Default::default()).await?;
+//! lake.publish(&table, RefMove::into_main(&branch), Default::default()).await?;
 //! let rows: usize = lake
 //!     .scan_to_vec(&table, &RefSpec::main(), &ScanOptions::default())
 //!     .await?
@@ -60,45 +60,48 @@
 //! ```
 #![warn(missing_docs)]
 
+mod append;
 mod catalog;
-mod chunk_copy;
 mod cleanup;
+mod commit;
 mod error;
 mod history;
+pub mod ingest;
 mod lake;
 mod ledger;
 mod manifests;
 mod publish;
+mod ref_ops;
 mod refs;
-mod register;
 mod retrying_store;
 mod schema;
+mod schema_change;
 mod snapshot_producer;
 mod storage;
+pub mod summary;
 mod table_name;
 
+pub use append::{AppendOutcome, AppendRequest};
 pub use catalog::{CatalogConfig, LoadedTable};
-pub use chunk_copy::{
-    ChunkCopier, MAX_COPIED_ROW_GROUP_BYTES, MIN_COPIED_ROW_GROUP_BYTES, RowGroupBytes,
-    chunk_copy_blocker,
-};
 pub use cleanup::Discarded;
+pub use commit::{CommitHook, CommitRetry};
 pub use error::{Error, Result};
 pub use history::{BatchStream, Commit, ResolvedRef, ScanOptions};
-pub use lake::{AppendOutcome, AppendRequest, CommitHook, CommitRetry, Lake, LakeConfig};
-pub use ledger::{LEDGER_PROPERTY, LedgerEntry, RUN_KEY_PROPERTY, SOURCE_FILES_PROPERTY};
-pub use publish::{PublishKind, PublishOutcome, RebaseOptions, Rebased};
+pub use ingest::{
+    IngestMode, IngestObserver, IngestOptions, IngestProgress, Ingested,
+    MAX_COPIED_ROW_GROUP_BYTES, MIN_COPIED_ROW_GROUP_BYTES, NoObserver, ParquetFooter,
+    chunk_copy_blocker, read_footer, read_footers,
+};
+pub use lake::{Lake, LakeConfig};
+pub use ledger::LedgerEntry;
+pub use publish::{PublishKind, PublishOutcome, RebaseOptions, Rebased, RefMove};
 pub use refs::{MAIN, RefInfo, RefKind, RefName, RefSpec};
-pub use register::{ParquetFooter, read_footer, read_footers};
 pub use retrying_store::{ReadRetry, RetryingStore};
 pub use schema::{
     NanosToMicros, SchemaDiff, arrow_schema_for, conform_batch, conform_batch_with, diff_schemas,
     iceberg_schema_from_arrow, timestamps_to_micros, unsupported_columns,
 };
-pub use snapshot_producer::{
-    COMMIT_ID_PROPERTY, RUN_ID_PROPERTY, SOURCE_SNAPSHOT_PROPERTY, TableWriter, WriteOptions,
-    unsupported_table_reason,
-};
+pub use snapshot_producer::{TableWriter, WriteOptions, unsupported_table_reason};
 pub use storage::{
     ObjectStores, S3Options, Secret, StorageOptions, normalize_location, parse_location,
 };

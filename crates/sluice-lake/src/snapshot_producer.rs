@@ -33,15 +33,7 @@ use crate::error::{Error, Result};
 use crate::manifests::{ManifestListHeader, write_data_manifest_v2, write_manifest_list_v2};
 use crate::schema::{NanosToMicros, arrow_schema_for, conform_batch_with};
 
-/// Summary property: a unique id of the commit that produced a snapshot, so that a commit whose
-/// outcome is unknown (a timeout, a crash) is recognised instead of being applied twice.
-pub const COMMIT_ID_PROPERTY: &str = "sluice.commit-id";
-/// Summary property that Iceberg uses for a snapshot re-applied from another (cherry-pick).
-pub const SOURCE_SNAPSHOT_PROPERTY: &str = "source-snapshot-id";
-/// Summary property holding the id of the run that wrote a snapshot. A commit that carries it
-/// writes its manifests under `metadata/<run id>/`, the run's own directory (see
-/// [`crate::Lake::delete_run_files`]).
-pub const RUN_ID_PROPERTY: &str = "sluice.run-id";
+pub(crate) use crate::summary::{COMMIT_ID_PROPERTY, RUN_ID_PROPERTY, SOURCE_SNAPSHOT_PROPERTY};
 
 /// A run id usable as a directory name (letters, digits, `-`, `_`), or `None`.
 pub(crate) fn run_dir(run_id: Option<&str>) -> Option<&str> {
@@ -107,7 +99,7 @@ impl Default for WriteOptions {
             target_file_size: 256 * 1024 * 1024,
             zstd_level: 1,
             max_row_group_rows: 1024 * 1024,
-            min_copied_row_group_bytes: crate::chunk_copy::MIN_COPIED_ROW_GROUP_BYTES,
+            min_copied_row_group_bytes: crate::ingest::MIN_COPIED_ROW_GROUP_BYTES,
             run_id: None,
             nanos: NanosToMicros::default(),
         }

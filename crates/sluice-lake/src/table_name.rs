@@ -84,9 +84,33 @@ impl fmt::Display for TableName {
     }
 }
 
+/// Written as `namespace.table`, as on the command line.
+impl serde::Serialize for TableName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TableName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serialises_as_its_text() {
+        let t: TableName = "a.b.events".parse().unwrap();
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, "\"a.b.events\"");
+        assert_eq!(serde_json::from_str::<TableName>(&json).unwrap(), t);
+        let err = serde_json::from_str::<TableName>("\"events\"").unwrap_err();
+        assert!(err.to_string().contains("namespace.table"), "{err}");
+    }
 
     #[test]
     fn parses_and_prints() {

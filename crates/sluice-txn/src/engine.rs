@@ -1,26 +1,26 @@
-//! The engine: configuration, starting transactions, recovery and history.
+//! The engine: configuration, leases of transaction keys, and run history. Running a
+//! transaction is in `run.rs`, recovery in `recovery.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::FutureExt;
-use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::clock::{Clock, SystemClock};
-use crate::events::{Isolation, KeyEvent, RunEvent, State};
-use crate::history::{HookReport, HookState, RunFilter, RunReport, RunSummary, RunView};
+use crate::events::{Isolation, KeyEvent, RunEvent};
+use crate::history::{RunFilter, RunReport, RunSummary, RunView};
 use crate::holder::ProcessIdentity;
 use crate::journal::{Journal, Record, encode, read_stream};
 use crate::lease::{AcquireOutcome, Claimant, Lease, read_lease, try_acquire};
-use crate::registry::{Registry, panic_message};
+use crate::registry::Registry;
 use crate::retry::RetryPolicy;
-use crate::transaction::{RunCtx, Transaction, cancelled, run_stream};
-use crate::{Error, Result, StepError};
+use crate::run::TransactionBuilder;
+use crate::transaction::run_stream;
+use crate::{Error, Result};
 
 /// A journal record as it is written, passed to a progress listener.
 #[derive(Debug, Clone)]
@@ -103,75 +103,6 @@ impl CancelToken {
                 return;
             }
             notified.await;
-        }
-    }
-}
-
-/// How a transaction ended.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// Committed: the commit was journalled and every commit action completed.
-    Committed {
-        /// The run.
-        run_id: Uuid,
-        /// What the body returned.
-        output: Value,
-    },
-    /// Not run: the key had already committed. The recorded output is returned.
-    Skipped {
-        /// The (skipped) run.
-        run_id: Uuid,
-        /// The run that committed the key.
-        committed_run: Uuid,
-        /// Its output.
-        output: Value,
-    },
-    /// Failed and rolled back: every compensation ran.
-    RolledBack {
-        /// The run.
-        run_id: Uuid,
-        /// Why it failed.
-        error: String,
-    },
-    /// Ended with work undone: a compensation (after a failure) or a commit action (after
-    /// the commit decision) kept failing. [`Engine::recover`] retries them.
-    Failed {
-        /// The run.
-        run_id: Uuid,
-        /// What went wrong.
-        error: String,
-        /// The hooks that kept failing, with their last errors.
-        failed_hooks: Vec<HookReport>,
-    },
-}
-
-impl Outcome {
-    /// The run id.
-    pub fn run_id(&self) -> Uuid {
-        match self {
-            Outcome::Committed { run_id, .. }
-            | Outcome::Skipped { run_id, .. }
-            | Outcome::RolledBack { run_id, .. }
-            | Outcome::Failed { run_id, .. } => *run_id,
-        }
-    }
-
-    /// The run's final state.
-    pub fn state(&self) -> State {
-        match self {
-            Outcome::Committed { .. } => State::Completed,
-            Outcome::Skipped { .. } => State::Skipped,
-            Outcome::RolledBack { .. } => State::RolledBack,
-            Outcome::Failed { .. } => State::Failed,
-        }
-    }
-
-    /// The committed output (own or, when skipped, recorded).
-    pub fn output(&self) -> Option<&Value> {
-        match self {
-            Outcome::Committed { output, .. } | Outcome::Skipped { output, .. } => Some(output),
-            _ => None,
         }
     }
 }
@@ -286,7 +217,7 @@ pub fn key_digest(key: &str) -> String {
 }
 
 /// Stops renewing a lease when dropped (the transaction ended or its future was dropped).
-struct RenewalGuard(tokio::task::JoinHandle<()>);
+pub(crate) struct RenewalGuard(tokio::task::JoinHandle<()>);
 
 impl Drop for RenewalGuard {
     fn drop(&mut self) {
@@ -346,7 +277,7 @@ impl Engine {
         }
     }
 
-    fn start_renewal(&self, lease: &Arc<Lease>) -> RenewalGuard {
+    pub(crate) fn start_renewal(&self, lease: &Arc<Lease>) -> RenewalGuard {
         let inner = Arc::clone(&self.inner);
         let lease = Arc::clone(lease);
         RenewalGuard(tokio::spawn(async move {
@@ -366,7 +297,7 @@ impl Engine {
         }))
     }
 
-    async fn acquire(
+    pub(crate) async fn acquire(
         &self,
         name: &str,
         key: &str,
@@ -415,7 +346,7 @@ impl Engine {
         Ok((view, contents.next_seq))
     }
 
-    async fn runs_of_key(&self, digest: &str) -> Result<Vec<Uuid>> {
+    pub(crate) async fn runs_of_key(&self, digest: &str) -> Result<Vec<Uuid>> {
         let contents =
             read_stream::<KeyEvent>(&*self.inner.journal, &format!("keys/{digest}")).await?;
         let mut runs: Vec<Uuid> = contents
@@ -429,7 +360,13 @@ impl Engine {
         Ok(runs)
     }
 
-    async fn register_key(&self, digest: &str, key: &str, run_id: Uuid, token: u64) -> Result<()> {
+    pub(crate) async fn register_key(
+        &self,
+        digest: &str,
+        key: &str,
+        run_id: Uuid,
+        token: u64,
+    ) -> Result<()> {
         let stream = format!("keys/{digest}");
         let mut storage_failures = 0u32;
         loop {
@@ -468,160 +405,7 @@ impl Engine {
         }
     }
 
-    /// Finish or roll back `run_id` while holding `lease` (the run's lease, taken over
-    /// after it expired). Fences the run first, so its old process can write nothing more.
-    pub(crate) async fn recover_with_lease(
-        &self,
-        run_id: Uuid,
-        lease: &Lease,
-    ) -> Result<Option<RecoveredRun>> {
-        let inner = &self.inner;
-        let stream = run_stream(run_id);
-        let mut storage_failures = 0u32;
-        let (view, next_seq) = loop {
-            let (mut view, next_seq) = self.load_view(run_id).await?;
-            if !view.needs_recovery() {
-                return Ok(None);
-            }
-            let record = Record {
-                at: inner.clock.now(),
-                token: lease.token,
-                event: RunEvent::Fenced {
-                    by: inner.holder.clone(),
-                },
-            };
-            let bytes = encode(&stream, &record)?;
-            // Sent again unchanged after an ambiguous storage error; the journal recognises
-            // it if the first attempt was stored.
-            let stored = loop {
-                match inner.journal.append(&stream, next_seq, bytes.clone()).await {
-                    Ok(()) => break true,
-                    // The old process (or another recovery) wrote first: read again.
-                    Err(Error::AppendConflict { .. }) => break false,
-                    Err(e @ Error::Storage { .. }) if storage_failures < 2 => {
-                        storage_failures += 1;
-                        tracing::warn!(stream = %stream, error = %e, "fence append failed; sending it again");
-                        inner
-                            .clock
-                            .sleep(Duration::from_millis(50 * u64::from(storage_failures)))
-                            .await;
-                    }
-                    Err(e) => return Err(e),
-                }
-            };
-            if stored {
-                view.apply(&record);
-                break (view, next_seq + 1);
-            }
-        };
-        let done_before = view
-            .report
-            .hooks
-            .iter()
-            .filter(|h| h.state == HookState::Done)
-            .count();
-        let name = view.report.name.clone();
-        let committed = view.commit_decided.clone();
-        let previous_error = view.report.error.clone();
-        let ctx = RunCtx::new(Arc::clone(inner), run_id, lease.token, next_seq, view);
-        let (state, failures) = match committed {
-            Some(output) => match ctx.complete_commit().await? {
-                None => {
-                    ctx.finish(State::Completed, None, Some(output), None)
-                        .await?;
-                    (State::Completed, Vec::new())
-                }
-                Some(failure) => {
-                    ctx.finish(State::Failed, Some(failure.clone()), Some(output), None)
-                        .await?;
-                    (State::Failed, vec![failure])
-                }
-            },
-            None => {
-                let reason = previous_error.unwrap_or_else(|| {
-                    "the process running this transaction stopped before it finished".to_string()
-                });
-                let failures = ctx.rollback(0, &reason).await?;
-                if failures.is_empty() {
-                    ctx.finish(State::RolledBack, Some(reason), None, None)
-                        .await?;
-                    (State::RolledBack, failures)
-                } else {
-                    let error = format!("{reason}; compensations failed: {}", failures.join("; "));
-                    ctx.finish(State::Failed, Some(error), None, None).await?;
-                    (State::Failed, failures)
-                }
-            }
-        };
-        let view = ctx.view().await;
-        let done_after = view
-            .report
-            .hooks
-            .iter()
-            .filter(|h| h.state == HookState::Done)
-            .count();
-        Ok(Some(RecoveredRun {
-            run_id,
-            name,
-            state,
-            hooks_completed: done_after - done_before,
-            failures,
-        }))
-    }
-
-    /// Find runs that a dead process left open (or that ended `Failed` with hooks undone)
-    /// and finish them: complete the commit if it was decided, otherwise run the
-    /// journalled compensations, last staged first.
-    ///
-    /// Idempotent and safe to run from several processes at once: a run is only touched
-    /// under its lease, taken over after expiry, and fenced first; a hook whose completion
-    /// is journalled never runs again. Runs whose process still holds a live lease are
-    /// left alone and reported in [`RecoveryReport::still_running`].
-    pub async fn recover(&self) -> Result<RecoveryReport> {
-        let inner = &self.inner;
-        let mut report = RecoveryReport::default();
-        for stream in inner.journal.list_streams("runs").await? {
-            let Some(run_id) = stream
-                .strip_prefix("runs/")
-                .and_then(|s| s.parse::<Uuid>().ok())
-            else {
-                continue;
-            };
-            let (view, _) = self.load_view(run_id).await?;
-            if !view.report.damaged_records.is_empty() {
-                report
-                    .damaged
-                    .push((run_id, view.report.damaged_records.len()));
-            }
-            if !view.needs_recovery() {
-                continue;
-            }
-            match try_acquire(
-                &*inner.journal,
-                &*inner.clock,
-                &view.lease,
-                inner.claimant(),
-                inner.lease_ttl,
-            )
-            .await?
-            {
-                AcquireOutcome::Busy(_) => report.still_running.push(run_id),
-                AcquireOutcome::Acquired(lease) => {
-                    let _renewal = self.start_renewal(&lease);
-                    let recovered = self.recover_with_lease(run_id, &lease).await;
-                    if let Err(e) = lease.release(&*inner.journal, &*inner.clock).await {
-                        tracing::warn!(lease = %lease.name, error = %e, "could not release lease; it will expire");
-                    }
-                    if let Some(recovered) = recovered? {
-                        report.recovered.push(recovered);
-                    }
-                }
-            }
-        }
-        Ok(report)
-    }
-
-    async fn lease_live(&self, view: &RunView) -> Result<bool> {
+    pub(crate) async fn lease_live(&self, view: &RunView) -> Result<bool> {
         if view.finished || !view.started {
             return Ok(view.finished);
         }
@@ -678,288 +462,4 @@ impl Engine {
         }
         Ok(runs)
     }
-}
-
-/// A run that [`Engine::recover`] finished.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RecoveredRun {
-    /// The run.
-    pub run_id: Uuid,
-    /// Its name.
-    pub name: String,
-    /// Its state afterwards: Completed (commit finished), RolledBack, or Failed.
-    pub state: State,
-    /// How many compensations or commit actions ran to completion during recovery.
-    pub hooks_completed: usize,
-    /// Hooks that kept failing.
-    pub failures: Vec<String>,
-}
-
-/// What [`Engine::recover`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct RecoveryReport {
-    /// Runs finished or rolled back.
-    pub recovered: Vec<RecoveredRun>,
-    /// Open runs left alone because a live process holds their lease.
-    pub still_running: Vec<Uuid>,
-    /// Runs with damaged (skipped) journal records, and how many.
-    pub damaged: Vec<(Uuid, usize)>,
-}
-
-/// A transaction being configured; [`run`](TransactionBuilder::run) executes it.
-pub struct TransactionBuilder<'e> {
-    engine: &'e Engine,
-    key: String,
-    name: String,
-    params: Result<Value>,
-    isolation: Isolation,
-    on_conflict: LeaseConflict,
-    timeout: Option<Duration>,
-    cancel: Option<CancelToken>,
-}
-
-impl std::fmt::Debug for TransactionBuilder<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TransactionBuilder")
-            .field("key", &self.key)
-            .field("name", &self.name)
-            .field("isolation", &self.isolation)
-            .finish_non_exhaustive()
-    }
-}
-
-impl TransactionBuilder<'_> {
-    /// The run's name in history (default: the key).
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
-    }
-    /// Parameters recorded with the run.
-    pub fn params(mut self, params: impl Serialize) -> Self {
-        self.params = serde_json::to_value(params).map_err(|source| Error::Payload {
-            what: "run parameters".to_string(),
-            source,
-        });
-        self
-    }
-    /// Isolation mode (default [`Isolation::Serializable`]).
-    pub fn isolation(mut self, isolation: Isolation) -> Self {
-        self.isolation = isolation;
-        self
-    }
-    /// What to do if the key is leased by a live process (default [`LeaseConflict::Fail`]).
-    pub fn on_conflict(mut self, on_conflict: LeaseConflict) -> Self {
-        self.on_conflict = on_conflict;
-        self
-    }
-    /// Roll back if the body has not finished after `timeout`.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-    /// Roll back when `token` is cancelled.
-    pub fn cancel_token(mut self, token: CancelToken) -> Self {
-        self.cancel = Some(token);
-        self
-    }
-
-    /// Run `body` as a transaction.
-    ///
-    /// ```text
-    ///  lease key ─► key committed before? ── yes ─► Skipped (recorded output)
-    ///                     │ no
-    ///                     ▼
-    ///  run body: steps stage hooks, then act
-    ///       │ Ok(output)                      │ error / panic / timeout / cancel
-    ///       ▼                                 ▼
-    ///  journal commit decision          run compensations, last staged first
-    ///  run commit actions in order      (each retried while transient)
-    ///       ▼                                 ▼
-    ///   Committed (or Failed if an        RolledBack (or Failed if one
-    ///   action keeps failing)             keeps failing)
-    /// ```
-    ///
-    /// If the future is dropped before it completes, the transaction stays open in the
-    /// journal and its lease stops being renewed; [`Engine::recover`] rolls it back after
-    /// the lease expires, as for a crash.
-    pub async fn run<F>(mut self, body: F) -> Result<Outcome>
-    where
-        F: AsyncFnOnce(Transaction) -> Result<Value, StepError>,
-    {
-        let engine = self.engine;
-        let inner = &engine.inner;
-        let params = std::mem::replace(&mut self.params, Ok(Value::Null))?;
-        let digest = key_digest(&self.key);
-        let run_id = Uuid::now_v7();
-        let lease_name = match self.isolation {
-            Isolation::Serializable => format!("key-{digest}"),
-            Isolation::ReadCommitted => format!("run-{run_id}"),
-        };
-        let lease = engine
-            .acquire(&lease_name, &self.key, self.on_conflict)
-            .await?;
-        let renewal = engine.start_renewal(&lease);
-        let result = self
-            .run_leased(run_id, params, &digest, &lease_name, &lease, body)
-            .await;
-        drop(renewal);
-        if !matches!(result, Err(Error::Fenced { .. })) {
-            // The outcome matters more than a failed release: the lease then just expires.
-            if let Err(e) = lease.release(&*inner.journal, &*inner.clock).await {
-                tracing::warn!(lease = %lease.name, error = %e, "could not release lease; it will expire");
-            }
-        }
-        result
-    }
-
-    async fn run_leased<F>(
-        &self,
-        run_id: Uuid,
-        params: Value,
-        digest: &str,
-        lease_name: &str,
-        lease: &Lease,
-        body: F,
-    ) -> Result<Outcome>
-    where
-        F: AsyncFnOnce(Transaction) -> Result<Value, StepError>,
-    {
-        let engine = self.engine;
-        // Earlier runs of this key: a committed one means skip; under our key lease, an
-        // open one belongs to a dead or fenced process and is finished or rolled back first.
-        let mut committed: Option<(Uuid, Value)> = None;
-        for earlier in engine.runs_of_key(digest).await? {
-            let (mut view, _) = engine.load_view(earlier).await?;
-            if view.lease == lease_name && view.needs_recovery() {
-                engine.recover_with_lease(earlier, lease).await?;
-                view = engine.load_view(earlier).await?.0;
-            }
-            if let Some(output) = view.commit_decided {
-                committed = Some((earlier, output));
-                break;
-            }
-        }
-
-        let ctx = Arc::new(RunCtx::new(
-            Arc::clone(&engine.inner),
-            run_id,
-            lease.token,
-            0,
-            RunView::empty(run_id),
-        ));
-        ctx.append(RunEvent::RunStarted {
-            run_id,
-            name: self.name.clone(),
-            key: self.key.clone(),
-            params,
-            isolation: self.isolation,
-            lease: lease_name.to_string(),
-            holder: engine.inner.holder.clone(),
-        })
-        .await?;
-        if let Some((committed_run, output)) = committed {
-            ctx.finish(
-                State::Skipped,
-                None,
-                Some(output.clone()),
-                Some(committed_run),
-            )
-            .await?;
-            return Ok(Outcome::Skipped {
-                run_id,
-                committed_run,
-                output,
-            });
-        }
-        engine
-            .register_key(digest, &self.key, run_id, lease.token)
-            .await?;
-        ctx.append(RunEvent::TxnBegan {
-            txn: 0,
-            parent: None,
-            name: self.name.clone(),
-        })
-        .await?;
-
-        let tx = Transaction {
-            ctx: Arc::clone(&ctx),
-            txn: 0,
-        };
-        let timeout = self.timeout;
-        let result: Result<Value, String> = tokio::select! {
-            biased;
-            () = cancelled(self.cancel.clone()) => Err("transaction was cancelled".to_string()),
-            () = async {
-                match timeout {
-                    Some(limit) => tokio::time::sleep(limit).await,
-                    None => std::future::pending().await,
-                }
-            } => Err(format!("transaction timed out after {:?}", timeout.unwrap_or_default())),
-            caught = std::panic::AssertUnwindSafe(body(tx)).catch_unwind() => match caught {
-                Ok(Ok(output)) => Ok(output),
-                Ok(Err(error)) => Err(error.to_string()),
-                Err(panic) => Err(format!("transaction body panicked: {}", panic_message(&*panic))),
-            },
-        };
-
-        match result {
-            Ok(output) => {
-                ctx.append(RunEvent::CommitDecided {
-                    output: output.clone(),
-                })
-                .await?;
-                match ctx.complete_commit().await? {
-                    None => {
-                        ctx.finish(State::Completed, None, Some(output.clone()), None)
-                            .await?;
-                        Ok(Outcome::Committed { run_id, output })
-                    }
-                    Some(failure) => {
-                        let error = format!(
-                            "committed, but a commit action kept failing: {failure}; recover() will retry it"
-                        );
-                        ctx.finish(State::Failed, Some(error.clone()), Some(output), None)
-                            .await?;
-                        Ok(Outcome::Failed {
-                            run_id,
-                            error,
-                            failed_hooks: failed_hooks(&ctx.view().await),
-                        })
-                    }
-                }
-            }
-            Err(reason) => {
-                let failures = ctx.rollback(0, &reason).await?;
-                if failures.is_empty() {
-                    ctx.finish(State::RolledBack, Some(reason.clone()), None, None)
-                        .await?;
-                    Ok(Outcome::RolledBack {
-                        run_id,
-                        error: reason,
-                    })
-                } else {
-                    let error = format!(
-                        "{reason}; rollback incomplete, compensations failed: {}",
-                        failures.join("; ")
-                    );
-                    ctx.finish(State::Failed, Some(error.clone()), None, None)
-                        .await?;
-                    Ok(Outcome::Failed {
-                        run_id,
-                        error,
-                        failed_hooks: failed_hooks(&ctx.view().await),
-                    })
-                }
-            }
-        }
-    }
-}
-
-fn failed_hooks(view: &RunView) -> Vec<HookReport> {
-    view.report
-        .hooks
-        .iter()
-        .filter(|h| h.state == HookState::Failed)
-        .cloned()
-        .collect()
 }

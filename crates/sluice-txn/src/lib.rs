@@ -101,14 +101,15 @@ mod history;
 mod holder;
 mod journal;
 mod lease;
+mod recovery;
 mod registry;
 mod retry;
+mod run;
 mod transaction;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    CancelToken, Engine, EngineBuilder, LeaseConflict, Outcome, Progress, ProgressListener,
-    RecoveredRun, RecoveryReport, TransactionBuilder, key_digest,
+    CancelToken, Engine, EngineBuilder, LeaseConflict, Progress, ProgressListener, key_digest,
 };
 pub use error::{Error, Result};
 pub use events::{HookKind, Isolation, State};
@@ -118,6 +119,8 @@ pub use history::{
 };
 pub use holder::ProcessIdentity;
 pub use journal::{DamagedRecord, Journal, ObjectStoreJournal};
-pub use registry::{Registry, ResultExt, StepError};
+pub use recovery::{RecoveredRun, RecoveryReport};
+pub use registry::{Cause, Registry, ResultExt, StepError};
 pub use retry::RetryPolicy;
+pub use run::{Outcome, TransactionBuilder};
 pub use transaction::{Step, StepContext, Transaction};

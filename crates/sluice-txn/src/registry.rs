@@ -9,12 +9,31 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
+/// The cause a [`StepError`] keeps, shared by its clones.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// The failure of a step attempt or a hook, marked transient (worth retrying) or not.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Built from an error value ([`StepError::transient_cause`], [`StepError::permanent_cause`]),
+/// it keeps that value as its cause, so that whoever receives the failure (an
+/// [`Outcome`](crate::Outcome)) can match on it with [`StepError::downcast_ref`] instead of
+/// parsing its message.
+#[derive(Debug, Clone)]
 pub struct StepError {
     message: String,
     transient: bool,
+    cause: Option<Cause>,
 }
+
+impl PartialEq for StepError {
+    /// Two failures are equal when they say the same and are retried alike (the causes are
+    /// not compared).
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message && self.transient == other.transient
+    }
+}
+
+impl Eq for StepError {}
 
 impl StepError {
     /// A failure that may go away on retry (a timeout, a throttled request, a conflict).
@@ -22,6 +41,7 @@ impl StepError {
         Self {
             message: error.to_string(),
             transient: true,
+            cause: None,
         }
     }
 
@@ -30,6 +50,44 @@ impl StepError {
         Self {
             message: error.to_string(),
             transient: false,
+            cause: None,
+        }
+    }
+
+    /// [`StepError::transient`], keeping `error` as the cause.
+    pub fn transient_cause(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            message: error.to_string(),
+            transient: true,
+            cause: Some(Arc::new(error)),
+        }
+    }
+
+    /// [`StepError::permanent`], keeping `error` as the cause.
+    pub fn permanent_cause(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            message: error.to_string(),
+            transient: false,
+            cause: Some(Arc::new(error)),
+        }
+    }
+
+    /// The same failure, permanent, with `message` in front of what it said (the cause is
+    /// kept).
+    pub fn context(&self, message: impl fmt::Display) -> Self {
+        Self {
+            message: format!("{message}: {}", self.message),
+            transient: false,
+            cause: self.cause.clone(),
+        }
+    }
+
+    /// The same failure said differently (the cause and the retry marking are kept).
+    pub fn with_message(&self, message: impl fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+            transient: self.transient,
+            cause: self.cause.clone(),
         }
     }
 
@@ -42,6 +100,16 @@ impl StepError {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The error value the failure was built from, if any.
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.cause.as_deref()
+    }
+
+    /// The cause, if it is an `E`.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.cause.as_deref().and_then(|c| c.downcast_ref::<E>())
+    }
 }
 
 impl fmt::Display for StepError {
@@ -50,14 +118,20 @@ impl fmt::Display for StepError {
     }
 }
 
-impl std::error::Error for StepError {}
+impl std::error::Error for StepError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|c| c as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<crate::Error> for StepError {
     fn from(error: crate::Error) -> Self {
         if error.is_retryable() {
-            Self::transient(error)
+            Self::transient_cause(error)
         } else {
-            Self::permanent(error)
+            Self::permanent_cause(error)
         }
     }
 }

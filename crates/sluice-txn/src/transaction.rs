@@ -597,16 +597,16 @@ impl Step<'_> {
                         clock.sleep(delay).await;
                         continue;
                     }
-                    let message =
-                        format!("step {:?} failed after {n} attempt(s): {error}", self.name);
+                    let failed =
+                        error.context(format!("step {:?} failed after {n} attempt(s)", self.name));
                     ctx.append(RunEvent::StepFailed {
                         step: step_id,
                         attempts: n,
-                        error: message.clone(),
+                        error: failed.to_string(),
                         duration_ms: elapsed_ms(&*clock),
                     })
                     .await?;
-                    return Err(StepError::permanent(message));
+                    return Err(failed);
                 }
             }
         }

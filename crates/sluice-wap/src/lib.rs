@@ -36,18 +36,23 @@
 //! from the table's own history.
 #![warn(missing_docs)]
 
+mod audit;
+mod compensations;
 mod error;
+mod interrupt;
+mod options;
 mod pipeline;
+mod publish;
 mod report;
 mod schedule;
 mod source;
+mod write;
 
+pub use audit::audit_summary;
+pub use compensations::{DELETE_BRANCH, DISCARD_RUN};
 pub use error::{Error, Result};
-pub use pipeline::{
-    DELETE_BRANCH, DISCARD_RUN, Mode, Pipeline, PipelineConfig, ProgressSink, RunOptions,
-    SchemaChange, audit_summary,
-};
-pub use report::{RunReport, RunStatus, StepTiming};
+pub use options::{Mode, PipelineConfig, ProgressSink, RunOptions, SchemaChange};
+pub use pipeline::Pipeline;
+pub use report::{RunFailure, RunReport, RunStatus, StepTiming};
 pub use schedule::{Batching, StopSignal};
-pub use sluice_lake::{RUN_KEY_PROPERTY, SOURCE_FILES_PROPERTY};
 pub use source::{SourceFile, list_source, run_key};

@@ -2,7 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 use sluice_checks::AuditReport;
-use sluice_lake::PublishKind;
+use sluice_lake::{PublishKind, TableName};
+use sluice_txn::StepError;
+use uuid::Uuid;
+
+use crate::options::Mode;
 
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,17 +26,6 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    /// The process exit code for this status: 0 published or nothing to do, 3 audit failed,
-    /// 130 interrupted (as after SIGINT), 1 any other failure.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            RunStatus::Published | RunStatus::NothingToDo => 0,
-            RunStatus::AuditFailed => 3,
-            RunStatus::Failed => 1,
-            RunStatus::Interrupted => 130,
-        }
-    }
-
     /// The status as written in reports.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -57,12 +50,13 @@ pub struct StepTiming {
 /// The report of one run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunReport {
-    /// The run id (also in the audit branch name and the journal).
-    pub run_id: String,
+    /// The run id (also in the audit branch name and the journal); none when there was
+    /// nothing to do.
+    pub run_id: Option<Uuid>,
     /// How it ended.
     pub status: RunStatus,
-    /// `namespace.table`.
-    pub table: String,
+    /// The target table.
+    pub table: TableName,
     /// The run key (digest of the source files).
     pub run_key: Option<String>,
     /// The audit branch the run wrote to.
@@ -71,8 +65,8 @@ pub struct RunReport {
     pub files: Vec<String>,
     /// Rows written.
     pub rows: u64,
-    /// `copy` or `register`.
-    pub mode: String,
+    /// Copy or register.
+    pub mode: Mode,
     /// Copy mode: source files whose column chunks were copied as they are; the others were
     /// decoded and written again.
     #[serde(default)]
@@ -85,8 +79,16 @@ pub struct RunReport {
     pub audit: Option<AuditReport>,
     /// The step that failed.
     pub failed_step: Option<String>,
-    /// Why the run failed.
+    /// Why the run failed, as a message.
     pub error: Option<String>,
+    /// Why the run failed, as the error value the failing step returned: match on
+    /// [`RunFailure::error`].
+    #[serde(skip)]
+    pub failure: Option<RunFailure>,
+    /// The compensations that kept failing when the run was undone: the rollback is
+    /// unfinished until a recovery runs them (`Pipeline::recover`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undo_failed: Vec<String>,
     /// Step durations.
     pub steps: Vec<StepTiming>,
     /// Catalog commits the run made.
@@ -94,22 +96,24 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    pub(crate) fn new(run_id: String, table: String, mode: &str) -> Self {
+    pub(crate) fn new(table: TableName, mode: Mode) -> Self {
         RunReport {
-            run_id,
+            run_id: None,
             status: RunStatus::Failed,
             table,
             run_key: None,
             branch: None,
             files: Vec::new(),
             rows: 0,
-            mode: mode.to_string(),
+            mode,
             copied_as_is: 0,
             snapshot_id: None,
             publish: None,
             audit: None,
             failed_step: None,
             error: None,
+            failure: None,
+            undo_failed: Vec::new(),
             steps: Vec::new(),
             commits: 0,
         }
@@ -126,5 +130,36 @@ impl RunReport {
             step: step.to_string(),
             millis: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
         });
+    }
+}
+
+/// The failure of a run as the transaction recorded it, with the error value behind it.
+#[derive(Clone, Debug)]
+pub struct RunFailure(pub(crate) StepError);
+
+impl RunFailure {
+    /// The pipeline error the failing step returned (`None` when the failure was not one:
+    /// a failed audit, a cancelled or timed-out transaction).
+    pub fn error(&self) -> Option<&crate::Error> {
+        self.0.downcast_ref::<crate::Error>()
+    }
+
+    /// The lake error behind the failure, if that is what it was.
+    pub fn lake_error(&self) -> Option<&sluice_lake::Error> {
+        match self.error()? {
+            crate::Error::Lake(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// What the transaction journalled.
+    pub fn message(&self) -> &str {
+        self.0.message()
+    }
+}
+
+impl std::fmt::Display for RunFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.message())
     }
 }

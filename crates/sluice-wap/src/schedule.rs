@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::error::Result;
-use crate::pipeline::{Pipeline, RunOptions};
+use crate::options::RunOptions;
+use crate::pipeline::Pipeline;
 use crate::report::{RunReport, RunStatus};
 use crate::source::SourceFile;
 

@@ -1,7 +1,7 @@
 //! Appending to a branch in both modes: copy (batches rewritten into the warehouse) and
 //! register (existing parquet files added in place).
 
-use sluice_lake::{AppendRequest, PublishKind, RefName, RefSpec, WriteOptions};
+use sluice_lake::{AppendRequest, PublishKind, RefMove, RefName, RefSpec, WriteOptions};
 use sluice_tests::{
     Backend, BackendKind, batch, expected_sum, ids, parquet_bytes, read, ref_state, schema,
     sum_column,
@@ -70,7 +70,7 @@ async fn append_copy_mode(backend: Backend) {
     assert_eq!(Some(refs["main"]), outcome.parent_id);
 
     let published = lake
-        .publish(&table, &branch, &RefName::main(), Default::default())
+        .publish(&table, RefMove::into_main(&branch), Default::default())
         .await
         .unwrap();
     assert_eq!(published.kind, PublishKind::FastForward);
@@ -149,7 +149,7 @@ async fn append_register_mode(backend: Backend) {
         (0..25).collect::<Vec<_>>()
     );
     assert!(ids(&lake, &table, "main").await.is_empty());
-    lake.publish(&table, &branch, &RefName::main(), Default::default())
+    lake.publish(&table, RefMove::into_main(&branch), Default::default())
         .await
         .unwrap();
     let main = read(&lake, &table, "main").await;

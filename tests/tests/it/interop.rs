@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use sluice_lake::{RefName, RefSpec};
+use sluice_lake::{RefMove, RefName, RefSpec};
 use sluice_tests::{
     Backend, ServiceEnv, batch, expected_sum, ids, read, ref_state, run_python, schema, skip,
     sum_column,
@@ -126,7 +126,14 @@ async fn pyiceberg_reads_what_sluice_published() {
         .await
         .unwrap();
     let published = lake
-        .publish(&table, &branch, &main, Default::default())
+        .publish(
+            &table,
+            RefMove {
+                source: &branch,
+                target: &main,
+            },
+            Default::default(),
+        )
         .await
         .unwrap();
     assert_eq!(published.kind, sluice_lake::PublishKind::Rebase);
@@ -191,7 +198,7 @@ async fn sluice_appends_to_a_table_pyiceberg_wrote() {
         .await
         .unwrap();
     let published = lake
-        .publish(&table, &branch, &RefName::main(), Default::default())
+        .publish(&table, RefMove::into_main(&branch), Default::default())
         .await
         .unwrap();
     assert_eq!(published.kind, sluice_lake::PublishKind::FastForward);

@@ -1,6 +1,7 @@
 //! Publishing a branch: fast-forward when main has not moved, rebase of the appends when it has.
 
-use sluice_lake::{Error, PublishKind, RefName, RefSpec, SOURCE_SNAPSHOT_PROPERTY};
+use sluice_lake::summary::SOURCE_SNAPSHOT_PROPERTY;
+use sluice_lake::{Error, PublishKind, RefMove, RefName, RefSpec};
 use sluice_tests::{Backend, batch, expected_sum, ids, read, ref_state, schema, sum_column};
 
 async fn fast_forward(backend: Backend) {
@@ -26,7 +27,16 @@ async fn fast_forward(backend: Backend) {
     assert_eq!(ids(&lake, &table, "main").await, (0..5).collect::<Vec<_>>());
 
     let before = lake.commits_made();
-    let outcome = lake.fast_forward(&table, &main, &branch).await.unwrap();
+    let outcome = lake
+        .fast_forward(
+            &table,
+            RefMove {
+                source: &branch,
+                target: &main,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(
         lake.commits_made() - before,
         1,
@@ -48,7 +58,16 @@ async fn fast_forward(backend: Backend) {
     assert_eq!(log[2].snapshot_id, seeded.snapshot_id);
 
     // Again: nothing to do.
-    let again = lake.fast_forward(&table, &main, &branch).await.unwrap();
+    let again = lake
+        .fast_forward(
+            &table,
+            RefMove {
+                source: &branch,
+                target: &main,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(again.kind, PublishKind::UpToDate);
 
     // Once main has moved on its own, a fast-forward is refused and changes nothing.
@@ -59,7 +78,16 @@ async fn fast_forward(backend: Backend) {
         .await
         .unwrap();
     let refs = ref_state(&lake, &table).await;
-    let err = lake.fast_forward(&table, &main, &branch).await.unwrap_err();
+    let err = lake
+        .fast_forward(
+            &table,
+            RefMove {
+                source: &branch,
+                target: &main,
+            },
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::CannotPublish { .. }), "{err}");
     assert!(err.to_string().contains("rebase"), "{err}");
     assert_eq!(ref_state(&lake, &table).await, refs);
@@ -93,15 +121,24 @@ async fn rebase_two_branches(backend: Backend) {
         .unwrap();
 
     let first = lake
-        .publish(&table, &a, &main, Default::default())
+        .publish(
+            &table,
+            RefMove {
+                source: &a,
+                target: &main,
+            },
+            Default::default(),
+        )
         .await
         .unwrap();
     assert_eq!(first.kind, PublishKind::FastForward);
     let second = lake
         .publish(
             &table,
-            &b,
-            &main,
+            RefMove {
+                source: &b,
+                target: &main,
+            },
             [("sluice.message".to_string(), "publish run-b".to_string())].into(),
         )
         .await

@@ -190,7 +190,10 @@ pub(super) async fn demo(ctx: &Ctx<'_>, dir: &Path) -> Result<u8> {
                     c.operation.clone(),
                     c.message.clone().unwrap_or_default(),
                     c.total_records.map(|n| n.to_string()).unwrap_or_default(),
-                    c.summary.get("sluice.audit").cloned().unwrap_or_default(),
+                    c.summary
+                        .get(sluice_lake::summary::AUDIT_PROPERTY)
+                        .cloned()
+                        .unwrap_or_default(),
                 ]
             })
             .collect();

@@ -24,7 +24,10 @@ pub(super) async fn log(ctx: &Ctx<'_>, target: &str, limit: Option<usize>) -> Re
                     c.author.clone().unwrap_or_default(),
                     c.added_records.map(|n| format!("+{n}")).unwrap_or_default(),
                     c.total_records.map(|n| n.to_string()).unwrap_or_default(),
-                    c.summary.get("sluice.audit").cloned().unwrap_or_default(),
+                    c.summary
+                        .get(sluice_lake::summary::AUDIT_PROPERTY)
+                        .cloned()
+                        .unwrap_or_default(),
                 ]
             })
             .collect();

@@ -1,7 +1,7 @@
 //! `sluice merge`: publish a branch into another.
 
 use anyhow::Result;
-use sluice_lake::{RefName, TableName};
+use sluice_lake::{RefMove, RefName, TableName};
 
 use super::Ctx;
 use crate::{exit_code, render};
@@ -9,12 +9,15 @@ use crate::{exit_code, render};
 pub(super) async fn merge(ctx: &Ctx<'_>, table: &str, branch: &str, into: &str) -> Result<u8> {
     let name: TableName = table.parse()?;
     let pipeline = ctx.pipeline().await?;
+    let (source, target) = (RefName::new(branch)?, RefName::new(into)?);
     let outcome = pipeline
         .lake()
         .publish(
             &name,
-            &RefName::new(branch)?,
-            &RefName::new(into)?,
+            RefMove {
+                source: &source,
+                target: &target,
+            },
             Default::default(),
         )
         .await?;

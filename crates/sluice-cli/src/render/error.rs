@@ -17,6 +17,9 @@ pub fn message(error: &anyhow::Error) -> String {
             text.push_str(": ");
         }
         text.push_str(said);
+        if let Some(next) = lake_next_step(cause) {
+            text.push_str(&next);
+        }
     }
     let mut text = explain_missing_credentials(text);
     if let Some(hint) = hint(error) {
@@ -61,6 +64,28 @@ fn explain_missing_credentials(text: String) -> String {
     format!(
         "{what}: no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and AWS_REGION; on a cloud machine, give it an instance role)"
     )
+}
+
+/// What to do about a lake error whose remedy is a `sluice` command, said right after it.
+fn lake_next_step(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let lake = cause.downcast_ref::<sluice_lake::Error>().or_else(|| {
+        match cause.downcast_ref::<sluice_wap::Error>() {
+            Some(sluice_wap::Error::Lake(e)) => Some(e),
+            _ => None,
+        }
+    })?;
+    match lake {
+        sluice_lake::Error::TableNotFound { table } => Some(format!(
+            "; a first `sluice run --table {table}` creates it from its source files, or check the name (list tables with `sluice tables`)"
+        )),
+        sluice_lake::Error::NamespaceNotFound { .. } => {
+            Some("; list the tables of every namespace with `sluice tables`".to_string())
+        }
+        sluice_lake::Error::BranchNotFound { table, .. } => {
+            Some(format!("; list branches with `sluice branch list {table}`"))
+        }
+        _ => None,
+    }
 }
 
 /// What to do about errors whose remedy is a `sluice` command.
@@ -166,6 +191,31 @@ mod tests {
             message(&error),
             "cannot list the source s3://raw: Error getting list response body"
         );
+    }
+
+    #[test]
+    fn a_missing_table_or_branch_says_which_command_helps() {
+        let missing = sluice_lake::Error::TableNotFound {
+            table: "ns.events".to_string(),
+        };
+        let error = anyhow::Error::new(sluice_wap::Error::Lake(missing)).context("cannot scan");
+        assert_eq!(
+            message(&error),
+            "cannot scan: table ns.events does not exist; a first `sluice run --table ns.events` creates it from its source files, or check the name (list tables with `sluice tables`)"
+        );
+        let branch = anyhow::Error::new(sluice_lake::Error::BranchNotFound {
+            table: "ns.events".to_string(),
+            branch: "dev".to_string(),
+        });
+        assert_eq!(
+            message(&branch),
+            "branch `dev` does not exist in table ns.events; list branches with `sluice branch list ns.events`"
+        );
+        // The library itself names no command.
+        let bare = sluice_lake::Error::NamespaceNotFound {
+            namespace: "ns".to_string(),
+        };
+        assert!(!bare.to_string().contains("sluice"), "{bare}");
     }
 
     #[test]

@@ -21,7 +21,8 @@ pub fn run_json(report: &RunReport) -> serde_json::Value {
         .map(|s| (format!("{}_ms", s.step), json!(s.millis)))
         .collect();
     json!({
-        "run_id": report.run_id,
+        // A run that had nothing to do has no id: "" as ever.
+        "run_id": report.run_id.map(|id| id.to_string()).unwrap_or_default(),
         "status": report.status.as_str(),
         "table": report.table,
         "files": report.files,
@@ -34,9 +35,19 @@ pub fn run_json(report: &RunReport) -> serde_json::Value {
         "branch": report.branch,
         "checks": checks,
         "failed_step": report.failed_step,
-        "error": report.error,
+        "error": run_error(report),
         "durations": durations,
         "commits": report.commits,
+    })
+}
+
+/// Why a run failed, with what to do when its rollback is unfinished.
+fn run_error(report: &RunReport) -> Option<String> {
+    let error = report.error.clone()?;
+    Some(if report.undo_failed.is_empty() {
+        error
+    } else {
+        format!("{error}; run `sluice recover` to finish the rollback")
     })
 }
 
@@ -101,7 +112,7 @@ pub fn print_run(ctx: &Ctx<'_>, report: &RunReport) {
                 "{} in step {}: {}",
                 s.bad("run failed"),
                 report.failed_step.as_deref().unwrap_or("start"),
-                report.error.as_deref().unwrap_or("unknown error")
+                run_error(report).as_deref().unwrap_or("unknown error")
             );
             eprintln!(
                 "nothing was published; main of {} is unchanged",

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use arrow_array::{Int32Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use sluice_lake::{Error, RefName, RefSpec, TableName};
+use sluice_lake::{Error, RefMove, RefName, RefSpec, TableName};
 
 use crate::common::*;
 
@@ -152,7 +152,10 @@ async fn invalid_names_and_missing_tables_and_refs_are_typed_errors() {
     assert!(matches!(err, Error::RefNotFound { .. }), "{err}");
     let err = t
         .lake
-        .fast_forward(&t.table, &RefName::main(), &RefName::new("ghost").unwrap())
+        .fast_forward(
+            &t.table,
+            RefMove::into_main(&RefName::new("ghost").unwrap()),
+        )
         .await
         .unwrap_err();
     assert!(

@@ -3,12 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::{Array, Int32Array, Int64Array, RecordBatch};
+use arrow_array::{Int32Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -16,7 +13,7 @@ use sluice_lake::{
     AppendRequest, RefName, RefSpec, ScanOptions, WriteOptions, chunk_copy_blocker, read_footer,
 };
 
-use crate::common::{batch, file_url, ids, new_lake, schema, sum_amount};
+use crate::common::{SeenIds, batch, copy_options, file_url, ids, new_lake, schema, sum_amount};
 
 fn props(compression: Compression, stats: EnabledStatistics, rows: usize) -> WriterProperties {
     WriterProperties::builder()
@@ -64,29 +61,21 @@ async fn eligible_files_are_copied_chunk_by_chunk_with_field_ids() {
     let table = t.lake.load_table(&t.table).await.unwrap();
     assert_eq!(chunk_copy_blocker(&table, &footer, &any_size()), None);
 
-    let copier = t.lake.chunk_copier(&table, &any_size()).unwrap();
-    let arrow_metadata =
-        ArrowReaderMetadata::try_new(footer.metadata.clone(), ArrowReaderOptions::new()).unwrap();
-    let mut seen = Vec::new();
-    let file = copier
-        .copy_file(&footer, |index, bytes| {
-            // The caller decodes from the bytes held for the copy.
-            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-                bytes.clone(),
-                arrow_metadata.clone(),
-            )
-            .with_row_groups(vec![index])
-            .build()
-            .unwrap();
-            for b in reader {
-                let b = b.unwrap();
-                let col = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-                seen.extend(col.iter().flatten());
-            }
-            Ok::<_, sluice_lake::Error>(())
-        })
+    let ingested = t
+        .lake
+        .ingest(
+            &table,
+            vec![footer.clone()],
+            &copy_options(any_size()),
+            Some(SeenIds::default()),
+        )
         .await
         .unwrap();
+    assert_eq!(ingested.copied_as_is, 1);
+    assert_eq!(ingested.files.len(), 1);
+    let file = &ingested.files[0];
+    // The observer saw every row, decoded from the bytes held for the copy.
+    let seen = ingested.observer.unwrap().ids;
     assert_eq!(seen, (0..1200).collect::<Vec<_>>());
     assert_eq!(file.record_count(), 1200);
     assert!(file.file_path().contains("/data/"), "{}", file.file_path());
@@ -156,7 +145,7 @@ async fn eligible_files_are_copied_chunk_by_chunk_with_field_ids() {
             AppendRequest {
                 branch: branch.clone(),
                 create_from: Some(RefSpec::main()),
-                files: vec![file],
+                files: vec![file.clone()],
                 properties: Default::default(),
             },
         )
@@ -291,13 +280,27 @@ async fn files_the_table_would_store_differently_are_not_copied() {
     let offsets = chunk_copy_blocker(&table, &bad_offsets, &any_size()).unwrap();
     assert!(offsets.contains("offsets"), "{offsets}");
 
-    // And the copier refuses such a file rather than writing it.
-    let copier = t.lake.chunk_copier(&table, &tight).unwrap();
-    let err = copier
-        .copy_file(&footer, |_, _| Ok::<_, sluice_lake::Error>(()))
+    // Such a file is re-encoded rather than copied; its rows arrive all the same.
+    let ingested = t
+        .lake
+        .ingest(
+            &table,
+            vec![footer.clone()],
+            &copy_options(tight.clone()),
+            Some(SeenIds::default()),
+        )
         .await
-        .unwrap_err();
-    assert!(err.to_string().contains("small.parquet"), "{err}");
+        .unwrap();
+    assert_eq!(ingested.copied_as_is, 0);
+    assert_eq!(
+        ingested.rows,
+        footer.metadata.file_metadata().num_rows() as u64
+    );
+    assert_eq!(
+        ingested.observer.unwrap().ids.len() as u64,
+        ingested.rows,
+        "the observer sees every re-encoded row"
+    );
     assert_eq!(schema().fields().len(), 3);
 }
 
@@ -315,15 +318,18 @@ async fn a_failed_copy_leaves_no_file_behind() {
         .await
         .unwrap();
     let table = t.lake.load_table(&t.table).await.unwrap();
-    let copier = t.lake.chunk_copier(&table, &any_size()).unwrap();
-    let err = copier
-        .copy_file(&footer, |index, _| {
-            if index == 1 {
-                Err(sluice_lake::Error::Config("audit stopped the copy".into()))
-            } else {
-                Ok(())
-            }
-        })
+    // The observer gives up at the second row group.
+    let err = t
+        .lake
+        .ingest(
+            &table,
+            vec![footer],
+            &copy_options(any_size()),
+            Some(SeenIds {
+                fail_at: Some(2),
+                ..SeenIds::default()
+            }),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("audit stopped"), "{err}");

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use sluice_lake::{Lake, LakeConfig, RefSpec, ScanOptions, TableName};
+use sluice_lake::{
+    IngestObserver, IngestOptions, Lake, LakeConfig, RefSpec, ScanOptions, TableName, WriteOptions,
+};
 
 pub struct TestLake {
     pub dir: tempfile::TempDir,
@@ -112,4 +114,54 @@ pub fn sum_amount(batches: &[RecordBatch]) -> f64 {
                 .sum::<f64>()
         })
         .sum()
+}
+
+/// An ingest observer that keeps the ids it is shown and, when asked, fails at its n-th batch
+/// (as an audit that gives up would).
+#[derive(Debug, Default)]
+pub struct SeenIds {
+    pub ids: Vec<i64>,
+    pub batches: usize,
+    pub fail_at: Option<usize>,
+}
+
+impl IngestObserver for SeenIds {
+    type Error = sluice_lake::Error;
+
+    fn columns(&self) -> Option<Vec<String>> {
+        Some(vec!["id".to_string()])
+    }
+
+    fn observe(&mut self, batch: &RecordBatch) -> sluice_lake::Result<()> {
+        self.batches += 1;
+        if self.fail_at == Some(self.batches) {
+            return Err(sluice_lake::Error::Config("audit stopped the copy".into()));
+        }
+        let column = batch.column_by_name("id").expect("an id column");
+        let ids = column.as_any().downcast_ref::<Int64Array>().unwrap();
+        self.ids.extend(ids.iter().flatten());
+        Ok(())
+    }
+
+    fn fork(&self) -> Self {
+        SeenIds {
+            fail_at: self.fail_at,
+            ..SeenIds::default()
+        }
+    }
+
+    fn merge(&mut self, other: Self) -> sluice_lake::Result<()> {
+        self.ids.extend(other.ids);
+        self.batches += other.batches;
+        Ok(())
+    }
+}
+
+/// Copy mode, one file at a time, with these write options.
+pub fn copy_options(write: WriteOptions) -> IngestOptions {
+    IngestOptions {
+        write,
+        parallelism: 1,
+        ..IngestOptions::default()
+    }
 }

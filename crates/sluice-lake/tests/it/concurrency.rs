@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use sluice_lake::{CommitHook, Lake, RefName, RefSpec, TableName};
+use sluice_lake::{CommitHook, Lake, RefMove, RefName, RefSpec, TableName};
 
 use crate::common::*;
 
@@ -91,7 +91,14 @@ async fn a_fast_forward_racing_another_publish_becomes_a_rebase() {
     });
     let watched = lake_in(t.dir.path()).await.with_commit_hook(hook);
     let outcome = watched
-        .publish(&t.table, &b, &main, Default::default())
+        .publish(
+            &t.table,
+            RefMove {
+                source: &b,
+                target: &main,
+            },
+            Default::default(),
+        )
         .await
         .unwrap();
     assert_eq!(outcome.kind, sluice_lake::PublishKind::Rebase);

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use proptest::prelude::*;
-use sluice_lake::{Error, RefKind, RefName, RefSpec};
+use sluice_lake::{Error, RefKind, RefMove, RefName, RefSpec};
 
 use crate::common::*;
 
@@ -157,8 +157,10 @@ async fn run(ops: Vec<Op>) {
                 let result = lake
                     .fast_forward(
                         table,
-                        &RefName::new(tn).unwrap(),
-                        &RefName::new(sn).unwrap(),
+                        RefMove {
+                            source: &RefName::new(sn).unwrap(),
+                            target: &RefName::new(tn).unwrap(),
+                        },
                     )
                     .await;
                 match (m.head(tn), m.head(sn)) {
@@ -174,8 +176,10 @@ async fn run(ops: Vec<Op>) {
                 let result = lake
                     .publish(
                         table,
-                        &RefName::new(sn).unwrap(),
-                        &RefName::new(tn).unwrap(),
+                        RefMove {
+                            source: &RefName::new(sn).unwrap(),
+                            target: &RefName::new(tn).unwrap(),
+                        },
                         Default::default(),
                     )
                     .await;

@@ -1,4 +1,5 @@
-use sluice_lake::{PublishKind, RebaseOptions, RefName, RefSpec, SOURCE_SNAPSHOT_PROPERTY};
+use sluice_lake::summary::SOURCE_SNAPSHOT_PROPERTY;
+use sluice_lake::{PublishKind, RebaseOptions, RefMove, RefName, RefSpec};
 
 use crate::common::*;
 
@@ -35,7 +36,14 @@ async fn two_branches_from_one_main_both_publish_and_the_second_rebases() {
 
     let first = t
         .lake
-        .publish(&t.table, &a, &main, Default::default())
+        .publish(
+            &t.table,
+            RefMove {
+                source: &a,
+                target: &main,
+            },
+            Default::default(),
+        )
         .await
         .unwrap();
     assert_eq!(first.kind, PublishKind::FastForward);
@@ -44,8 +52,10 @@ async fn two_branches_from_one_main_both_publish_and_the_second_rebases() {
         .lake
         .publish(
             &t.table,
-            &b,
-            &main,
+            RefMove {
+                source: &b,
+                target: &main,
+            },
             [("sluice.message".to_string(), "b".to_string())].into(),
         )
         .await
@@ -96,7 +106,17 @@ async fn a_staged_rebase_moves_main_only_when_published() {
         .append_batches(&t.table, &main, &[batch(1..2)], Default::default())
         .await
         .unwrap();
-    let err = t.lake.fast_forward(&t.table, &main, &b).await.unwrap_err();
+    let err = t
+        .lake
+        .fast_forward(
+            &t.table,
+            RefMove {
+                source: &b,
+                target: &main,
+            },
+        )
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, sluice_lake::Error::CannotPublish { .. }),
         "{err}"
@@ -106,8 +126,10 @@ async fn a_staged_rebase_moves_main_only_when_published() {
         .lake
         .rebase_appends(
             &t.table,
-            &main,
-            &b,
+            RefMove {
+                source: &b,
+                target: &main,
+            },
             RebaseOptions {
                 stage: true,
                 ..Default::default()
@@ -140,8 +162,10 @@ async fn a_staged_rebase_moves_main_only_when_published() {
         .lake
         .rebase_appends(
             &t.table,
-            &main,
-            &b,
+            RefMove {
+                source: &b,
+                target: &main,
+            },
             RebaseOptions {
                 stage: true,
                 ..Default::default()

@@ -87,13 +87,18 @@ async fn pyiceberg_reads_main_and_a_branch_written_by_sluice() {
         sluice_lake::chunk_copy_blocker(&table, &footer, &options),
         None
     );
-    let copier = t.lake.chunk_copier(&table, &options).unwrap();
-    files.push(
-        copier
-            .copy_file(&footer, |_, _| Ok::<_, sluice_lake::Error>(()))
-            .await
-            .unwrap(),
-    );
+    let ingested = t
+        .lake
+        .ingest(
+            &table,
+            vec![footer],
+            &crate::common::copy_options(options),
+            None::<sluice_lake::NoObserver>,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ingested.copied_as_is, 1);
+    files.extend(ingested.files);
     t.lake
         .commit_append(
             &t.table,

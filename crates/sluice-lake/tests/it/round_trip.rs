@@ -1,4 +1,4 @@
-use sluice_lake::{AppendRequest, RefName, RefSpec, WriteOptions};
+use sluice_lake::{AppendRequest, RefMove, RefName, RefSpec, WriteOptions};
 
 use crate::common::*;
 
@@ -41,7 +41,7 @@ async fn copy_mode_round_trip_leaves_main_alone_until_publish() {
 
     let published = t
         .lake
-        .publish(&t.table, &branch, &RefName::main(), Default::default())
+        .publish(&t.table, RefMove::into_main(&branch), Default::default())
         .await
         .unwrap();
     assert_eq!(published.kind, sluice_lake::PublishKind::FastForward);
@@ -114,7 +114,7 @@ async fn register_mode_adds_files_in_place_with_footer_statistics() {
     );
     assert!(ids(&t.lake, &t.table, "main").await.is_empty());
     t.lake
-        .publish(&t.table, &branch, &RefName::main(), Default::default())
+        .publish(&t.table, RefMove::into_main(&branch), Default::default())
         .await
         .unwrap();
     assert_eq!(
@@ -303,7 +303,7 @@ async fn a_warehouse_with_a_trailing_slash_creates_and_publishes_tables() {
     )
     .await
     .unwrap();
-    lake.publish(&table, &branch, &RefName::main(), Default::default())
+    lake.publish(&table, RefMove::into_main(&branch), Default::default())
         .await
         .unwrap();
     assert_eq!(

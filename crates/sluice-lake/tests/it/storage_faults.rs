@@ -16,7 +16,8 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 use sluice_lake::{
-    AppendRequest, Lake, LakeConfig, ObjectStores, ReadRetry, RefName, RefSpec, WriteOptions,
+    AppendRequest, Lake, LakeConfig, ObjectStores, ReadRetry, RefMove, RefName, RefSpec,
+    WriteOptions,
 };
 
 use crate::common::*;
@@ -171,7 +172,7 @@ async fn a_lake_on_flaky_storage_writes_publishes_and_reads() {
         )
         .await
         .unwrap();
-        lake.publish(&table, &branch, &RefName::main(), Default::default())
+        lake.publish(&table, RefMove::into_main(&branch), Default::default())
             .await
             .unwrap();
     }

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use arrow_array::Array;
-use sluice_lake::{RefName, RefSpec, ScanOptions};
+use sluice_lake::{RefMove, RefName, RefSpec, ScanOptions};
 
 use crate::common::*;
 
@@ -135,7 +135,14 @@ async fn main_at_a_time_is_what_main_held_then() {
     let before_publish = chrono::Utc::now();
     tokio::time::sleep(std::time::Duration::from_millis(30)).await;
     t.lake
-        .publish(&t.table, &b, &main, Default::default())
+        .publish(
+            &t.table,
+            RefMove {
+                source: &b,
+                target: &main,
+            },
+            Default::default(),
+        )
         .await
         .unwrap();
 

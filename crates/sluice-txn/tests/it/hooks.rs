@@ -57,7 +57,9 @@ async fn compensations_run_lifo_and_commit_actions_fifo() {
         .await
         .unwrap();
     match &rolled_back {
-        Outcome::RolledBack { error, .. } => assert!(error.contains("audit failed"), "{error}"),
+        Outcome::RolledBack { error, .. } => {
+            assert!(error.message().contains("audit failed"), "{error}")
+        }
         other => panic!("expected a rollback, got {other:?}"),
     }
     assert_eq!(rec.entries(), vec!["undo-3", "undo-2", "undo-1"]);
@@ -96,8 +98,9 @@ async fn a_flaky_compensation_is_retried_and_a_failing_one_fails_the_run_visibly
     else {
         panic!("a compensation that keeps failing must fail the run, got {outcome:?}");
     };
+    let said = error.message();
     assert!(
-        error.contains("boom") && error.contains("undo-2 is unavailable"),
+        said.contains("boom") && said.contains("undo-2 is unavailable"),
         "{error}"
     );
     assert_eq!(failed_hooks.len(), 1);
@@ -374,7 +377,7 @@ async fn panics_timeouts_and_cancellation_roll_back() {
         .await
         .unwrap();
     match &panicked {
-        Outcome::RolledBack { error, .. } => assert!(error.contains("kaboom"), "{error}"),
+        Outcome::RolledBack { error, .. } => assert!(error.message().contains("kaboom"), "{error}"),
         other => panic!("{other:?}"),
     }
 
@@ -421,7 +424,9 @@ async fn panics_timeouts_and_cancellation_roll_back() {
         .await
         .unwrap();
     match &cancelled {
-        Outcome::RolledBack { error, .. } => assert!(error.contains("cancelled"), "{error}"),
+        Outcome::RolledBack { error, .. } => {
+            assert!(error.message().contains("cancelled"), "{error}")
+        }
         other => panic!("{other:?}"),
     }
 
@@ -506,4 +511,56 @@ async fn history_lists_newest_first_with_filters_and_shows_details() {
         engine.show_run(uuid::Uuid::now_v7()).await,
         Err(sluice_txn::Error::RunNotFound { .. })
     ));
+}
+
+/// The error a step failed with reaches the outcome as a value the caller can match, through
+/// the step's retries and the rollback.
+#[tokio::test]
+async fn the_outcome_keeps_the_error_the_failing_step_returned() {
+    #[derive(Debug, PartialEq)]
+    struct BadFile {
+        path: String,
+    }
+    impl std::fmt::Display for BadFile {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot read {}", self.path)
+        }
+    }
+    impl std::error::Error for BadFile {}
+
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Recorder::default();
+    let engine = engine_in(dir.path(), &rec);
+    let outcome = engine
+        .transaction("k-typed")
+        .run(async |tx| {
+            tx.step("write")
+                .run(async |step| {
+                    step.stage_compensation("record", label("undo")).await?;
+                    Err::<(), _>(StepError::permanent_cause(BadFile {
+                        path: "a.parquet".into(),
+                    }))
+                })
+                .await?;
+            Ok(serde_json::Value::Null)
+        })
+        .await
+        .unwrap();
+    let Outcome::RolledBack { error, .. } = &outcome else {
+        panic!("expected a rollback, got {outcome:?}");
+    };
+    assert_eq!(
+        error.downcast_ref::<BadFile>(),
+        Some(&BadFile {
+            path: "a.parquet".into()
+        })
+    );
+    assert!(
+        error
+            .message()
+            .contains("step \"write\" failed after 1 attempt(s): cannot read a.parquet"),
+        "{error}"
+    );
+    assert!(error.downcast_ref::<std::io::Error>().is_none());
+    assert_eq!(rec.entries(), vec!["undo"]);
 }

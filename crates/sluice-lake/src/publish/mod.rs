@@ -6,9 +6,16 @@
 //!                 \
 //!  branch:         X1 ── X2                  (appends)
 //!
-//!  fast_forward(main, branch)  : only if main is still B  → main = X2
-//!  rebase_appends(main, branch): main = C ── R, R adds the files of X1 and X2,
-//!                                R's summary has source-snapshot-id = X2
+//!  fast_forward(branch → main)  : only if main is still B  → main = X2
+//!  rebase_appends(branch → main): main = C ── R, R adds the files of X1 and X2,
+//!                                 R's summary has source-snapshot-id = X2
+//! ```
+//!
+//! Every operation names its two refs in a [`RefMove`], field by field, so that the source and
+//! the target cannot be swapped by accident:
+//!
+//! ```text
+//!  lake.publish(&table, RefMove { source: &branch, target: &main }, properties)
 //! ```
 
 use std::collections::{HashMap, HashSet};
@@ -19,9 +26,11 @@ use iceberg::{TableRequirement, TableUpdate};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::LoadedTable;
+use crate::commit::Plan;
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Plan, set_branch};
+use crate::lake::Lake;
 use crate::ledger::{self, LEDGER_PROPERTY, LedgerEntry, LedgerWrite};
+use crate::ref_ops::set_branch;
 use crate::refs::{self, RefName};
 use crate::snapshot_producer::{
     COMMIT_ID_PROPERTY, SOURCE_SNAPSHOT_PROPERTY, SnapshotSpec, files_added_by, new_snapshot_id,
@@ -113,18 +122,37 @@ fn moves(
     ]
 }
 
+/// The two refs of a publish operation: the commits of `source` go into `target`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefMove<'a> {
+    /// The ref whose commits are published (an audit branch).
+    pub source: &'a RefName,
+    /// The ref that receives them (usually `main`).
+    pub target: &'a RefName,
+}
+
+static MAIN_REF: std::sync::LazyLock<RefName> = std::sync::LazyLock::new(RefName::main);
+
+impl<'a> RefMove<'a> {
+    /// `source` into `main`.
+    pub fn into_main(source: &'a RefName) -> Self {
+        RefMove {
+            source,
+            target: &MAIN_REF,
+        }
+    }
+}
+
 impl Lake {
-    /// Moves `target` to the head of `source`, when `target`'s head is an ancestor of it.
+    /// Moves `refs.target` to the head of `refs.source`, when the target's head is an ancestor of it.
     /// Otherwise [`Error::CannotPublish`] (use [`Lake::rebase_appends`] or [`Lake::publish`]).
     pub async fn fast_forward(
         &self,
         name: &TableName,
-        target: &RefName,
-        source: &RefName,
+        refs: RefMove<'_>,
     ) -> Result<PublishOutcome> {
         let attempts = LedgerAttempts::new(self, None);
-        self.fast_forward_inner(name, target, source, false, &attempts)
-            .await
+        self.fast_forward_inner(name, refs, false, &attempts).await
     }
 
     /// [`Lake::fast_forward`], removing the source branch in the same commit, and recording
@@ -132,19 +160,16 @@ impl Lake {
     pub async fn fast_forward_and_delete(
         &self,
         name: &TableName,
-        target: &RefName,
-        source: &RefName,
+        refs: RefMove<'_>,
         ingested: Option<&LedgerEntry>,
     ) -> Result<PublishOutcome> {
-        if source.is_main() {
+        if refs.source.is_main() {
             return Err(Error::RefNotAllowed {
                 message: format!("cannot delete `main` of {name}"),
             });
         }
         let attempts = LedgerAttempts::new(self, ingested);
-        let result = self
-            .fast_forward_inner(name, target, source, true, &attempts)
-            .await;
+        let result = self.fast_forward_inner(name, refs, true, &attempts).await;
         attempts.finish(name, result.is_ok()).await;
         result
     }
@@ -152,11 +177,11 @@ impl Lake {
     async fn fast_forward_inner(
         &self,
         name: &TableName,
-        target: &RefName,
-        source: &RefName,
+        refs: RefMove<'_>,
         remove_source: bool,
         attempts: &LedgerAttempts<'_>,
     ) -> Result<PublishOutcome> {
+        let RefMove { source, target } = refs;
         let (_, outcome) = self
             .commit_loop(name, |table| {
                 let (target, source) = (target.clone(), source.clone());
@@ -216,10 +241,10 @@ impl Lake {
     pub async fn rebase_appends(
         &self,
         name: &TableName,
-        target: &RefName,
-        source: &RefName,
+        refs: RefMove<'_>,
         options: RebaseOptions,
     ) -> Result<Rebased> {
+        let RefMove { source, target } = refs;
         let commit_id = uuid::Uuid::now_v7().to_string();
         let mut properties = options.properties.clone();
         properties.insert(COMMIT_ID_PROPERTY.to_string(), commit_id.clone());
@@ -252,16 +277,20 @@ impl Lake {
             .await
     }
 
-    /// [`Lake::publish_staged`], removing `branch` in the same commit (if it still exists) and
+    /// [`Lake::publish_staged`] of `snapshot_id` (staged by a rebase of `refs.source`) into
+    /// `refs.target`, removing the source branch in the same commit (if it still exists) and
     /// recording `ingested` (when given) in the table's ingest ledger in that same commit.
     pub async fn publish_staged_and_delete(
         &self,
         name: &TableName,
-        target: &RefName,
         snapshot_id: i64,
-        branch: &RefName,
+        refs: RefMove<'_>,
         ingested: Option<&LedgerEntry>,
     ) -> Result<PublishOutcome> {
+        let RefMove {
+            source: branch,
+            target,
+        } = refs;
         if branch.is_main() || branch == target {
             return Err(Error::RefNotAllowed {
                 message: format!("cannot delete `{branch}` of {name} while publishing into it"),
@@ -346,17 +375,15 @@ impl Lake {
     pub async fn publish(
         &self,
         name: &TableName,
-        source: &RefName,
-        target: &RefName,
+        refs: RefMove<'_>,
         properties: HashMap<String, String>,
     ) -> Result<PublishOutcome> {
-        match self.fast_forward(name, target, source).await {
+        match self.fast_forward(name, refs).await {
             Err(Error::CannotPublish { .. }) => {
                 let rebased = self
                     .rebase_appends(
                         name,
-                        target,
-                        source,
+                        refs,
                         RebaseOptions {
                             properties,
                             stage: false,
@@ -569,7 +596,10 @@ fn inherit_message_and_author(
     let Some(source) = md.snapshot_by_id(source_head) else {
         return;
     };
-    for key in ["sluice.message", "sluice.author"] {
+    for key in [
+        crate::summary::MESSAGE_PROPERTY,
+        crate::summary::AUTHOR_PROPERTY,
+    ] {
         if !properties.contains_key(key)
             && let Some(value) = source.summary().additional_properties.get(key)
         {
@@ -579,136 +609,4 @@ fn inherit_message_and_author(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use arrow_array::{Int64Array, RecordBatch};
-    use arrow_schema::{DataType, Field, Schema};
-    use iceberg::spec::{Snapshot, Summary};
-
-    use super::*;
-    use crate::{LakeConfig, RefSpec};
-
-    fn rows(ids: Vec<i64>) -> RecordBatch {
-        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
-        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids))]).unwrap()
-    }
-
-    /// Commits a snapshot on `branch` whose operation is `operation` (as another engine's
-    /// delete or compaction would).
-    async fn commit_non_append(
-        lake: &Lake,
-        name: &TableName,
-        branch: &str,
-        operation: Operation,
-    ) -> i64 {
-        let (_, id) = lake
-            .commit_loop(name, |table| {
-                let operation = operation.clone();
-                async move {
-                    let head = refs::all(table.metadata())
-                        .get(branch)
-                        .map(|r| r.snapshot_id);
-                    let (base_manifests, parent_summary) =
-                        SnapshotSpec::base_of(&table, head).await?;
-                    let props = HashMap::new();
-                    let s = write_append_snapshot(
-                        &table,
-                        SnapshotSpec {
-                            parent: head,
-                            snapshot_id: new_snapshot_id(&table),
-                            sequence_number: table.metadata().next_sequence_number(),
-                            files: &[],
-                            properties: &props,
-                            base_manifests,
-                            parent_summary,
-                        },
-                    )
-                    .await?;
-                    let rewritten = Snapshot::builder()
-                        .with_snapshot_id(s.snapshot_id())
-                        .with_parent_snapshot_id(s.parent_snapshot_id())
-                        .with_sequence_number(s.sequence_number())
-                        .with_timestamp_ms(s.timestamp_ms())
-                        .with_manifest_list(s.manifest_list())
-                        .with_summary(Summary {
-                            operation: operation.clone(),
-                            additional_properties: HashMap::new(),
-                        })
-                        .build();
-                    let id = rewritten.snapshot_id();
-                    Ok(Plan::Commit {
-                        requirements: vec![],
-                        updates: vec![
-                            TableUpdate::AddSnapshot {
-                                snapshot: rewritten,
-                            },
-                            set_branch(branch, id),
-                        ],
-                        value: id,
-                    })
-                }
-            })
-            .await
-            .unwrap();
-        id
-    }
-
-    #[tokio::test]
-    async fn non_appends_on_either_side_stop_a_rebase_and_change_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::connect(&LakeConfig::embedded(dir.path()).unwrap())
-            .await
-            .unwrap();
-        let name: TableName = "ns.t".parse().unwrap();
-        lake.create_table(&name, &rows(vec![]).schema())
-            .await
-            .unwrap();
-        let main = RefName::main();
-        let b = RefName::new("b").unwrap();
-        lake.append_batches(&name, &main, &[rows(vec![1])], HashMap::new())
-            .await
-            .unwrap();
-        lake.create_branch(&name, &b, &RefSpec::main())
-            .await
-            .unwrap();
-        lake.append_batches(&name, &b, &[rows(vec![2])], HashMap::new())
-            .await
-            .unwrap();
-
-        // main gains an overwrite since the fork.
-        let overwrite = commit_non_append(&lake, &name, "main", Operation::Overwrite).await;
-        let before = lake.list_refs(&name).await.unwrap();
-        let err = lake
-            .rebase_appends(&name, &main, &b, RebaseOptions::default())
-            .await
-            .unwrap_err();
-        let msg = err.to_string();
-        assert!(matches!(err, Error::CannotPublish { .. }), "{msg}");
-        assert!(
-            msg.contains(&overwrite.to_string()) && msg.contains("overwrite"),
-            "{msg}"
-        );
-        assert_eq!(lake.list_refs(&name).await.unwrap(), before);
-
-        // The branch itself holds a delete: NotAnAppend names it.
-        let c = RefName::new("c").unwrap();
-        lake.create_branch(&name, &c, &RefSpec::main())
-            .await
-            .unwrap();
-        lake.append_batches(&name, &main, &[rows(vec![3])], HashMap::new())
-            .await
-            .unwrap();
-        let delete = commit_non_append(&lake, &name, "c", Operation::Delete).await;
-        let before = lake.list_refs(&name).await.unwrap();
-        let err = lake
-            .rebase_appends(&name, &main, &c, RebaseOptions::default())
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, Error::NotAnAppend { snapshot, .. } if snapshot == delete),
-            "{err}"
-        );
-        assert_eq!(lake.list_refs(&name).await.unwrap(), before);
-    }
-}
+mod tests;

@@ -22,13 +22,18 @@ use iceberg::io::FileIO;
 use iceberg::spec::TableMetadata;
 use iceberg::table::Table;
 use iceberg::{
-    Catalog, CatalogBuilder, MetadataLocation, NamespaceIdent, TableCreation, TableRequirement,
-    TableUpdate,
+    Catalog, CatalogBuilder, NamespaceIdent, TableCreation, TableRequirement, TableUpdate,
 };
 use iceberg_catalog_rest::{RestCatalog, RestCatalogBuilder};
 use iceberg_catalog_sql::{SqlCatalog, SqlCatalogBuilder};
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+
+mod rest;
+mod sql;
+
+use rest::RestCommits;
+use sql::{commit_sql, current_metadata_location, moved_lake, sql_error, sqlite_path};
 
 use crate::error::{Error, Result};
 use crate::storage::{ObjectStoreStorageFactory, ObjectStores, Secret, normalize_location};
@@ -137,12 +142,6 @@ impl std::fmt::Debug for Backend {
             }
         }
     }
-}
-
-fn sqlite_path(uri: &str) -> &str {
-    uri.strip_prefix("sqlite://")
-        .or_else(|| uri.strip_prefix("sqlite:"))
-        .unwrap_or(uri)
 }
 
 impl Backend {
@@ -432,69 +431,6 @@ impl Backend {
     }
 }
 
-/// The metadata location the SQL catalog's row of `name` points at (`None`: no such table).
-async fn current_metadata_location(
-    pool: &SqlitePool,
-    catalog_name: &str,
-    name: &TableName,
-) -> Result<Option<String>> {
-    let row: Option<(Option<String>,)> = sqlx::query_as(
-        "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ? \
-         AND table_namespace = ? AND table_name = ? \
-         AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)",
-    )
-    .bind(catalog_name)
-    .bind(name.ident().namespace().join("."))
-    .bind(name.table())
-    .fetch_optional(pool)
-    .await
-    .map_err(|e| sql_error(Some(name), e))?;
-    Ok(row.and_then(|(location,)| location))
-}
-
-/// When a table of the SQL catalog cannot be loaded because its metadata file is missing from
-/// local disk and lies outside the configured warehouse, the lake was moved or copied: Iceberg
-/// metadata records absolute locations. Returns the error that says so.
-async fn moved_lake(
-    pool: &SqlitePool,
-    catalog_name: &str,
-    warehouse: &str,
-    name: &TableName,
-) -> Option<Error> {
-    let location: String = sqlx::query_scalar(
-        "SELECT metadata_location FROM iceberg_tables \
-         WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
-    )
-    .bind(catalog_name)
-    .bind(name.ident().namespace().join("."))
-    .bind(name.table())
-    .fetch_optional(pool)
-    .await
-    .ok()??;
-    let local = |l: &str| -> Option<String> {
-        if let Some(path) = l.strip_prefix("file://") {
-            Some(path.to_string())
-        } else if l.starts_with('/') {
-            Some(l.to_string())
-        } else {
-            None
-        }
-    };
-    let metadata_path = local(&location)?;
-    let warehouse_path = local(warehouse)?;
-    let warehouse_path = warehouse_path.trim_end_matches('/');
-    if std::path::Path::new(&metadata_path).exists()
-        || metadata_path.starts_with(&format!("{warehouse_path}/"))
-    {
-        return None;
-    }
-    Some(Error::LakeMoved {
-        table: name.to_string(),
-        metadata: metadata_path,
-        warehouse: warehouse_path.to_string(),
-    })
-}
-
 fn is_not_found(e: &iceberg::Error) -> bool {
     matches!(
         e.kind(),
@@ -507,18 +443,6 @@ fn catalog_error(table: Option<&TableName>, e: iceberg::Error) -> Error {
         table: table.map(ToString::to_string),
         retryable: e.retryable(),
         message: crate::error::iceberg_text(&e),
-    }
-}
-
-fn sql_error(table: Option<&TableName>, e: sqlx::Error) -> Error {
-    let retryable = matches!(
-        e,
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Database(_)
-    );
-    Error::Catalog {
-        table: table.map(ToString::to_string),
-        message: format!("SQL catalog: {e}"),
-        retryable,
     }
 }
 
@@ -537,313 +461,4 @@ fn check_requirements(
         }
     }
     Ok(())
-}
-
-async fn commit_sql(
-    pool: &SqlitePool,
-    catalog_name: &str,
-    current: &LoadedTable,
-    requirements: Vec<TableRequirement>,
-    updates: Vec<TableUpdate>,
-) -> Result<LoadedTable> {
-    let name = &current.name;
-    let current_location = current
-        .metadata_location()
-        .ok_or_else(|| Error::Catalog {
-            table: Some(name.to_string()),
-            message: "the loaded table has no metadata location".to_string(),
-            retryable: false,
-        })?
-        .to_string();
-    check_requirements(name, current.metadata(), &requirements)?;
-    let mut builder = current
-        .metadata()
-        .clone()
-        .into_builder(Some(current_location.clone()));
-    for update in updates {
-        builder = update.apply(builder)?;
-    }
-    let new_metadata = builder.build()?.metadata;
-    let new_location = MetadataLocation::from_str(&current_location)?
-        .with_next_version()
-        .with_new_metadata(&new_metadata);
-    new_metadata
-        .write_to(current.file_io(), &new_location)
-        .await?;
-    let new_location = new_location.to_string();
-    let namespace = name.ident().namespace().join(".");
-    let result = sqlx::query(
-        "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
-         WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? \
-         AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL) AND metadata_location = ?",
-    )
-    .bind(&new_location)
-    .bind(&current_location)
-    .bind(catalog_name)
-    .bind(&namespace)
-    .bind(name.table())
-    .bind(&current_location)
-    .execute(pool)
-    .await
-    .map_err(|e| sql_error(Some(name), e))?;
-    if result.rows_affected() == 0 {
-        // Someone else moved the row; our metadata file is an orphan nobody references.
-        let _ = current.file_io().delete(&new_location).await;
-        return Err(Error::CommitConflict {
-            table: name.to_string(),
-            reason: "the table's metadata changed since it was read".to_string(),
-        });
-    }
-    let table = Table::builder()
-        .file_io(current.file_io().clone())
-        .identifier(name.ident())
-        .metadata(new_metadata)
-        .metadata_location(new_location)
-        .runtime(iceberg::Runtime::try_current()?)
-        .build()?;
-    Ok(LoadedTable {
-        name: name.clone(),
-        table,
-    })
-}
-
-/// The REST commit endpoint, with its own authentication (the iceberg REST client does not
-/// expose a way to send raw requirements and updates).
-pub(crate) struct RestCommits {
-    uri: String,
-    prefix: Option<String>,
-    http: reqwest::Client,
-    auth: RestAuth,
-}
-
-enum RestAuth {
-    None,
-    Token(Secret),
-    ClientCredentials {
-        endpoint: String,
-        credential: Secret,
-        scope: String,
-        token: tokio::sync::Mutex<Option<Secret>>,
-    },
-}
-
-#[derive(Deserialize)]
-struct ConfigResponse {
-    #[serde(default)]
-    overrides: HashMap<String, String>,
-    #[serde(default)]
-    defaults: HashMap<String, String>,
-}
-
-#[derive(Deserialize)]
-struct CommitResponse {
-    #[serde(rename = "metadata-location")]
-    metadata_location: String,
-    metadata: TableMetadata,
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-}
-
-impl RestCommits {
-    async fn connect(config: &CatalogConfig) -> Result<RestCommits> {
-        let CatalogConfig::Rest {
-            uri,
-            warehouse,
-            prefix,
-            token,
-            credential,
-            oauth2_server_uri,
-            scope,
-        } = config
-        else {
-            return Err(Error::Config("not a REST catalog".to_string()));
-        };
-        let uri = uri.trim_end_matches('/').to_string();
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build an HTTP client: {e}")))?;
-        let auth = match (token, credential) {
-            (Some(token), _) => RestAuth::Token(token.clone()),
-            (None, Some(credential)) => RestAuth::ClientCredentials {
-                endpoint: oauth2_server_uri
-                    .clone()
-                    .unwrap_or_else(|| format!("{uri}/v1/oauth/tokens")),
-                credential: credential.clone(),
-                scope: scope.clone().unwrap_or_else(|| "catalog".to_string()),
-                token: tokio::sync::Mutex::new(None),
-            },
-            (None, None) => RestAuth::None,
-        };
-        let mut commits = RestCommits {
-            uri,
-            prefix: prefix.clone(),
-            http,
-            auth,
-        };
-        // The server may announce the prefix to use; ask once.
-        let mut request = commits.http.get(format!("{}/v1/config", commits.uri));
-        if let Some(warehouse) = warehouse {
-            request = request.query(&[("warehouse", warehouse)]);
-        }
-        let request = commits.authorize(request).await?;
-        let response = request.send().await.map_err(|e| rest_error(None, e))?;
-        if response.status().is_success() {
-            let config: ConfigResponse = response.json().await.map_err(|e| rest_error(None, e))?;
-            if let Some(p) = config
-                .overrides
-                .get("prefix")
-                .or_else(|| config.defaults.get("prefix"))
-                && commits.prefix.is_none()
-            {
-                commits.prefix = Some(p.clone());
-            }
-        } else {
-            return Err(Error::Catalog {
-                table: None,
-                message: format!(
-                    "GET {}/v1/config answered {}; check the catalog uri and credentials",
-                    commits.uri,
-                    response.status()
-                ),
-                retryable: response.status().is_server_error(),
-            });
-        }
-        Ok(commits)
-    }
-
-    async fn authorize(&self, request: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder> {
-        match &self.auth {
-            RestAuth::None => Ok(request),
-            RestAuth::Token(token) => Ok(request.bearer_auth(token.expose())),
-            RestAuth::ClientCredentials {
-                endpoint,
-                credential,
-                scope,
-                token,
-            } => {
-                let mut cached = token.lock().await;
-                if cached.is_none() {
-                    let (id, secret) = credential
-                        .expose()
-                        .split_once(':')
-                        .unwrap_or(("", credential.expose()));
-                    let mut form = vec![
-                        ("grant_type", "client_credentials"),
-                        ("client_secret", secret),
-                        ("scope", scope.as_str()),
-                    ];
-                    if !id.is_empty() {
-                        form.push(("client_id", id));
-                    }
-                    let response = self
-                        .http
-                        .post(endpoint)
-                        .form(&form)
-                        .send()
-                        .await
-                        .map_err(|e| rest_error(None, e))?;
-                    if !response.status().is_success() {
-                        return Err(Error::Catalog {
-                            table: None,
-                            message: format!(
-                                "the OAuth2 token endpoint {endpoint} refused the client credentials ({})",
-                                response.status()
-                            ),
-                            retryable: response.status().is_server_error(),
-                        });
-                    }
-                    let body: TokenResponse =
-                        response.json().await.map_err(|e| rest_error(None, e))?;
-                    *cached = Some(Secret::new(body.access_token));
-                }
-                let token = cached
-                    .as_ref()
-                    .map(|t| t.expose().to_string())
-                    .unwrap_or_default();
-                Ok(request.bearer_auth(token))
-            }
-        }
-    }
-
-    fn table_url(&self, name: &TableName) -> String {
-        let ident = name.ident();
-        let mut parts = vec![self.uri.clone(), "v1".to_string()];
-        if let Some(prefix) = &self.prefix {
-            parts.push(prefix.clone());
-        }
-        parts.push("namespaces".to_string());
-        parts.push(ident.namespace().to_url_string());
-        parts.push("tables".to_string());
-        parts.push(ident.name().to_string());
-        parts.join("/")
-    }
-
-    async fn commit(
-        &self,
-        current: &LoadedTable,
-        requirements: Vec<TableRequirement>,
-        updates: Vec<TableUpdate>,
-    ) -> Result<(String, TableMetadata)> {
-        let name = &current.name;
-        let ident = name.ident();
-        let body = serde_json::json!({
-            "identifier": { "namespace": ident.namespace().clone().inner(), "name": ident.name() },
-            "requirements": requirements,
-            "updates": updates,
-        });
-        let request = self.http.post(self.table_url(name)).json(&body);
-        let request = self.authorize(request).await?;
-        let response = request
-            .send()
-            .await
-            .map_err(|e| rest_error(Some(name), e))?;
-        let status = response.status();
-        if status.is_success() {
-            let body: CommitResponse = response
-                .json()
-                .await
-                .map_err(|e| rest_error(Some(name), e))?;
-            return Ok((body.metadata_location, body.metadata));
-        }
-        let text = response.text().await.unwrap_or_default();
-        match status.as_u16() {
-            409 => Err(Error::CommitConflict {
-                table: name.to_string(),
-                reason: rest_message(&text),
-            }),
-            404 => Err(Error::TableNotFound {
-                table: name.to_string(),
-            }),
-            // 500/502/504 leave the commit state unknown: the caller must re-read the table
-            // (our commits are recognisable by their commit id) rather than blindly resend.
-            _ => Err(Error::Catalog {
-                table: Some(name.to_string()),
-                message: format!("commit answered {status}: {}", rest_message(&text)),
-                retryable: false,
-            }),
-        }
-    }
-}
-
-fn rest_message(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.pointer("/error/message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| body.chars().take(500).collect())
-}
-
-fn rest_error(table: Option<&TableName>, e: reqwest::Error) -> Error {
-    Error::Catalog {
-        table: table.map(ToString::to_string),
-        message: format!("REST catalog: {e}"),
-        retryable: e.is_timeout() || e.is_connect(),
-    }
 }

@@ -32,7 +32,7 @@ use parquet::schema::types::{Type as ParquetType, TypePtr};
 
 use crate::catalog::LoadedTable;
 use crate::error::{Error, Result};
-use crate::register::{ParquetFooter, data_file};
+use crate::ingest::register::{ParquetFooter, data_file};
 use crate::schema::arrow_schema_for;
 use crate::snapshot_producer::{WriteOptions, ensure_unpartitioned};
 use crate::storage::ObjectStores;
@@ -54,7 +54,7 @@ pub const MAX_COPIED_ROW_GROUP_BYTES: u64 = 256 * 1024 * 1024;
 /// * its row groups are no larger than [`WriteOptions::max_row_group_rows`] and average at least
 ///   [`WriteOptions::min_copied_row_group_bytes`], none over [`MAX_COPIED_ROW_GROUP_BYTES`].
 ///
-/// Any other file is re-encoded with [`crate::TableWriter`]; the rows are the same either way.
+/// Any other file is re-encoded with [`crate::TableWriter`] (see [`crate::Lake::ingest`]); the rows are the same either way.
 pub fn chunk_copy_blocker(
     table: &LoadedTable,
     footer: &ParquetFooter,
@@ -211,7 +211,7 @@ fn stored_as_table_stores(field: &ParquetType, file: &DataType, table: &DataType
 /// file it came from, for the offsets of that row group's column chunks, so the caller can
 /// decode columns from it without reading the file again.
 #[derive(Clone, Debug)]
-pub struct RowGroupBytes {
+pub(crate) struct RowGroupBytes {
     start: u64,
     data: Bytes,
     file_len: u64,
@@ -283,7 +283,7 @@ impl std::io::Write for SharedBuffer {
 /// Copies eligible source files into a table's data directory chunk by chunk (see the module
 /// docs). Each source file becomes one data file; nothing is visible in the table until the
 /// files are committed with [`crate::Lake::commit_append`].
-pub struct ChunkCopier {
+pub(crate) struct ChunkCopier {
     table: LoadedTable,
     stores: ObjectStores,
     locations: DefaultLocationGenerator,
@@ -325,7 +325,7 @@ impl ChunkCopier {
     /// is called with every row group's index and bytes before they are written, so the caller
     /// can decode what it needs (an error from it stops the copy). Returns the new data file; on
     /// error nothing is left behind.
-    pub async fn copy_file<E: From<Error>>(
+    pub(crate) async fn copy_file<E: From<Error>>(
         &self,
         footer: &ParquetFooter,
         mut each_row_group: impl FnMut(usize, &RowGroupBytes) -> std::result::Result<(), E>,

@@ -1,0 +1,240 @@
+//! Copy mode: a few workers drain a queue of source files; each file's column chunks are
+//! copied as they are when the table can keep them, otherwise its rows are decoded, conformed
+//! to the table's schema and written again. Either way the observer sees every row once.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use futures::TryStreamExt;
+use iceberg::spec::DataFile;
+use object_store::ObjectStoreExt;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+
+use super::chunk_copy::{ChunkCopier, chunk_copy_blocker};
+use super::read::{BATCH_ROWS, corrupt_file, open_reader, undecodable};
+use super::register::ParquetFooter;
+use super::{IngestObserver, IngestOptions, IngestProgress, Ingested, lock};
+use crate::catalog::LoadedTable;
+use crate::error::Error;
+use crate::lake::Lake;
+use crate::schema::{NanosToMicros, arrow_schema_for, conform_batch, conform_batch_with};
+use crate::snapshot_producer::TableWriter;
+use crate::storage::ObjectStores;
+
+pub(super) async fn copy<O: IngestObserver>(
+    lake: &Lake,
+    table: &LoadedTable,
+    footers: Vec<ParquetFooter>,
+    options: &IngestOptions,
+    observer: Option<O>,
+) -> Result<Ingested<O>, O::Error> {
+    let write = &options.write;
+    let schema = arrow_schema_for(table.metadata().current_schema())?;
+    // Files the table can keep as they are get their column chunks copied; the others are
+    // decoded and written again.
+    let mut copied_as_is = 0;
+    let plan: VecDeque<(ParquetFooter, bool)> = footers
+        .into_iter()
+        .map(|footer| {
+            let as_is = !options.rewrite
+                && match chunk_copy_blocker(table, &footer, write) {
+                    None => true,
+                    Some(reason) => {
+                        tracing::debug!(file = %footer.location, %reason, "re-encoding");
+                        false
+                    }
+                };
+            copied_as_is += usize::from(as_is);
+            (footer, as_is)
+        })
+        .collect();
+    tracing::info!(
+        files = plan.len(),
+        copied_as_is,
+        re_encoded = plan.len() - copied_as_is,
+        "copying"
+    );
+    let workers = options.parallelism.clamp(1, plan.len().max(1));
+    let queue = Arc::new(Mutex::new(plan));
+    let mut tasks = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let writer = TableWriter::new(table, write).await?;
+        let worker = CopyWorker {
+            stores: lake.stores().clone(),
+            table: table.name().to_string(),
+            schema: schema.clone(),
+            copier: ChunkCopier::new(table, lake.stores(), write)?,
+            queue: queue.clone(),
+            observer: observer.as_ref().map(O::fork),
+            progress: options.progress.clone(),
+            nanos: write.nanos,
+        };
+        tasks.push(tokio::spawn(worker.run(writer)));
+    }
+    let mut files = Vec::new();
+    let mut merged = observer;
+    let mut rows = 0;
+    let mut first_error = None;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(done)) => {
+                files.extend(done.files);
+                rows += done.rows;
+                if let (Some(m), Some(forked)) = (merged.as_mut(), done.observer) {
+                    m.merge(forked)?;
+                }
+            }
+            Ok(Err(e)) => {
+                // Stop the other workers early: they drain the same queue.
+                lock(&queue).clear();
+                first_error.get_or_insert(e);
+            }
+            Err(join) => {
+                lock(&queue).clear();
+                first_error.get_or_insert(O::Error::from(Error::WorkerFailed {
+                    table: table.name().to_string(),
+                    reason: join.to_string(),
+                }));
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        // Written files are not referenced by any snapshot; remove them.
+        for f in &files {
+            if let Ok((store, path)) = lake.stores().resolve(f.file_path()) {
+                let _ = store.delete(&path).await;
+            }
+        }
+        return Err(e);
+    }
+    Ok(Ingested {
+        files,
+        rows,
+        copied_as_is,
+        observer: merged,
+    })
+}
+
+/// What one worker wrote and saw.
+struct WorkerDone<O> {
+    files: Vec<DataFile>,
+    rows: u64,
+    observer: Option<O>,
+}
+
+struct CopyWorker<O> {
+    stores: ObjectStores,
+    table: String,
+    schema: arrow_schema::SchemaRef,
+    copier: ChunkCopier,
+    /// Source files, each with whether its column chunks are copied as they are.
+    queue: Arc<Mutex<VecDeque<(ParquetFooter, bool)>>>,
+    observer: Option<O>,
+    progress: Option<Arc<dyn IngestProgress>>,
+    nanos: NanosToMicros,
+}
+
+impl<O: IngestObserver> CopyWorker<O> {
+    async fn run(mut self, mut writer: TableWriter) -> Result<WorkerDone<O>, O::Error> {
+        let mut rows = 0u64;
+        let mut copied = Vec::new();
+        loop {
+            let next = lock(&self.queue).pop_front();
+            let Some((footer, as_is)) = next else { break };
+            let file_rows = if as_is {
+                let (file, file_rows) = self.copy_as_is(&footer).await?;
+                copied.push(file);
+                file_rows
+            } else {
+                self.re_encode(&footer, &mut writer).await?
+            };
+            rows += file_rows;
+            if let Some(p) = &self.progress {
+                p.file_done(&footer.location, file_rows, footer.size);
+            }
+        }
+        let mut files = writer.finish().await?;
+        files.extend(copied);
+        Ok(WorkerDone {
+            files,
+            rows,
+            observer: self.observer,
+        })
+    }
+
+    /// Decodes a file, conforms its batches to the table and writes them with `writer`.
+    async fn re_encode(
+        &mut self,
+        footer: &ParquetFooter,
+        writer: &mut TableWriter,
+    ) -> Result<u64, O::Error> {
+        let corrupt = |e| corrupt_file(footer, e);
+        let mut stream = open_reader(&self.stores, footer)?
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(corrupt)?;
+        let mut rows = 0u64;
+        while let Some(batch) = stream.try_next().await.map_err(corrupt)? {
+            let batch = conform_batch_with(
+                &self.table,
+                &footer.location,
+                &self.schema,
+                &batch,
+                self.nanos,
+            )?;
+            if let Some(observer) = self.observer.as_mut() {
+                observer.observe(&batch)?;
+            }
+            rows += batch.num_rows() as u64;
+            writer.write(&batch, &footer.location).await?;
+        }
+        Ok(rows)
+    }
+
+    /// Copies a file's column chunks as they are. Every row group is decoded from the bytes
+    /// read for the copy, so the file is read once: the observer sees every row, and a page
+    /// that cannot be decoded fails the ingest before the file reaches the table, as it would
+    /// when re-encoding.
+    async fn copy_as_is(&mut self, footer: &ParquetFooter) -> Result<(DataFile, u64), O::Error> {
+        let corrupt = |e| corrupt_file(footer, e);
+        let metadata =
+            ArrowReaderMetadata::try_new(footer.metadata.clone(), ArrowReaderOptions::new())
+                .map_err(corrupt)?;
+        let mut rows = 0u64;
+        let (table, schema, observer) = (&self.table, &self.schema, &mut self.observer);
+        let file = self
+            .copier
+            .copy_file(footer, |index, bytes| {
+                let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                    bytes.clone(),
+                    metadata.clone(),
+                )
+                .with_row_groups(vec![index])
+                .with_batch_size(BATCH_ROWS)
+                .build()
+                .map_err(corrupt)?;
+                let mut decoded = 0u64;
+                for batch in reader {
+                    let batch = batch.map_err(|e| undecodable(footer, e))?;
+                    decoded += batch.num_rows() as u64;
+                    if let Some(observer) = observer.as_mut() {
+                        observer.observe(&conform_batch(table, &footer.location, schema, &batch)?)?;
+                    }
+                }
+                let expected = footer.metadata.row_group(index).num_rows() as u64;
+                if decoded != expected {
+                    return Err(O::Error::from(corrupt(
+                        parquet::errors::ParquetError::General(format!(
+                            "row group {index} decodes to {decoded} rows, its footer says {expected}"
+                        )),
+                    )));
+                }
+                rows += decoded;
+                Ok::<_, O::Error>(())
+            })
+            .await?;
+        Ok((file, rows))
+    }
+}

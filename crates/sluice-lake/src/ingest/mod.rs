@@ -1,0 +1,269 @@
+//! Ingest: source parquet files become data files of a table, every row seen once by an
+//! observer (the audit) on the way.
+//!
+//! ```text
+//!  footers (read first: a bad file fails before anything is written)
+//!     │
+//!     ├─ copy ──► per file: chunk copy (pages as they are, decoded once for the observer)
+//!     │                     or re-encode (decode → conform to the table → observer → write)
+//!     │           a few workers at once, each with a fork of the observer, merged at the end
+//!     │
+//!     └─ register ──► data files from the footers (no data read); the observer answers what
+//!                     it can from their statistics, then reads only the columns it still needs
+//! ```
+//!
+//! Nothing is visible in the table until the returned files are committed with
+//! [`Lake::commit_append`]. On error, the files an ingest wrote are deleted; register mode
+//! never deletes the files it was given.
+
+mod chunk_copy;
+mod copy;
+mod read;
+pub(crate) mod register;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use arrow_array::RecordBatch;
+use iceberg::spec::DataFile;
+
+use crate::catalog::LoadedTable;
+use crate::error::Error;
+use crate::lake::Lake;
+use crate::schema::arrow_schema_for;
+use crate::snapshot_producer::WriteOptions;
+
+pub use chunk_copy::{MAX_COPIED_ROW_GROUP_BYTES, MIN_COPIED_ROW_GROUP_BYTES, chunk_copy_blocker};
+pub use register::{ParquetFooter, read_footer, read_footers};
+
+/// Sees every row an ingest brings into a table (the audit, in a WAP run).
+///
+/// Copy mode passes every batch, conformed to the table's schema, to [`observe`]; several
+/// workers each hold a [`fork`], merged at the end with [`merge`], so `merge` of the states of
+/// the parts must equal the state of the whole, in any order. Register mode first offers the
+/// new data files' statistics to [`registered`], then reads from the files only the
+/// [`columns`] the observer still needs.
+///
+/// [`observe`]: IngestObserver::observe
+/// [`fork`]: IngestObserver::fork
+/// [`merge`]: IngestObserver::merge
+/// [`registered`]: IngestObserver::registered
+/// [`columns`]: IngestObserver::columns
+pub trait IngestObserver: Send + Sized + 'static {
+    /// The observer's failure; an ingest error converts into it.
+    type Error: From<Error> + Send + 'static;
+
+    /// Register mode: the top-level columns still to read after [`IngestObserver::registered`];
+    /// `None` when nothing more is needed (no data is read), `Some(vec![])` when only the row
+    /// counts of batches matter.
+    fn columns(&self) -> Option<Vec<String>>;
+
+    /// Register mode: the data files made from the footers, with their exact statistics.
+    fn registered(&mut self, _table: &LoadedTable, _files: &[DataFile]) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    /// One batch of new rows, in the table's schema (projected to [`IngestObserver::columns`]
+    /// in register mode).
+    fn observe(&mut self, batch: &RecordBatch) -> Result<(), Self::Error>;
+
+    /// An empty observer of the same kind, for another worker.
+    fn fork(&self) -> Self;
+
+    /// Folds in what a fork saw.
+    fn merge(&mut self, other: Self) -> Result<(), Self::Error>;
+}
+
+/// An observer that sees nothing, for ingests without an audit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoObserver;
+
+impl IngestObserver for NoObserver {
+    type Error = Error;
+
+    fn columns(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    fn observe(&mut self, _batch: &RecordBatch) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn fork(&self) -> Self {
+        NoObserver
+    }
+
+    fn merge(&mut self, _other: Self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// Receives the progress of an ingest (a command line draws a progress bar from it).
+pub trait IngestProgress: Send + Sync {
+    /// The ingest of `files` files totalling `bytes` bytes starts.
+    fn started(&self, _files: usize, _bytes: u64) {}
+    /// One file is done.
+    fn file_done(&self, _location: &str, _rows: u64, _bytes: u64) {}
+    /// The ingest is over.
+    fn finished(&self) {}
+}
+
+/// How source files become data files of the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IngestMode {
+    /// Write the rows as new files under the table's data directory: column chunks copied as
+    /// they are where [`chunk_copy_blocker`] allows, re-encoded otherwise.
+    #[default]
+    Copy,
+    /// Add the files in place, from their footers.
+    Register,
+}
+
+/// Options of [`Lake::ingest`].
+#[derive(Clone, Default)]
+pub struct IngestOptions {
+    /// Copy or register.
+    pub mode: IngestMode,
+    /// How copy mode writes (file size, codec, the run's own directory).
+    pub write: WriteOptions,
+    /// Copy mode: re-encode every file, even one whose chunks could be copied as they are.
+    pub rewrite: bool,
+    /// Files read at once (at least 1).
+    pub parallelism: usize,
+    /// Progress of the files.
+    pub progress: Option<Arc<dyn IngestProgress>>,
+}
+
+impl std::fmt::Debug for IngestOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestOptions")
+            .field("mode", &self.mode)
+            .field("write", &self.write)
+            .field("rewrite", &self.rewrite)
+            .field("parallelism", &self.parallelism)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an ingest produced: data files to commit.
+#[derive(Debug)]
+pub struct Ingested<O> {
+    /// The new data files (not yet in any snapshot).
+    pub files: Vec<DataFile>,
+    /// Rows in them.
+    pub rows: u64,
+    /// Source files whose column chunks were copied as they are (copy mode).
+    pub copied_as_is: usize,
+    /// The observer, having seen every row.
+    pub observer: Option<O>,
+}
+
+impl Lake {
+    /// Turns source files (their footers read with [`read_footers`]) into data files of
+    /// `table`, passing every row through `observer`. The files are not committed: pass them
+    /// to [`Lake::commit_append`]. On error, every file this call wrote is deleted.
+    pub async fn ingest<O: IngestObserver>(
+        &self,
+        table: &LoadedTable,
+        footers: Vec<ParquetFooter>,
+        options: &IngestOptions,
+        observer: Option<O>,
+    ) -> Result<Ingested<O>, O::Error> {
+        let progress = options.progress.clone();
+        if let Some(p) = &progress {
+            p.started(footers.len(), footers.iter().map(|f| f.size).sum());
+        }
+        let ingested = match options.mode {
+            IngestMode::Copy => copy::copy(self, table, footers, options, observer).await?,
+            IngestMode::Register => {
+                let files = register::data_files_for(table, &footers).await?;
+                let observer = match observer {
+                    Some(mut observer) => {
+                        observer.registered(table, &files)?;
+                        if let Some(columns) = observer.columns() {
+                            observer = self
+                                .observe_files(
+                                    table,
+                                    &footers,
+                                    &columns,
+                                    observer,
+                                    options.parallelism,
+                                )
+                                .await?;
+                        }
+                        Some(observer)
+                    }
+                    None => None,
+                };
+                if let Some(p) = &progress {
+                    for (footer, file) in footers.iter().zip(&files) {
+                        p.file_done(&footer.location, file.record_count(), footer.size);
+                    }
+                }
+                let rows = files.iter().map(DataFile::record_count).sum();
+                Ingested {
+                    files,
+                    rows,
+                    copied_as_is: 0,
+                    observer,
+                }
+            }
+        };
+        if let Some(p) = &progress {
+            p.finished();
+        }
+        Ok(ingested)
+    }
+
+    /// Reads `columns` of the given files (conformed to `table`'s current schema) into
+    /// `observer`, a few files at once, each worker with a fork of it.
+    pub async fn observe_files<O: IngestObserver>(
+        &self,
+        table: &LoadedTable,
+        footers: &[ParquetFooter],
+        columns: &[String],
+        observer: O,
+        parallelism: usize,
+    ) -> Result<O, O::Error> {
+        let table_schema = arrow_schema_for(table.metadata().current_schema())?;
+        let indices: Vec<usize> = columns
+            .iter()
+            .filter_map(|c| table_schema.index_of(c).ok())
+            .collect();
+        let projected = Arc::new(table_schema.project(&indices).map_err(Error::from)?);
+        let queue = Arc::new(Mutex::new(footers.iter().cloned().collect::<VecDeque<_>>()));
+        let name = table.name().to_string();
+        let mut tasks = Vec::new();
+        for _ in 0..parallelism.clamp(1, footers.len().max(1)) {
+            let (stores, queue, projected) =
+                (self.stores().clone(), queue.clone(), projected.clone());
+            let (columns, name) = (columns.to_vec(), name.clone());
+            let mut forked = observer.fork();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let next = lock(&queue).pop_front();
+                    let Some(footer) = next else { break };
+                    let batches =
+                        read::read_columns(&stores, &footer, &projected, &columns, &name).await?;
+                    for batch in batches {
+                        forked.observe(&batch)?;
+                    }
+                }
+                Ok::<_, O::Error>(forked)
+            }));
+        }
+        let mut merged = observer;
+        for task in tasks {
+            let forked = task.await.map_err(|e| Error::WorkerFailed {
+                table: name.clone(),
+                reason: e.to_string(),
+            })??;
+            merged.merge(forked)?;
+        }
+        Ok(merged)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

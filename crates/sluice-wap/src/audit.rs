@@ -1,0 +1,224 @@
+//! The audit: the checks see every new row while it is written (an observer of the ingest),
+//! the rows already in `main` for table-scoped checks, and, after a rebase, the new rows again
+//! against the new `main`.
+
+use futures::TryStreamExt;
+use sluice_checks::{
+    AuditReport, CheckSuite, ColumnStats, EvalOptions, Evaluator, StatValue, Status, TableStats,
+};
+use sluice_lake::iceberg_types::{DataFile, PrimitiveLiteral};
+use sluice_lake::{
+    IngestObserver, Lake, LoadedTable, RefName, RefSpec, ScanOptions, TableName, read_footers,
+};
+
+use crate::error::{Error, Result};
+use crate::options::RunOptions;
+use crate::pipeline::Pipeline;
+
+/// Rows per batch when the audit reads a table.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// The checks of a run, as an observer of its ingest.
+pub(crate) struct Audit(pub(crate) Evaluator);
+
+impl IngestObserver for Audit {
+    type Error = Error;
+
+    fn columns(&self) -> Option<Vec<String>> {
+        self.0.needs_data().then(|| self.0.required_columns())
+    }
+
+    fn registered(&mut self, table: &LoadedTable, files: &[DataFile]) -> Result<()> {
+        let answered = self.0.apply_stats(&stats_of(table, files))?;
+        tracing::debug!(?answered, "checks answered from footer statistics");
+        Ok(())
+    }
+
+    fn observe(&mut self, batch: &arrow_array::RecordBatch) -> Result<()> {
+        Ok(self.0.update(batch)?)
+    }
+
+    fn fork(&self) -> Self {
+        Audit(self.0.fork())
+    }
+
+    fn merge(&mut self, other: Self) -> Result<()> {
+        Ok(self.0.merge(other.0)?)
+    }
+}
+
+/// A fresh evaluator of the run's checks over `schema`.
+pub(crate) fn evaluator(
+    options: &RunOptions,
+    suite: &CheckSuite,
+    schema: &arrow_schema::SchemaRef,
+) -> Evaluator {
+    suite.evaluator(
+        schema,
+        EvalOptions::default()
+            .with_sample_size(options.sample_size)
+            .with_key_columns(options.key_columns.clone()),
+    )
+}
+
+/// Shows table-scoped checks the rows already at `spec` (e.g. the keys a `unique` check must
+/// not see again).
+pub(crate) async fn observe_existing(
+    lake: &Lake,
+    name: &TableName,
+    spec: &RefSpec,
+    ev: &mut Evaluator,
+) -> Result<()> {
+    let columns = ev.existing_columns();
+    if columns.is_empty() {
+        return Ok(());
+    }
+    let (_, mut stream) = lake
+        .scan(
+            name,
+            spec,
+            &ScanOptions {
+                columns: Some(columns),
+                batch_size: Some(BATCH_ROWS),
+            },
+        )
+        .await?;
+    while let Some(batch) = stream.try_next().await? {
+        ev.observe_existing(&batch)?;
+    }
+    Ok(())
+}
+
+impl Pipeline {
+    /// Runs the checks against a ref of a table (an ad-hoc audit; nothing changes).
+    pub async fn audit_ref(
+        &self,
+        table: &TableName,
+        spec: &RefSpec,
+        suite: &CheckSuite,
+        options: EvalOptions,
+    ) -> Result<AuditReport> {
+        let lake = self.lake();
+        let resolved = lake.resolve(table, spec).await?;
+        let mut evaluator = suite.evaluator(&resolved.schema, options);
+        let columns = evaluator.required_columns();
+        if evaluator.needs_data() {
+            let (_, mut stream) = lake
+                .scan(
+                    table,
+                    spec,
+                    &ScanOptions {
+                        columns: Some(columns),
+                        batch_size: Some(BATCH_ROWS),
+                    },
+                )
+                .await?;
+            while let Some(batch) = stream.try_next().await? {
+                evaluator.update(&batch)?;
+            }
+        }
+        Ok(evaluator.finish())
+    }
+
+    /// The checks again, over the rows the run appended (read from its source files: in
+    /// register mode they are the appended files, in copy mode their rows are the same), with
+    /// the new `main` as the existing rows.
+    pub(crate) async fn reaudit(
+        &self,
+        options: &RunOptions,
+        suite: &CheckSuite,
+        branch: &RefName,
+        sources: &[String],
+        new_main: Option<i64>,
+    ) -> Result<AuditReport> {
+        let lake = self.lake();
+        let name = &options.table;
+        let resolved = lake
+            .resolve(name, &RefSpec::parse(branch.as_str())?)
+            .await?;
+        let mut ev = evaluator(options, suite, &resolved.schema);
+        if let Some(main) = new_main {
+            observe_existing(lake, name, &RefSpec::Snapshot(main), &mut ev).await?;
+        }
+        let columns = ev.required_columns();
+        let table = lake.load_table(name).await?;
+        let footers = read_footers(lake.stores(), sources).await?;
+        let Audit(ev) = lake
+            .observe_files(&table, &footers, &columns, Audit(ev), 1)
+            .await?;
+        Ok(ev.finish())
+    }
+}
+
+/// Exact statistics of the registered files, for the checks' statistics shortcut.
+fn stats_of(table: &LoadedTable, files: &[DataFile]) -> TableStats {
+    let schema = table.metadata().current_schema();
+    let mut total: Option<TableStats> = None;
+    for file in files {
+        let mut stats = TableStats::new(file.record_count());
+        for field in schema.as_struct().fields() {
+            let column = ColumnStats {
+                null_count: file.null_value_counts().get(&field.id).copied(),
+                nan_count: file.nan_value_counts().get(&field.id).copied(),
+                min: file
+                    .lower_bounds()
+                    .get(&field.id)
+                    .and_then(|d| stat_value(d.literal())),
+                max: file
+                    .upper_bounds()
+                    .get(&field.id)
+                    .and_then(|d| stat_value(d.literal())),
+            };
+            stats = stats.with_column(field.name.clone(), column);
+        }
+        total = Some(match total {
+            Some(t) => t.merge(stats),
+            None => stats,
+        });
+    }
+    total.unwrap_or_default()
+}
+
+fn stat_value(literal: &PrimitiveLiteral) -> Option<StatValue> {
+    match literal {
+        PrimitiveLiteral::Boolean(b) => Some(StatValue::Bool(*b)),
+        PrimitiveLiteral::Int(v) => Some(StatValue::Int(i64::from(*v))),
+        PrimitiveLiteral::Long(v) => Some(StatValue::Int(*v)),
+        PrimitiveLiteral::Float(v) => Some(StatValue::Float(f64::from(v.0))),
+        PrimitiveLiteral::Double(v) => Some(StatValue::Float(v.0)),
+        PrimitiveLiteral::String(s) => Some(StatValue::Str(s.clone())),
+        _ => None,
+    }
+}
+
+/// A short line for the snapshot summary: `passed: 5 checks` or `failed: unique(event_id)`.
+pub fn audit_summary(report: &AuditReport) -> String {
+    let warned = report
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Warn)
+        .count();
+    if report.publishable() {
+        let mut s = format!("passed: {} checks", report.checks.len());
+        if warned > 0 {
+            s.push_str(&format!(" ({warned} warning(s))"));
+        }
+        s
+    } else {
+        format!("failed: {}", failing_checks(report))
+    }
+}
+
+/// The names of the checks that block publishing.
+pub(crate) fn failing_checks(report: &AuditReport) -> String {
+    report
+        .checks
+        .iter()
+        .filter(|c| {
+            c.severity == sluice_checks::Severity::Error
+                && matches!(c.status, Status::Fail | Status::Error)
+        })
+        .map(|c| c.name.clone())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,120 @@
+//! The publish step: `main` fast-forwards to the audit branch, or, when `main` moved since
+//! the branch was cut, the branch's appends are rebased onto it, audited again against the new
+//! `main`, and only then published. Either way the branch is deleted and the run added to the
+//! table's ingest ledger in the publish commit itself.
+
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use sluice_checks::AuditReport;
+use sluice_lake::summary::COMMIT_ID_PROPERTY;
+use sluice_lake::{PublishKind, RebaseOptions, RefMove, RefName, RefSpec};
+use sluice_txn::StepError;
+
+use crate::audit::failing_checks;
+use crate::options::RunOptions;
+use crate::pipeline::{Pipeline, RunState, lock, step_error};
+use crate::write::Written;
+
+/// What the publish step did (journalled as the step's output).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Published {
+    pub(crate) snapshot_id: i64,
+    pub(crate) kind: PublishKind,
+    pub(crate) audit: Option<AuditReport>,
+}
+
+impl Pipeline {
+    /// Publishes the run's branch into `main`. Safe to retry: a run that already published
+    /// (its key is in the ledger) only removes its branch.
+    pub(crate) async fn publish(
+        &self,
+        options: &RunOptions,
+        branch: &RefName,
+        written: &Written,
+        state: &Mutex<RunState>,
+    ) -> Result<Published, StepError> {
+        let lake = self.lake();
+        let name = &options.table;
+        let into_main = RefMove::into_main(branch);
+        let ingested = written.ledger_entry();
+        // A run that published before it crashed (or whose publish answer was lost) is
+        // recognised by its run key in the ledger.
+        if lake
+            .run_key_published(name, &ingested.run_key)
+            .await
+            .map_err(step_error)?
+        {
+            lake.delete_ref_if_exists(name, branch)
+                .await
+                .map_err(step_error)?;
+            let head = lake
+                .resolve(name, &RefSpec::main())
+                .await
+                .map_err(step_error)?
+                .snapshot_id
+                .unwrap_or_default();
+            return Ok(Published {
+                snapshot_id: head,
+                kind: PublishKind::UpToDate,
+                audit: None,
+            });
+        }
+        match lake
+            .fast_forward_and_delete(name, into_main, Some(&ingested))
+            .await
+        {
+            Ok(outcome) => {
+                return Ok(Published {
+                    snapshot_id: outcome.snapshot_id,
+                    kind: outcome.kind,
+                    audit: None,
+                });
+            }
+            Err(sluice_lake::Error::CannotPublish { .. }) => {}
+            Err(e) => return Err(step_error(e)),
+        }
+        // main moved since the branch was cut: re-apply our appends on top of it, audit the
+        // result against the new main, and only then move main.
+        let mut properties = written.properties.clone();
+        properties.remove(COMMIT_ID_PROPERTY);
+        let staged = lake
+            .rebase_appends(
+                name,
+                into_main,
+                RebaseOptions {
+                    properties,
+                    stage: true,
+                },
+            )
+            .await
+            .map_err(step_error)?;
+        let mut audit = None;
+        if let Some(suite) = &options.checks {
+            let report = self
+                .reaudit(options, suite, branch, &ingested.files, staged.parent_id)
+                .await
+                .map_err(step_error)?;
+            if !report.publishable() {
+                let failing = failing_checks(&report);
+                lock(state).audit_failed = Some(report);
+                return Err(StepError::permanent(format!(
+                    "audit failed after rebasing onto the new main: {failing}"
+                )));
+            }
+            audit = Some(report);
+        }
+        match lake
+            .publish_staged_and_delete(name, staged.snapshot_id, into_main, Some(&ingested))
+            .await
+        {
+            Ok(outcome) => Ok(Published {
+                snapshot_id: outcome.snapshot_id,
+                kind: PublishKind::Rebase,
+                audit,
+            }),
+            // main moved again: the step is retried (a new rebase).
+            Err(e) => Err(step_error(e)),
+        }
+    }
+}

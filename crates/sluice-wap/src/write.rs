@@ -1,0 +1,359 @@
+//! The write step: the new files land on the run's audit branch, audited on the way.
+//!
+//! Footers first (a bad file fails before anything is written), then the table is created or
+//! its schema evolved, the files are ingested (copy or register) with the audit observing every
+//! row, and one commit creates the branch with the new snapshot, whose summary carries the
+//! run's identity and the audit verdict.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sluice_checks::{AuditReport, Evaluator};
+use sluice_lake::summary::{
+    AUDIT_PROPERTY, AUTHOR_PROPERTY, MESSAGE_PROPERTY, MODE_PROPERTY, RUN_ID_PROPERTY,
+    RUN_KEY_PROPERTY, SOURCE_FILE_COUNT_PROPERTY, SOURCE_FILES_PROPERTY,
+};
+use sluice_lake::{
+    AppendRequest, IngestMode, IngestOptions, LedgerEntry, LoadedTable, ParquetFooter, RefName,
+    RefSpec, WriteOptions, arrow_schema_for, diff_schemas, read_footers, unsupported_columns,
+    unsupported_table_reason,
+};
+
+use crate::audit::{Audit, audit_summary, evaluator, observe_existing};
+use crate::error::{Error, Result};
+use crate::interrupt::pause_point;
+use crate::options::{Mode, RunOptions, SchemaChange};
+use crate::pipeline::Pipeline;
+use crate::source::SourceFile;
+
+/// What the write step produced (journalled as the step's output).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Written {
+    pub(crate) snapshot_id: i64,
+    pub(crate) base: Option<i64>,
+    pub(crate) rows: u64,
+    pub(crate) data_files: usize,
+    /// Copy mode: source files whose column chunks were copied as they are.
+    #[serde(default)]
+    pub(crate) copied_as_is: usize,
+    pub(crate) properties: HashMap<String, String>,
+    /// The source files, for the ingest ledger and a re-audit after a rebase.
+    #[serde(default)]
+    pub(crate) sources: Vec<String>,
+    pub(crate) audit: Option<AuditReport>,
+}
+
+impl Written {
+    /// What the publish adds to the table's ingest ledger.
+    pub(crate) fn ledger_entry(&self) -> LedgerEntry {
+        let files = if self.sources.is_empty() {
+            // Written by an earlier version, which kept the list in the summary properties.
+            self.properties
+                .get(SOURCE_FILES_PROPERTY)
+                .map(|s| {
+                    s.lines()
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            self.sources.clone()
+        };
+        LedgerEntry {
+            run_key: self
+                .properties
+                .get(RUN_KEY_PROPERTY)
+                .cloned()
+                .unwrap_or_default(),
+            files,
+        }
+    }
+}
+
+impl Pipeline {
+    /// Writes `files` to a new branch `branch` of the table (created from the first file's
+    /// schema when missing), audited on the way.
+    pub(crate) async fn write(
+        &self,
+        options: &RunOptions,
+        files: &[SourceFile],
+        branch: &RefName,
+        run_id: &str,
+        key: &str,
+    ) -> Result<Written> {
+        let lake = self.lake();
+        let name = &options.table;
+        let locations: Vec<String> = files.iter().map(|f| f.location.clone()).collect();
+        // Every footer first: a corrupt file fails the run before anything is written.
+        let footers = read_footers(lake.stores(), &locations).await?;
+        // A column Iceberg cannot store fails the run naming the file and every such column,
+        // before a table is created or changed.
+        for footer in &footers {
+            let problems = unsupported_columns(&footer.schema);
+            if !problems.is_empty() {
+                return Err(sluice_lake::Error::UnsupportedColumns {
+                    path: footer.location.clone(),
+                    problems: problems.join("; "),
+                }
+                .into());
+            }
+        }
+        let mut table = match lake.load_table(name).await {
+            Ok(t) => t,
+            Err(sluice_lake::Error::TableNotFound { .. }) => match lake
+                .create_table(name, &footers[0].schema)
+                .await
+            {
+                Ok(t) => t,
+                Err(sluice_lake::Error::TableAlreadyExists { .. }) => lake.load_table(name).await?,
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(reason) = unsupported_table_reason(&table) {
+            return Err(sluice_lake::Error::CannotPublish {
+                table: name.to_string(),
+                source_ref: branch.to_string(),
+                target: RefName::main().to_string(),
+                reason: reason.to_string(),
+            }
+            .into());
+        }
+        table = self.reconcile_schema(options, table, &footers).await?;
+        let table_schema = arrow_schema_for(table.metadata().current_schema())?;
+        // The branch is cut from the main the table-scoped checks are run against; if main
+        // moves later, publishing rebases and runs them again.
+        let base = lake.resolve(name, &RefSpec::main()).await?.snapshot_id;
+        let mut audit = options
+            .checks
+            .as_ref()
+            .map(|suite| evaluator(options, suite, &table_schema));
+        if let (Some(ev), Some(base)) = (audit.as_mut(), base) {
+            observe_existing(lake, name, &RefSpec::Snapshot(base), ev).await?;
+        }
+
+        let ingest = IngestOptions {
+            mode: match options.mode {
+                Mode::Copy => IngestMode::Copy,
+                Mode::Register => IngestMode::Register,
+            },
+            // Every data file goes under the run's own directory, so that a rollback (or
+            // `recover` after a crash) can delete what the run wrote.
+            write: WriteOptions {
+                run_id: Some(run_id.to_string()),
+                ..options.write.clone()
+            },
+            rewrite: options.rewrite,
+            parallelism: options.parallelism,
+            progress: options.progress.clone(),
+        };
+        let ingested = lake
+            .ingest(&table, footers, &ingest, audit.map(Audit))
+            .await?;
+        let audit = ingested.observer.map(|Audit(ev)| Evaluator::finish(ev));
+        let mut properties = HashMap::from([
+            (RUN_ID_PROPERTY.to_string(), run_id.to_string()),
+            (RUN_KEY_PROPERTY.to_string(), key.to_string()),
+            (
+                SOURCE_FILE_COUNT_PROPERTY.to_string(),
+                files.len().to_string(),
+            ),
+            (MODE_PROPERTY.to_string(), options.mode.as_str().to_string()),
+            (
+                AUDIT_PROPERTY.to_string(),
+                audit
+                    .as_ref()
+                    .map(audit_summary)
+                    .unwrap_or_else(|| "no checks".to_string()),
+            ),
+            (
+                MESSAGE_PROPERTY.to_string(),
+                options.message.clone().unwrap_or_else(|| {
+                    format!("ingest {} file(s) from {}", files.len(), options.source)
+                }),
+            ),
+        ]);
+        if let Some(author) = &options.author {
+            properties.insert(AUTHOR_PROPERTY.to_string(), author.clone());
+        }
+        let data_file_count = ingested.files.len();
+        pause_point(options, "write").await;
+        let outcome = lake
+            .commit_append(
+                name,
+                AppendRequest {
+                    branch: branch.clone(),
+                    create_from: Some(base.map(RefSpec::Snapshot).unwrap_or_else(RefSpec::main)),
+                    files: ingested.files,
+                    properties: properties.clone(),
+                },
+            )
+            .await?;
+        Ok(Written {
+            snapshot_id: outcome.snapshot_id,
+            base,
+            rows: ingested.rows,
+            data_files: data_file_count,
+            copied_as_is: ingested.copied_as_is,
+            properties,
+            sources: locations,
+            audit,
+        })
+    }
+
+    /// Fails on drift, or adds the new columns when allowed. Type changes and missing required
+    /// columns always fail, naming the file.
+    async fn reconcile_schema(
+        &self,
+        options: &RunOptions,
+        table: LoadedTable,
+        footers: &[ParquetFooter],
+    ) -> Result<LoadedTable> {
+        let table_schema = arrow_schema_for(table.metadata().current_schema())?;
+        let mut new_columns: Vec<arrow_schema::Field> = Vec::new();
+        for footer in footers {
+            let diff = diff_schemas(&table_schema, &footer.schema);
+            if !diff.only_additions() {
+                let d = sluice_lake::SchemaDiff {
+                    extra: Vec::new(),
+                    extra_nested: Vec::new(),
+                    ..diff
+                };
+                return Err(Error::SchemaDrift(format!(
+                    "schema of {} does not match table {}: {}",
+                    footer.location,
+                    options.table,
+                    d.describe()
+                )));
+            }
+            if !diff.is_compatible() && options.on_schema_change == SchemaChange::Fail {
+                return Err(Error::SchemaDrift(format!(
+                    "schema of {} does not match table {}: {}",
+                    footer.location,
+                    options.table,
+                    diff.describe()
+                )));
+            }
+            // A struct column with new fields is passed whole: the table adds what it lacks.
+            for f in diff
+                .extra
+                .into_iter()
+                .chain(diff.extra_nested.into_iter().map(|(_, top)| top))
+            {
+                match new_columns.iter_mut().find(|c| c.name() == f.name()) {
+                    // Several files may each bring other new fields of the same struct.
+                    Some(existing) => {
+                        if let Some(merged) = merged_struct(existing, &f) {
+                            *existing = merged;
+                        }
+                    }
+                    None => new_columns.push(f),
+                }
+            }
+        }
+        if new_columns.is_empty() {
+            return Ok(table);
+        }
+        let lake = self.lake();
+        tracing::info!(table = %options.table, columns = ?new_columns.iter().map(|f| f.name()).collect::<Vec<_>>(), "adding columns");
+        lake.add_columns(&options.table, &new_columns).await?;
+        Ok(lake.load_table(&options.table).await?)
+    }
+}
+
+/// The union of two input columns of the same name where both are structs (fields of `b` that
+/// `a` lacks appended, recursively), or `None` when there is nothing to merge.
+fn merged_struct(a: &arrow_schema::Field, b: &arrow_schema::Field) -> Option<arrow_schema::Field> {
+    use arrow_schema::DataType;
+    let (DataType::Struct(af), DataType::Struct(bf)) = (a.data_type(), b.data_type()) else {
+        return None;
+    };
+    let mut fields: Vec<arrow_schema::FieldRef> = af.iter().cloned().collect();
+    for f in bf {
+        match fields.iter().position(|e| e.name() == f.name()) {
+            Some(i) => {
+                if let Some(merged) = merged_struct(&fields[i], f) {
+                    fields[i] = Arc::new(merged);
+                }
+            }
+            None => fields.push(f.clone()),
+        }
+    }
+    Some(a.clone().with_data_type(DataType::Struct(fields.into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_schema::{DataType, Field, Fields};
+
+    use super::*;
+
+    fn strukt(name: &str, fields: Vec<Field>) -> Field {
+        Field::new(name, DataType::Struct(Fields::from(fields)), true)
+    }
+
+    #[test]
+    fn merged_struct_adds_the_fields_one_side_lacks_recursively() {
+        let a = strukt(
+            "geo",
+            vec![
+                Field::new("lat", DataType::Float64, true),
+                strukt("place", vec![Field::new("city", DataType::Utf8, true)]),
+            ],
+        );
+        let b = strukt(
+            "geo",
+            vec![
+                Field::new("lon", DataType::Float64, true),
+                strukt("place", vec![Field::new("zip", DataType::Utf8, true)]),
+            ],
+        );
+        let merged = merged_struct(&a, &b).unwrap();
+        let DataType::Struct(fields) = merged.data_type() else {
+            panic!("not a struct: {merged:?}")
+        };
+        let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["lat", "place", "lon"]);
+        let DataType::Struct(place) = fields[1].data_type() else {
+            panic!("place is not a struct")
+        };
+        let names: Vec<&str> = place.iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["city", "zip"]);
+    }
+
+    #[test]
+    fn merged_struct_leaves_non_structs_alone() {
+        let a = Field::new("n", DataType::Int64, true);
+        assert!(merged_struct(&a, &a.clone()).is_none());
+        let s = strukt("s", vec![Field::new("x", DataType::Int32, true)]);
+        assert!(merged_struct(&a, &s).is_none());
+    }
+
+    #[test]
+    fn the_ledger_entry_lists_the_sources_or_the_old_summary_list() {
+        let mut written = Written {
+            snapshot_id: 1,
+            base: None,
+            rows: 0,
+            data_files: 0,
+            copied_as_is: 0,
+            properties: HashMap::from([
+                (RUN_KEY_PROPERTY.to_string(), "k1".to_string()),
+                (
+                    SOURCE_FILES_PROPERTY.to_string(),
+                    "a.parquet\n\nb.parquet\n".to_string(),
+                ),
+            ]),
+            sources: vec!["c.parquet".into()],
+            audit: None,
+        };
+        let entry = written.ledger_entry();
+        assert_eq!(entry.run_key, "k1");
+        assert_eq!(entry.files, ["c.parquet"]);
+        // A step output journalled by an earlier version has no `sources`.
+        written.sources.clear();
+        assert_eq!(written.ledger_entry().files, ["a.parquet", "b.parquet"]);
+    }
+}
