@@ -49,8 +49,8 @@ use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use object_store::ObjectStoreExt;
 use sluice_lake::{
-    CatalogConfig, Lake, LakeConfig, RefSpec, S3Options, ScanOptions, Secret, StorageOptions,
-    TableName,
+    CatalogConfig, Lake, LakeConfig, RefSpec, ScanOptions, TableName,
+    storage::{S3Options, Secret, StorageOptions},
 };
 
 /// When set (to anything), a missing service is a test failure instead of a skip.

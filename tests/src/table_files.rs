@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 
 use futures::TryStreamExt;
 use object_store::ObjectStore;
-use sluice_lake::{Lake, TableName, parse_location};
+use sluice_lake::{Lake, TableName, storage::parse_location};
 
 /// The files of one table, as full URLs (`s3://bucket/key`, `file:///path`).
 #[derive(Clone, Debug, Default)]

@@ -92,17 +92,17 @@ pub fn faults(layout: &Layout, config: &ServicesConfig, short: bool) -> Result<E
 struct Step {
     name: &'static str,
     args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
 }
 
-/// What `.ci/run` runs, in order; the end-to-end suite runs after the unit tests.
-const STEPS_BEFORE_E2E: &[Step] = &[Step {
-    name: "unit and integration tests",
-    args: &["test", "--workspace", "--locked"],
-}];
-const STEPS_AFTER_E2E: &[Step] = &[
+/// What `.ci/run` runs, in order, the fastest failures first; the end-to-end suite runs after
+/// the unit tests. Clippy's `--all-targets` type-checks the benchmarks too, so they need no
+/// build of their own.
+const STEPS_BEFORE_E2E: &[Step] = &[
     Step {
         name: "formatting",
         args: &["fmt", "--all", "--", "--check"],
+        env: &[],
     },
     Step {
         name: "lints",
@@ -115,12 +115,20 @@ const STEPS_AFTER_E2E: &[Step] = &[
             "-D",
             "warnings",
         ],
+        env: &[],
     },
     Step {
-        name: "benchmarks build",
-        args: &["bench", "--workspace", "--no-run", "--locked"],
+        name: "docs",
+        args: &["doc", "--workspace", "--no-deps", "--locked"],
+        env: &[("RUSTDOCFLAGS", "-D rustdoc::broken_intra_doc_links")],
+    },
+    Step {
+        name: "unit and integration tests",
+        args: &["test", "--workspace", "--locked"],
+        env: &[],
     },
 ];
+const STEPS_AFTER_E2E: &[Step] = &[];
 
 /// Runs every CI step, stopping at the first failure, whose status is returned.
 pub fn ci(layout: &Layout, config: &ServicesConfig) -> Result<ExitStatus> {
@@ -158,7 +166,10 @@ pub fn ci(layout: &Layout, config: &ServicesConfig) -> Result<ExitStatus> {
 
 fn run_step(layout: &Layout, step: &Step) -> Result<ExitStatus> {
     let mut command = cargo();
-    command.args(step.args).current_dir(&layout.workspace);
+    command
+        .args(step.args)
+        .envs(step.env.iter().copied())
+        .current_dir(&layout.workspace);
     println!("==> {}: {}", step.name, describe(&command));
     let begin = Instant::now();
     let status = command
@@ -205,11 +216,11 @@ mod tests {
         assert_eq!(
             commands,
             [
-                "test --workspace --locked",
-                "xtask e2e",
                 "fmt --all -- --check",
                 "clippy --workspace --all-targets --locked -- -D warnings",
-                "bench --workspace --no-run --locked",
+                "doc --workspace --no-deps --locked",
+                "test --workspace --locked",
+                "xtask e2e",
             ]
         );
     }

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use sluice_lake::{CatalogConfig, LakeConfig, Secret, StorageOptions};
+use sluice_lake::{
+    CatalogConfig, LakeConfig,
+    storage::{Secret, StorageOptions},
+};
 use sluice_wap::PipelineConfig;
 
 /// The file `sluice init` writes: the embedded default.

@@ -11,8 +11,9 @@ use iceberg::{TableRequirement, TableUpdate};
 use crate::catalog::LoadedTable;
 use crate::commit::Plan;
 use crate::error::{Error, Result};
-use crate::ingest::register::{data_files_for, read_footers};
+use crate::ingest::register::data_files_for;
 use crate::lake::Lake;
+use crate::parquet::read_footers;
 use crate::ref_ops::{empty_base_snapshot, set_branch};
 use crate::refs::{self, MAIN, RefName, RefSpec};
 use crate::snapshot_producer::{

@@ -70,14 +70,15 @@ pub mod ingest;
 mod lake;
 mod ledger;
 mod manifests;
+pub mod parquet;
 mod publish;
 mod ref_ops;
 mod refs;
 mod retrying_store;
-mod schema;
+pub mod schema;
 mod schema_change;
 mod snapshot_producer;
-mod storage;
+pub mod storage;
 pub mod summary;
 mod table_name;
 
@@ -87,24 +88,11 @@ pub use cleanup::Discarded;
 pub use commit::{CommitHook, CommitRetry};
 pub use error::{Error, Result};
 pub use history::{BatchStream, Commit, ResolvedRef, ScanOptions};
-pub use ingest::{
-    IngestMode, IngestObserver, IngestOptions, IngestProgress, Ingested,
-    MAX_COPIED_ROW_GROUP_BYTES, MIN_COPIED_ROW_GROUP_BYTES, NoObserver, ParquetFooter,
-    chunk_copy_blocker, read_footer, read_footers,
-};
 pub use lake::{Lake, LakeConfig};
 pub use ledger::LedgerEntry;
 pub use publish::{PublishKind, PublishOutcome, RebaseOptions, Rebased, RefMove};
 pub use refs::{MAIN, RefInfo, RefKind, RefName, RefSpec};
-pub use retrying_store::{ReadRetry, RetryingStore};
-pub use schema::{
-    NanosToMicros, SchemaDiff, arrow_schema_for, conform_batch, conform_batch_with, diff_schemas,
-    iceberg_schema_from_arrow, timestamps_to_micros, unsupported_columns,
-};
-pub use snapshot_producer::{TableWriter, WriteOptions, unsupported_table_reason};
-pub use storage::{
-    ObjectStores, S3Options, Secret, StorageOptions, normalize_location, parse_location,
-};
+pub use snapshot_producer::{TableWriter, WriteOptions};
 pub use table_name::TableName;
 
 /// Re-exports of the iceberg types that appear in this crate's API.

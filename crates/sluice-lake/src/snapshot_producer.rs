@@ -83,7 +83,7 @@ pub struct WriteOptions {
     /// Maximum rows in a parquet row group.
     pub max_row_group_rows: usize,
     /// A source file whose row groups average fewer compressed bytes is re-encoded even when
-    /// its column chunks could be copied as they are (see [`crate::chunk_copy_blocker`]), so
+    /// its column chunks could be copied as they are (see [`crate::ingest::chunk_copy_blocker`]), so
     /// that many small files become fewer, larger ones.
     pub min_copied_row_group_bytes: u64,
     /// The run writing the files: they go to the run's own directory under the table's data

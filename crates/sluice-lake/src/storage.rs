@@ -4,8 +4,9 @@
 //! [`StorageOptions`] is the user-facing configuration. [`ObjectStores`] turns a URL
 //! (`file:///…`, `s3://bucket/…`, `memory://…`, or a plain absolute path) into an
 //! `(Arc<dyn ObjectStore>, Path)` pair and caches one client per bucket.
-//! [`ObjectStoreStorageFactory`] plugs the same registry into iceberg's `FileIO`.
+//! An `ObjectStoreStorageFactory` plugs the same registry into iceberg's `FileIO`.
 
+pub use crate::retrying_store::{ReadRetry, RetryingStore};
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
@@ -31,7 +32,6 @@ use tokio::io::AsyncWriteExt;
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::retrying_store::{ReadRetry, RetryingStore};
 
 /// A secret string (an S3 secret key, a catalog token). Its `Debug` and `Display` never show
 /// the value, so it cannot leak through logs, errors or reports by accident.
@@ -339,7 +339,7 @@ pub fn normalize_location(location: &str) -> String {
 /// iceberg `StorageFactory` over [`ObjectStores`]. Every Iceberg read and write sluice makes
 /// goes through it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ObjectStoreStorageFactory {
+pub(crate) struct ObjectStoreStorageFactory {
     options: StorageOptions,
     #[serde(skip)]
     stores: Option<ObjectStores>,
@@ -375,7 +375,7 @@ impl StorageFactory for ObjectStoreStorageFactory {
 
 /// iceberg `Storage` implemented over [`ObjectStores`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ObjectStoreStorage {
+pub(crate) struct ObjectStoreStorage {
     options: StorageOptions,
     #[serde(skip)]
     stores: Option<ObjectStores>,

@@ -8,7 +8,8 @@ use sluice_checks::{
 };
 use sluice_lake::iceberg_types::{DataFile, PrimitiveLiteral};
 use sluice_lake::{
-    IngestObserver, Lake, LoadedTable, RefName, RefSpec, ScanOptions, TableName, read_footers,
+    Lake, LoadedTable, RefName, RefSpec, ScanOptions, TableName, ingest::IngestObserver,
+    parquet::read_footers,
 };
 
 use crate::error::{Error, Result};

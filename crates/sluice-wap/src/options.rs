@@ -44,7 +44,7 @@ pub enum SchemaChange {
 }
 
 /// Receives progress of the write step (the command line draws a progress bar from it).
-pub use sluice_lake::IngestProgress as ProgressSink;
+pub use sluice_lake::ingest::IngestProgress as ProgressSink;
 
 /// Options of one run.
 #[derive(Clone)]
@@ -74,7 +74,7 @@ pub struct RunOptions {
     /// Copy-mode file layout.
     pub write: WriteOptions,
     /// Copy mode: re-encode every file, also those whose column chunks the table could keep as
-    /// they are (see [`sluice_lake::chunk_copy_blocker`]).
+    /// they are (see [`sluice_lake::ingest::chunk_copy_blocker`]).
     pub rewrite: bool,
     /// Progress receiver.
     pub progress: Option<Arc<dyn ProgressSink>>,

@@ -25,7 +25,7 @@ pub struct SourceFile {
 /// Lists the `*.parquet` files under `source` (a directory, a prefix, or a single file),
 /// sorted by location. Other files are ignored.
 pub async fn list_source(lake: &Lake, source: &str) -> Result<Vec<SourceFile>> {
-    let url = sluice_lake::parse_location(source)?;
+    let url = sluice_lake::storage::parse_location(source)?;
     let (store, prefix) = lake.stores().resolve(source)?;
     let base = match url.scheme() {
         "file" => "file://".to_string(),

@@ -15,9 +15,10 @@ use sluice_lake::summary::{
     RUN_KEY_PROPERTY, SOURCE_FILE_COUNT_PROPERTY, SOURCE_FILES_PROPERTY,
 };
 use sluice_lake::{
-    AppendRequest, IngestMode, IngestOptions, LedgerEntry, LoadedTable, ParquetFooter, RefName,
-    RefSpec, WriteOptions, arrow_schema_for, diff_schemas, read_footers, unsupported_columns,
-    unsupported_table_reason,
+    AppendRequest, LedgerEntry, LoadedTable, RefName, RefSpec, WriteOptions,
+    ingest::{IngestMode, IngestOptions, unsupported_table_reason},
+    parquet::{ParquetFooter, read_footers},
+    schema::{arrow_schema_for, diff_schemas, unsupported_columns},
 };
 
 use crate::audit::{Audit, audit_summary, evaluator, observe_existing};
@@ -216,7 +217,7 @@ impl Pipeline {
         for footer in footers {
             let diff = diff_schemas(&table_schema, &footer.schema);
             if !diff.only_additions() {
-                let d = sluice_lake::SchemaDiff {
+                let d = sluice_lake::schema::SchemaDiff {
                     extra: Vec::new(),
                     extra_nested: Vec::new(),
                     ..diff

@@ -25,7 +25,7 @@ pub(super) struct RestLake {
 
 impl RestLake {
     /// sluice's configuration for the REST catalog and the S3 server; the journal stays in the
-    /// measurement's directory, and the credentials come from [`sluice_s3_env`].
+    /// measurement's directory, and the credentials come from [`s3_credentials_env`].
     pub(super) fn sluice_toml(&self) -> String {
         format!(
             "# Written by `cargo xtask bench-wap --target rest`.\n\

@@ -21,7 +21,7 @@ pub(super) fn check_gnu_time() -> Result<()> {
     }
 }
 
-/// `program` run under GNU time, which writes "<wall seconds> <peak KiB>" to `time_file`.
+/// `program` run under GNU time, which writes `<wall seconds> <peak KiB>` to `time_file`.
 pub(super) fn timed(time_file: &Path, program: &Path) -> Command {
     let mut command = Command::new(GNU_TIME);
     command

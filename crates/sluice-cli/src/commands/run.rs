@@ -67,7 +67,7 @@ pub(super) fn run_options(ctx: &Ctx<'_>, args: &RunArgs) -> Result<RunOptions> {
     };
     options.rewrite = args.rewrite;
     if args.truncate_timestamps {
-        options.write.nanos = sluice_lake::NanosToMicros::Truncate;
+        options.write.nanos = sluice_lake::schema::NanosToMicros::Truncate;
     }
     options.message = args.message.clone();
     options.author = args.author.clone().or_else(|| std::env::var("USER").ok());

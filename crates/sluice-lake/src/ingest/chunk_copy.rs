@@ -32,7 +32,8 @@ use parquet::schema::types::{Type as ParquetType, TypePtr};
 
 use crate::catalog::LoadedTable;
 use crate::error::{Error, Result};
-use crate::ingest::register::{ParquetFooter, data_file};
+use crate::ingest::register::data_file;
+use crate::parquet::ParquetFooter;
 use crate::schema::arrow_schema_for;
 use crate::snapshot_producer::{WriteOptions, ensure_unpartitioned};
 use crate::storage::ObjectStores;

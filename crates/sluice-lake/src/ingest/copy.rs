@@ -14,11 +14,11 @@ use parquet::arrow::arrow_reader::{
 
 use super::chunk_copy::{ChunkCopier, chunk_copy_blocker};
 use super::read::{BATCH_ROWS, corrupt_file, open_reader, undecodable};
-use super::register::ParquetFooter;
 use super::{IngestObserver, IngestOptions, IngestProgress, Ingested, lock};
 use crate::catalog::LoadedTable;
 use crate::error::Error;
 use crate::lake::Lake;
+use crate::parquet::ParquetFooter;
 use crate::schema::{NanosToMicros, arrow_schema_for, conform_batch, conform_batch_with};
 use crate::snapshot_producer::TableWriter;
 use crate::storage::ObjectStores;

@@ -30,11 +30,12 @@ use iceberg::spec::DataFile;
 use crate::catalog::LoadedTable;
 use crate::error::Error;
 use crate::lake::Lake;
+use crate::parquet::ParquetFooter;
 use crate::schema::arrow_schema_for;
 use crate::snapshot_producer::WriteOptions;
 
+pub use crate::snapshot_producer::unsupported_table_reason;
 pub use chunk_copy::{MAX_COPIED_ROW_GROUP_BYTES, MIN_COPIED_ROW_GROUP_BYTES, chunk_copy_blocker};
-pub use register::{ParquetFooter, read_footer, read_footers};
 
 /// Sees every row an ingest brings into a table (the audit, in a WAP run).
 ///
@@ -159,7 +160,7 @@ pub struct Ingested<O> {
 }
 
 impl Lake {
-    /// Turns source files (their footers read with [`read_footers`]) into data files of
+    /// Turns source files (their footers read with [`crate::parquet::read_footers`]) into data files of
     /// `table`, passing every row through `observer`. The files are not committed: pass them
     /// to [`Lake::commit_append`]. On error, every file this call wrote is deleted.
     pub async fn ingest<O: IngestObserver>(

@@ -7,7 +7,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 
 use crate::error::{Error, Result};
-use crate::ingest::register::ParquetFooter;
+use crate::parquet::ParquetFooter;
 use crate::schema::conform_batch;
 use crate::storage::ObjectStores;
 

@@ -10,7 +10,8 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use sluice_lake::{
-    AppendRequest, RefName, RefSpec, ScanOptions, WriteOptions, chunk_copy_blocker, read_footer,
+    AppendRequest, RefName, RefSpec, ScanOptions, WriteOptions, ingest::chunk_copy_blocker,
+    parquet::read_footer,
 };
 
 use crate::common::{SeenIds, batch, copy_options, file_url, ids, new_lake, schema, sum_amount};

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use sluice_lake::{
-    IngestObserver, IngestOptions, Lake, LakeConfig, RefSpec, ScanOptions, TableName, WriteOptions,
+    Lake, LakeConfig, RefSpec, ScanOptions, TableName, WriteOptions,
+    ingest::{IngestObserver, IngestOptions},
 };
 
 pub struct TestLake {

@@ -80,11 +80,11 @@ async fn pyiceberg_reads_main_and_a_branch_written_by_sluice() {
         min_copied_row_group_bytes: 0,
         ..Default::default()
     };
-    let footer = sluice_lake::read_footer(t.lake.stores(), &file_url(&zstd))
+    let footer = sluice_lake::parquet::read_footer(t.lake.stores(), &file_url(&zstd))
         .await
         .unwrap();
     assert_eq!(
-        sluice_lake::chunk_copy_blocker(&table, &footer, &options),
+        sluice_lake::ingest::chunk_copy_blocker(&table, &footer, &options),
         None
     );
     let ingested = t
@@ -93,7 +93,7 @@ async fn pyiceberg_reads_main_and_a_branch_written_by_sluice() {
             &table,
             vec![footer],
             &crate::common::copy_options(options),
-            None::<sluice_lake::NoObserver>,
+            None::<sluice_lake::ingest::NoObserver>,
         )
         .await
         .unwrap();

@@ -16,8 +16,8 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 use sluice_lake::{
-    AppendRequest, Lake, LakeConfig, ObjectStores, ReadRetry, RefMove, RefName, RefSpec,
-    WriteOptions,
+    AppendRequest, Lake, LakeConfig, RefMove, RefName, RefSpec, WriteOptions,
+    storage::{ObjectStores, ReadRetry},
 };
 
 use crate::common::*;

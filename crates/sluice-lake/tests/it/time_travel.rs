@@ -28,7 +28,8 @@ async fn old_snapshots_read_under_the_old_column_name() {
         .unwrap();
     // New rows are written under the new name.
     let renamed = t.lake.load_table(&t.table).await.unwrap();
-    let new_schema = sluice_lake::arrow_schema_for(renamed.metadata().current_schema()).unwrap();
+    let new_schema =
+        sluice_lake::schema::arrow_schema_for(renamed.metadata().current_schema()).unwrap();
     let b = batch(3..5);
     let b = arrow_array::RecordBatch::try_new(
         Arc::new(arrow_schema::Schema::new(vec![

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{Array, Int64Array};
 use sluice_lake::{
-    CatalogConfig, Lake, LakeConfig, RefSpec, S3Options, ScanOptions, StorageOptions, TableName,
+    CatalogConfig, Lake, LakeConfig, RefSpec, ScanOptions, TableName,
+    storage::{S3Options, StorageOptions},
 };
 use sluice_tests::fault_proxy::{FaultPlan, FaultProxy, SplitMix64};
 use sluice_tests::{ServiceEnv, batch, expected_sum, parquet_bytes, sum_column};
