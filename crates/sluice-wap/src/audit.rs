@@ -223,3 +223,61 @@ pub(crate) fn failing_checks(report: &AuditReport) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{Int64Array, RecordBatch};
+    use arrow_schema::{DataType, Field, Schema};
+
+    use super::*;
+
+    const CHECKS: &str = r#"
+[[check]]
+kind = "not_null"
+columns = ["id"]
+
+[[check]]
+kind = "unique"
+columns = ["id"]
+"#;
+
+    fn schema() -> arrow_schema::SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]))
+    }
+
+    fn batch(ids: Vec<Option<i64>>) -> RecordBatch {
+        RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(ids))]).unwrap()
+    }
+
+    fn audit() -> Audit {
+        let suite = CheckSuite::from_toml_str(CHECKS).unwrap();
+        Audit(suite.evaluator(&schema(), EvalOptions::default()))
+    }
+
+    #[test]
+    fn forks_observe_parts_and_merge_into_the_verdict_of_the_whole() {
+        let mut whole = audit();
+        let (mut left, mut right) = (whole.fork(), whole.fork());
+        left.observe(&batch(vec![Some(1), Some(2)])).unwrap();
+        right.observe(&batch(vec![Some(3), Some(2)])).unwrap();
+        whole.merge(left).unwrap();
+        whole.merge(right).unwrap();
+        let report = whole.0.finish();
+        assert!(!report.publishable(), "2 is there twice");
+        assert_eq!(failing_checks(&report), "unique(id)");
+        assert_eq!(audit_summary(&report), "failed: unique(id)");
+    }
+
+    #[test]
+    fn a_clean_batch_passes_and_the_summary_counts_the_checks() {
+        let mut one = audit();
+        assert!(one.columns().is_some(), "row checks need the data");
+        one.observe(&batch(vec![Some(1), Some(2)])).unwrap();
+        let report = one.0.finish();
+        assert!(report.publishable());
+        assert_eq!(failing_checks(&report), "");
+        assert_eq!(audit_summary(&report), "passed: 2 checks");
+    }
+}

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use sluice_lake::{Lake, RefName, TableName};
 use sluice_txn::{Registry, StepError};
 
@@ -30,30 +31,47 @@ pub(crate) fn registry(lake: &Arc<Lake>) -> Registry {
         })
 }
 
-/// A text field of a compensation's payload.
-fn field(payload: &serde_json::Value, name: &str, key: &str) -> Result<String, StepError> {
-    payload[key]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| StepError::permanent(format!("bad {name} payload: no `{key}`")))
+/// What the `delete-branch` compensation is given (journalled when it was staged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DeleteBranch {
+    pub(crate) table: TableName,
+    pub(crate) branch: String,
 }
 
-/// The table and the branch a compensation's payload names.
-fn table_and_branch(
-    payload: &serde_json::Value,
+/// What the `discard-run` compensation is given (journalled before the run writes anything).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DiscardRun {
+    pub(crate) table: TableName,
+    /// The run's audit branch.
+    pub(crate) branch: String,
+    pub(crate) run_id: String,
+    pub(crate) run_key: String,
+}
+
+impl DiscardRun {
+    /// The payload to stage.
+    pub(crate) fn to_payload(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// A compensation's payload, or a permanent failure that names the compensation.
+fn payload<T: serde::de::DeserializeOwned>(
     name: &str,
-) -> Result<(TableName, RefName), StepError> {
-    let bad = |e: &dyn std::fmt::Display| StepError::permanent(format!("bad {name} payload: {e}"));
-    let table: TableName = field(payload, name, "table")?
-        .parse()
-        .map_err(|e| bad(&e))?;
-    let branch = RefName::new(field(payload, name, "branch")?).map_err(|e| bad(&e))?;
-    Ok((table, branch))
+    payload: &serde_json::Value,
+) -> Result<T, StepError> {
+    serde_json::from_value(payload.clone())
+        .map_err(|e| StepError::permanent(format!("bad {name} payload: {e}")))
+}
+
+fn branch_name(name: &str, branch: &str) -> Result<RefName, StepError> {
+    RefName::new(branch).map_err(|e| StepError::permanent(format!("bad {name} payload: {e}")))
 }
 
 /// The `delete-branch` compensation: removes the audit branch if it is still there.
-async fn delete_branch(lake: &Lake, payload: &serde_json::Value) -> Result<(), StepError> {
-    let (table, branch) = table_and_branch(payload, DELETE_BRANCH)?;
+async fn delete_branch(lake: &Lake, raw: &serde_json::Value) -> Result<(), StepError> {
+    let DeleteBranch { table, branch } = payload(DELETE_BRANCH, raw)?;
+    let branch = branch_name(DELETE_BRANCH, &branch)?;
     let deleted = lake
         .delete_ref_if_exists(&table, &branch)
         .await
@@ -65,10 +83,14 @@ async fn delete_branch(lake: &Lake, payload: &serde_json::Value) -> Result<(), S
 /// The `discard-run` compensation: unless the ledger shows that the run published (it may
 /// have, if the process died between the publish commit and the journal's commit record),
 /// deletes its branch, its snapshots and every file it wrote. Idempotent.
-async fn discard_run(lake: &Lake, payload: &serde_json::Value) -> Result<(), StepError> {
-    let (table, branch) = table_and_branch(payload, DISCARD_RUN)?;
-    let run_id = field(payload, DISCARD_RUN, "run_id")?;
-    let run_key = field(payload, DISCARD_RUN, "run_key")?;
+async fn discard_run(lake: &Lake, raw: &serde_json::Value) -> Result<(), StepError> {
+    let DiscardRun {
+        table,
+        branch,
+        run_id,
+        run_key,
+    } = payload(DISCARD_RUN, raw)?;
+    let branch = branch_name(DISCARD_RUN, &branch)?;
     if lake
         .run_key_published(&table, &run_key)
         .await
@@ -104,22 +126,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_payload_names_its_table_and_branch_or_says_what_is_missing() {
-        let good = json!({"table": "ns.events", "branch": "sluice/r1"});
-        let (table, branch) = table_and_branch(&good, DISCARD_RUN).unwrap();
-        assert_eq!(table.to_string(), "ns.events");
-        assert_eq!(branch.as_str(), "sluice/r1");
+    fn payloads_read_what_was_journalled_or_say_what_is_wrong() {
+        // The shape earlier versions journalled.
+        let journalled = json!({
+            "table": "ns.events", "branch": "sluice/r1", "run_id": "r1", "run_key": "k1"
+        });
+        let run: DiscardRun = payload(DISCARD_RUN, &journalled).unwrap();
+        assert_eq!(run.table.to_string(), "ns.events");
+        assert_eq!(run.branch, "sluice/r1");
+        assert_eq!(run.to_payload(), journalled);
 
-        let missing = json!({"table": "ns.events"});
-        let err = table_and_branch(&missing, DISCARD_RUN).unwrap_err();
-        assert!(err.to_string().contains("no `branch`"), "{err}");
+        let missing = json!({"table": "ns.events", "branch": "sluice/r1"});
+        let err = payload::<DiscardRun>(DISCARD_RUN, &missing).unwrap_err();
+        assert!(err.to_string().contains("bad discard-run payload"), "{err}");
+        assert!(err.to_string().contains("run_id"), "{err}");
 
-        let bad_name = json!({"table": "events", "branch": "sluice/r1"});
-        let err = table_and_branch(&bad_name, DELETE_BRANCH).unwrap_err();
+        let bad_table = json!({"table": "events", "branch": "sluice/r1"});
+        let err = payload::<DeleteBranch>(DELETE_BRANCH, &bad_table).unwrap_err();
         assert!(
             err.to_string().contains("bad delete-branch payload"),
             "{err}"
         );
+        assert!(!err.is_transient());
     }
 
     #[tokio::test]
@@ -134,8 +162,8 @@ mod tests {
         // A compensation tolerates "nothing to undo": it may run for a write that never happened.
         discard_run(&lake, &payload).await.unwrap();
         assert!(lake.list_tables(None).await.unwrap().is_empty());
-        let payload = json!({"table": "ns.missing", "branch": "sluice/r1"});
-        let err = discard_run(&lake, &payload).await.unwrap_err();
-        assert!(err.to_string().contains("no `run_id`"), "{err}");
+        let bad = json!({"table": "ns.missing", "branch": "sluice/../main", "run_id": "r1", "run_key": "k1"});
+        let err = discard_run(&lake, &bad).await.unwrap_err();
+        assert!(err.to_string().contains("bad discard-run payload"), "{err}");
     }
 }

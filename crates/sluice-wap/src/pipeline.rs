@@ -35,7 +35,7 @@ use sluice_txn::{
 use uuid::Uuid;
 
 use crate::audit::failing_checks;
-use crate::compensations::{self, DISCARD_RUN};
+use crate::compensations::{self, DISCARD_RUN, DiscardRun};
 use crate::error::{Error, Result};
 use crate::interrupt::{check_cancelled, pause_point, unless_cancelled};
 use crate::options::{PipelineConfig, RunOptions};
@@ -189,12 +189,13 @@ impl Pipeline {
                         // rollback or `recover` can find the branch and the run's files.
                         step.stage_compensation(
                             DISCARD_RUN,
-                            json!({
-                                "table": table.to_string(),
-                                "branch": branch.to_string(),
-                                "run_id": run_id,
-                                "run_key": key_ref,
-                            }),
+                            DiscardRun {
+                                table: table.clone(),
+                                branch: branch.to_string(),
+                                run_id: run_id.clone(),
+                                run_key: key_ref.clone(),
+                            }
+                            .to_payload(),
                         )
                         .await
                         .map_err(step_error)?;
