@@ -1,18 +1,16 @@
 //! The default event audit (not_null user_id, unique event_id, accepted event_type, amount >= 0,
-//! fresh ts) over synthetic events shaped like `gen_events.py`'s, in rows per second.
+//! fresh ts) over the test kit's synthetic events (the shape of the CLI's sample events), in rows
+//! per second.
 //!
 //! `SLUICE_BENCH_ROWS` sets the number of rows (default 10,000,000).
 
 use std::hint::black_box;
-use std::sync::Arc;
 
-use arrow_array::{
-    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_array::RecordBatch;
 use chrono::DateTime;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sluice_checks::{CheckSuite, EvalOptions, Evaluator};
+use sluice_testkit::{DEFAULT_START_MICROS, EventGenerator, events_schema};
 
 const CHECKS: &str = r#"
 [[check]]
@@ -40,96 +38,20 @@ max_age = "2h"
 "#;
 
 const BATCH_ROWS: usize = 65_536;
-/// Rows per synthetic "file": each file's timestamps fall in its own 5-minute window.
-const FILE_ROWS: usize = 1_000_000;
-const BASE_TS: i64 = 1_727_000_000_000_000;
-
-/// splitmix64: a small deterministic generator, enough for synthetic data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn unit(&mut self) -> f64 {
-        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-}
-
-fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("event_id", DataType::Int64, false),
-        Field::new("user_id", DataType::Int64, true),
-        Field::new("event_type", DataType::Utf8, false),
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("amount", DataType::Float64, true),
-        Field::new("country", DataType::Utf8, false),
-        Field::new("session_id", DataType::Utf8, false),
-    ]))
-}
+/// Events are this far apart (microseconds), from `DEFAULT_START_MICROS`.
+const TS_STEP: i64 = 1_000;
 
 fn events(rows: usize) -> Vec<RecordBatch> {
-    const TYPES: [&str; 5] = ["view", "click", "add_to_cart", "purchase", "search"];
-    const COUNTRIES: [&str; 8] = ["US", "IT", "DE", "FR", "BR", "IN", "JP", "GB"];
-    let schema = schema();
-    let mut rng = Rng(7);
-    let mut batches = Vec::new();
-    let mut start = 0usize;
-    while start < rows {
-        let n = BATCH_ROWS.min(rows - start);
-        let ids: Vec<i64> = (start as i64..(start + n) as i64).collect();
-        let types: Vec<&str> = (0..n).map(|_| TYPES[rng.below(5) as usize]).collect();
-        // gamma(2, 20) as the sum of two exponentials, rounded to cents; only purchases have one.
-        let amount: Vec<Option<f64>> = types
-            .iter()
-            .map(|t| {
-                let a = (-20.0 * (rng.unit().ln() + rng.unit().ln()) * 100.0).round() / 100.0;
-                (*t == "purchase").then_some(a)
-            })
-            .collect();
-        let users: Vec<Option<i64>> = (0..n).map(|_| Some(rng.below(1_000_000) as i64)).collect();
-        let ts: Vec<i64> = ids
-            .iter()
-            .map(|id| {
-                let file = *id as usize / FILE_ROWS;
-                BASE_TS + file as i64 * 300_000_000 + rng.below(300_000_000) as i64
-            })
-            .collect();
-        let countries: Vec<&str> = (0..n).map(|_| COUNTRIES[rng.below(8) as usize]).collect();
-        let sessions: Vec<String> = (0..n)
-            .map(|_| format!("s-{:016x}", rng.next() >> 2))
-            .collect();
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from(ids)),
-            Arc::new(Int64Array::from(users)),
-            Arc::new(StringArray::from(types)),
-            Arc::new(TimestampMicrosecondArray::from(ts).with_timezone("UTC")),
-            Arc::new(Float64Array::from(amount)),
-            Arc::new(StringArray::from(countries)),
-            Arc::new(StringArray::from(sessions)),
-        ];
-        batches.push(RecordBatch::try_new(schema.clone(), columns).expect("valid batch"));
-        start += n;
-    }
-    batches
+    EventGenerator::new(7)
+        .timestamps(DEFAULT_START_MICROS, TS_STEP)
+        .batches(rows, BATCH_ROWS)
 }
 
+/// An evaluator running an hour after the newest event, so that the data is fresh.
 fn evaluator(suite: &CheckSuite, rows: usize) -> Evaluator {
-    let files = rows.div_ceil(FILE_ROWS) as i64;
-    let newest = BASE_TS + files * 300_000_000;
+    let newest = DEFAULT_START_MICROS + rows as i64 * TS_STEP;
     let run_time = DateTime::from_timestamp_micros(newest + 3_600_000_000).expect("valid time");
-    suite.evaluator(&schema(), EvalOptions::at(run_time))
+    suite.evaluator(&events_schema(), EvalOptions::at(run_time))
 }
 
 fn bench_checks(c: &mut Criterion) {

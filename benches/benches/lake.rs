@@ -11,26 +11,22 @@
 //! `SLUICE_BENCH_ROWS=20000 cargo bench -p sluice-benches --bench lake`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::{
-    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_array::RecordBatch;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use parquet::file::properties::WriterProperties;
 use sluice_lake::{
     AppendRequest, Lake, LakeConfig, PublishKind, RefMove, RefName, RefSpec, TableName,
     WriteOptions,
 };
+use sluice_testkit::{DEFAULT_START_MICROS, EventGenerator, events_schema, write_parquet_with};
 use tokio::runtime::Runtime;
 
 const DEFAULT_ROWS: usize = 1_000_000;
 const BATCH_ROWS: usize = 65_536;
 /// Register mode adds this many files per append (fewer when the row count is small).
 const REGISTER_FILES: usize = 8;
-const EVENT_TYPES: [&str; 5] = ["view", "click", "add_to_cart", "purchase", "search"];
-const BASE_TS_MICROS: i64 = 1_735_689_600_000_000;
 
 fn rows_from_env() -> usize {
     std::env::var("SLUICE_BENCH_ROWS")
@@ -40,64 +36,13 @@ fn rows_from_env() -> usize {
         .unwrap_or(DEFAULT_ROWS)
 }
 
-fn events_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("event_id", DataType::Int64, false),
-        Field::new("user_id", DataType::Int64, true),
-        Field::new("event_type", DataType::Utf8, true),
-        Field::new("amount", DataType::Float64, true),
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ),
-    ]))
-}
-
-/// A 64-bit linear congruential generator (Knuth's MMIX constants); the high bits are used.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 16
-    }
-}
-
-/// Synthetic events: ids `first..first + rows`, a few thousand users, five event types,
-/// amounts for purchases only, timestamps one millisecond apart.
+/// Events `first..first + rows` in batches, one millisecond apart; the seed follows `first` so
+/// that every range holds its own users and event types.
 fn events(first: usize, rows: usize) -> Vec<RecordBatch> {
-    let schema = events_schema();
-    let mut rng = Lcg(first as u64 ^ 0x5EED);
-    let mut out = Vec::new();
-    let mut start = first;
-    let end = first + rows;
-    while start < end {
-        let n = BATCH_ROWS.min(end - start);
-        let ids: Vec<i64> = (start..start + n).map(|i| i as i64).collect();
-        let users: Vec<i64> = (0..n).map(|_| (rng.next() % 5_000) as i64).collect();
-        let kinds: Vec<&str> = (0..n)
-            .map(|_| EVENT_TYPES[(rng.next() % EVENT_TYPES.len() as u64) as usize])
-            .collect();
-        let amounts: Vec<Option<f64>> = kinds
-            .iter()
-            .map(|k| (*k == "purchase").then(|| (rng.next() % 50_000) as f64 / 100.0))
-            .collect();
-        let ts: Vec<i64> = ids.iter().map(|i| BASE_TS_MICROS + i * 1_000).collect();
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from(ids)),
-            Arc::new(Int64Array::from(users)),
-            Arc::new(StringArray::from(kinds)),
-            Arc::new(Float64Array::from(amounts)),
-            Arc::new(TimestampMicrosecondArray::from(ts).with_timezone("UTC")),
-        ];
-        out.push(RecordBatch::try_new(schema.clone(), columns).expect("events match the schema"));
-        start += n;
-    }
-    out
+    EventGenerator::new(first as u64 ^ 0x5EED)
+        .first_id(first as i64)
+        .timestamps(DEFAULT_START_MICROS + first as i64 * 1_000, 1_000)
+        .batches(rows, BATCH_ROWS)
 }
 
 /// Writes `rows` events as `files` parquet files (without field ids, as an upstream tool
@@ -110,13 +55,7 @@ fn write_raw_files(dir: &Path, rows: usize, files: usize) -> Vec<String> {
     while first < rows {
         let n = per_file.min(rows - first);
         let path = dir.join(format!("part-{:05}.parquet", locations.len()));
-        let file = std::fs::File::create(&path).expect("create a raw file");
-        let mut writer = parquet::arrow::ArrowWriter::try_new(file, events_schema(), None)
-            .expect("a parquet writer");
-        for batch in events(first, n) {
-            writer.write(&batch).expect("write a batch");
-        }
-        writer.close().expect("close a raw file");
+        write_parquet_with(&path, &events(first, n), WriterProperties::default());
         locations.push(format!("file://{}", path.display()));
         first += n;
     }

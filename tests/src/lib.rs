@@ -43,10 +43,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
-use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_array::{Array, Int64Array, RecordBatch};
 use object_store::ObjectStoreExt;
 use sluice_lake::{
     CatalogConfig, Lake, LakeConfig, RefSpec, ScanOptions, TableName,
@@ -358,84 +356,13 @@ pub fn run_python(python: &Path, script: &str, args: &[String]) -> serde_json::V
 
 // ------------------------------------------------------------------ data
 
-/// The events-like schema of the conformance tables: `id` long, `name` string, `amount` double.
-pub fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, true),
-        Field::new("name", DataType::Utf8, true),
-        Field::new("amount", DataType::Float64, true),
-    ]))
-}
-
-/// Rows with the given ids, names `n<id>` and amount `id / 2`.
-pub fn batch(ids: impl IntoIterator<Item = i64>) -> RecordBatch {
-    batch_with_amounts(ids, |i| i as f64 / 2.0)
-}
-
-/// Rows like [`batch`] but with amounts that look random (so they do not compress), in
-/// `[0, 1000)`.
-pub fn noisy_batch(ids: std::ops::Range<i64>) -> RecordBatch {
-    batch_with_amounts(ids, noisy_amount)
-}
-
-fn batch_with_amounts(
-    ids: impl IntoIterator<Item = i64>,
-    amount: impl Fn(i64) -> f64,
-) -> RecordBatch {
-    let ids: Vec<i64> = ids.into_iter().collect();
-    let names: Vec<String> = ids.iter().map(|i| format!("n{i}")).collect();
-    let amounts: Vec<f64> = ids.iter().map(|i| amount(*i)).collect();
-    RecordBatch::try_new(
-        schema(),
-        vec![
-            Arc::new(Int64Array::from(ids)),
-            Arc::new(StringArray::from(names)),
-            Arc::new(Float64Array::from(amounts)),
-        ],
-    )
-    .expect("a batch matching the schema")
-}
-
-/// The sum of `amount` over the given ids (what [`batch`] writes).
-pub fn expected_sum(ids: impl IntoIterator<Item = i64>) -> f64 {
-    ids.into_iter().map(|i| i as f64 / 2.0).sum()
-}
-
-/// A parquet file (without Iceberg field ids, as any other tool writes it) holding `batch`.
-pub fn parquet_bytes(batch: &RecordBatch) -> Vec<u8> {
-    parquet_bytes_with(batch, None)
-}
-
-/// A zstd parquet file with column statistics holding `batch`, in row groups of at most
-/// `row_group_rows` rows: what pyarrow writes by default, and what copy mode can keep as it is.
-pub fn zstd_parquet_bytes(batch: &RecordBatch, row_group_rows: usize) -> Vec<u8> {
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
-        .set_max_row_group_row_count(Some(row_group_rows))
-        .build();
-    parquet_bytes_with(batch, Some(props))
-}
-
-fn parquet_bytes_with(
-    batch: &RecordBatch,
-    props: Option<parquet::file::properties::WriterProperties>,
-) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), props)
-        .expect("a parquet writer");
-    writer.write(batch).expect("write a batch");
-    writer.close().expect("close the parquet writer");
-    out
-}
-
-/// The amount [`noisy_batch`] writes for an id.
-pub fn noisy_amount(id: i64) -> f64 {
-    let mut x = (id as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^= x >> 31;
-    (x >> 11) as f64 / (1u64 << 53) as f64 * 1000.0
-}
+/// The conformance tables' schema and rows (`id` long, `name` string, `amount` double), and
+/// parquet files as other tools write them: the shared test kit's, here so that tests need
+/// only this crate.
+pub use sluice_testkit::{
+    batch, expected_sum, noisy_amount, noisy_batch, parquet_bytes, schema, sum_column,
+    zstd_parquet_bytes,
+};
 
 /// Reads a ref (`main`, a branch, a tag, a snapshot id, `ref@time`) into memory.
 pub async fn read(lake: &Lake, table: &TableName, spec: &str) -> Vec<RecordBatch> {
@@ -459,25 +386,6 @@ pub async fn ids(lake: &Lake, table: &TableName, spec: &str) -> Vec<i64> {
     }
     out.sort_unstable();
     out
-}
-
-/// The sum of a double column over batches (nulls skipped).
-pub fn sum_column(batches: &[RecordBatch], column: &str) -> f64 {
-    batches
-        .iter()
-        .map(|b| {
-            let a = b
-                .column_by_name(column)
-                .unwrap_or_else(|| panic!("no column {column} in {:?}", b.schema()))
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .unwrap_or_else(|| panic!("{column} is not a double column"));
-            (0..a.len())
-                .filter(|i| a.is_valid(*i))
-                .map(|i| a.value(i))
-                .sum::<f64>()
-        })
-        .sum()
 }
 
 /// Every ref of a table and the snapshot it points at.

@@ -2,11 +2,10 @@
 //! them (`sluice init` writes both; `sluice demo` generates its days of events here).
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_array::RecordBatch;
+use sluice_testkit::EventGenerator;
 
 /// The checks file `sluice init` writes: the demo's checks, each explained, plus commented-out
 /// examples of the other kinds.
@@ -59,79 +58,19 @@ min = 1
 # severity = "warn"
 "#;
 
-/// A small deterministic generator (no randomness crate needed for sample data).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-}
-
-pub fn events_schema() -> Arc<Schema> {
-    Arc::new(Schema::new(vec![
-        Field::new("event_id", DataType::Int64, true),
-        Field::new("user_id", DataType::Int64, true),
-        Field::new("event_type", DataType::Utf8, true),
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ),
-        Field::new("amount", DataType::Float64, true),
-        Field::new("country", DataType::Utf8, true),
-    ]))
-}
-
-/// `rows` events with ids from `first_id`; `bad` adds null user ids and a duplicate event id.
+/// `rows` events with ids from `first_id`, one second apart and ending a second before now;
+/// `bad` adds null user ids and a duplicate event id. The rows are the test kit's events for
+/// `seed`, so the demo, the benchmarks and the tests speak of the same data.
 pub fn events(first_id: i64, rows: usize, seed: u64, bad: bool) -> RecordBatch {
-    const TYPES: [&str; 5] = ["view", "click", "add_to_cart", "purchase", "search"];
-    const COUNTRIES: [&str; 6] = ["US", "IT", "DE", "FR", "BR", "JP"];
-    let mut rng = Lcg(seed);
+    const SECOND_MICROS: i64 = 1_000_000;
     let now = chrono::Utc::now().timestamp_micros();
-    let mut ids: Vec<i64> = (first_id..first_id + rows as i64).collect();
-    let mut users: Vec<Option<i64>> = (0..rows)
-        .map(|_| Some((rng.next() % 100_000) as i64))
-        .collect();
+    let mut generator = EventGenerator::new(seed)
+        .first_id(first_id)
+        .timestamps(now - rows as i64 * SECOND_MICROS, SECOND_MICROS);
     if bad {
-        users[1] = None;
-        users[rows / 2] = None;
-        ids[rows - 1] = ids[0];
+        generator = generator.with_defects();
     }
-    let types: Vec<&str> = (0..rows)
-        .map(|_| TYPES[(rng.next() % 5) as usize])
-        .collect();
-    let amounts: Vec<Option<f64>> = types
-        .iter()
-        .map(|t| (*t == "purchase").then(|| (rng.next() % 20_000) as f64 / 100.0))
-        .collect();
-    RecordBatch::try_new(
-        events_schema(),
-        vec![
-            Arc::new(Int64Array::from(ids)),
-            Arc::new(Int64Array::from(users)),
-            Arc::new(StringArray::from(types)),
-            Arc::new(
-                TimestampMicrosecondArray::from(
-                    (0..rows)
-                        .map(|i| now - (rows - i) as i64 * 1_000_000)
-                        .collect::<Vec<_>>(),
-                )
-                .with_timezone("UTC"),
-            ),
-            Arc::new(Float64Array::from(amounts)),
-            Arc::new(StringArray::from(
-                (0..rows)
-                    .map(|_| COUNTRIES[(rng.next() % 6) as usize])
-                    .collect::<Vec<_>>(),
-            )),
-        ],
-    )
-    .expect("demo batch matches its schema")
+    generator.batch(rows)
 }
 
 pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
@@ -148,4 +87,52 @@ pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
     writer.write(batch)?;
     writer.close()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
+
+    use super::*;
+
+    /// What `sluice init` has always written (values read from a file it wrote): the sample
+    /// events must not change under users when the test kit's generator does.
+    #[test]
+    fn the_init_sample_keeps_its_rows() {
+        let b = events(0, 1_000, 1, false);
+        let users = b.column(1).as_primitive::<Int64Type>();
+        let types = b.column(2).as_string::<i32>();
+        let amounts = b.column(4).as_primitive::<Float64Type>();
+        let countries = b.column(5).as_string::<i32>();
+        assert_eq!(&users.values()[..5], &[34774, 44153, 41196, 92870, 11034]);
+        assert_eq!(
+            (0..5).map(|i| types.value(i)).collect::<Vec<_>>(),
+            ["click", "view", "view", "click", "click"]
+        );
+        assert_eq!(
+            (0..5).map(|i| countries.value(i)).collect::<Vec<_>>(),
+            ["US", "IT", "BR", "BR", "FR"]
+        );
+        assert_eq!(users.values().iter().sum::<i64>(), 49_963_762);
+        assert_eq!(
+            (0..1_000).filter(|i| types.value(*i) == "purchase").count(),
+            214
+        );
+        assert_eq!(amounts.value(7), 57.99);
+        let cents: f64 = amounts.iter().flatten().sum::<f64>() * 100.0;
+        assert_eq!(cents.round(), 2_037_425.0);
+        let ts = b.column(3).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(ts.value(999) - ts.value(0), 999 * 1_000_000);
+        assert!(ts.value(999) < chrono::Utc::now().timestamp_micros());
+    }
+
+    #[test]
+    fn the_bad_day_has_two_null_users_and_a_duplicate_id() {
+        let b = events(10_000, 5_000, 3, true);
+        assert_eq!(b.column(1).null_count(), 2);
+        let ids = b.column(0).as_primitive::<Int64Type>();
+        assert_eq!(ids.value(4_999), ids.value(0));
+    }
 }

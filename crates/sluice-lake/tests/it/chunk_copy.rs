@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use arrow_array::{Int32Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -13,6 +12,7 @@ use sluice_lake::{
     AppendRequest, RefName, RefSpec, ScanOptions, WriteOptions, ingest::chunk_copy_blocker,
     parquet::read_footer,
 };
+use sluice_testkit::write_parquet_with;
 
 use crate::common::{SeenIds, batch, copy_options, file_url, ids, new_lake, schema, sum_amount};
 
@@ -26,15 +26,6 @@ fn props(compression: Compression, stats: EnabledStatistics, rows: usize) -> Wri
 
 fn zstd() -> Compression {
     Compression::ZSTD(ZstdLevel::default())
-}
-
-fn write(path: &Path, batches: &[RecordBatch], props: WriterProperties) {
-    let file = std::fs::File::create(path).unwrap();
-    let mut writer = ArrowWriter::try_new(file, batches[0].schema(), Some(props)).unwrap();
-    for b in batches {
-        writer.write(b).unwrap();
-    }
-    writer.close().unwrap();
 }
 
 /// Options that copy chunks of any size, so the tests' small files qualify.
@@ -51,7 +42,7 @@ async fn eligible_files_are_copied_chunk_by_chunk_with_field_ids() {
     let src = tempfile::tempdir().unwrap();
     let path = src.path().join("a.parquet");
     // Three row groups of 400 rows, ids 0..1200.
-    write(
+    write_parquet_with(
         &path,
         &[batch(0..1200)],
         props(zstd(), EnabledStatistics::Chunk, 400),
@@ -176,7 +167,7 @@ async fn files_the_table_would_store_differently_are_not_copied() {
     let table = t.lake.load_table(&t.table).await.unwrap();
     let blocker = |name: &str, batches: Vec<RecordBatch>, props: WriterProperties| {
         let path = src.path().join(name);
-        write(&path, &batches, props);
+        write_parquet_with(&path, &batches, props);
         let (lake, table) = (&t.lake, &table);
         async move {
             let footer = read_footer(lake.stores(), &file_url(&path)).await.unwrap();
@@ -226,7 +217,7 @@ async fn files_the_table_would_store_differently_are_not_copied() {
 
     // Small row groups under the default threshold.
     let path = src.path().join("small.parquet");
-    write(&path, &[batch(0..100)], good());
+    write_parquet_with(&path, &[batch(0..100)], good());
     let footer = read_footer(t.lake.stores(), &file_url(&path))
         .await
         .unwrap();
@@ -310,7 +301,7 @@ async fn a_failed_copy_leaves_no_file_behind() {
     let t = new_lake().await;
     let src = tempfile::tempdir().unwrap();
     let path = src.path().join("a.parquet");
-    write(
+    write_parquet_with(
         &path,
         &[batch(0..300)],
         props(zstd(), EnabledStatistics::Chunk, 100),

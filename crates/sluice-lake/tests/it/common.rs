@@ -1,42 +1,19 @@
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
-use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_array::{Array, Int64Array, RecordBatch};
 use sluice_lake::{
     Lake, LakeConfig, RefSpec, ScanOptions, TableName, WriteOptions,
     ingest::{IngestObserver, IngestOptions},
 };
 
+/// The small `id`, `name`, `amount` table and parquet files as other tools write them.
+pub use sluice_testkit::{batch, schema, sum_column, write_parquet};
+
 pub struct TestLake {
     pub dir: tempfile::TempDir,
     pub lake: Lake,
     pub table: TableName,
-}
-
-pub fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, true),
-        Field::new("name", DataType::Utf8, true),
-        Field::new("amount", DataType::Float64, true),
-    ]))
-}
-
-/// Rows with ids `ids`, names `n<id>` and amount = id / 2.
-pub fn batch(ids: impl IntoIterator<Item = i64>) -> RecordBatch {
-    let ids: Vec<i64> = ids.into_iter().collect();
-    let names: Vec<String> = ids.iter().map(|i| format!("n{i}")).collect();
-    let amounts: Vec<f64> = ids.iter().map(|i| *i as f64 / 2.0).collect();
-    RecordBatch::try_new(
-        schema(),
-        vec![
-            Arc::new(Int64Array::from(ids)),
-            Arc::new(StringArray::from(names)),
-            Arc::new(Float64Array::from(amounts)),
-        ],
-    )
-    .unwrap()
 }
 
 pub async fn lake_in(dir: &Path) -> Lake {
@@ -87,34 +64,13 @@ pub async fn ref_state(lake: &Lake, table: &TableName) -> HashMap<String, i64> {
         .collect()
 }
 
-/// Writes a parquet file without field ids (as pyarrow or any other tool would).
-pub fn write_parquet(path: &Path, batch: &RecordBatch) {
-    let file = std::fs::File::create(path).unwrap();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
-    writer.write(batch).unwrap();
-    writer.close().unwrap();
-}
-
 pub fn file_url(path: &Path) -> String {
     format!("file://{}", path.display())
 }
 
+/// The sum of `amount` over batches (nulls skipped).
 pub fn sum_amount(batches: &[RecordBatch]) -> f64 {
-    batches
-        .iter()
-        .map(|b| {
-            let a = b
-                .column_by_name("amount")
-                .unwrap()
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .unwrap();
-            (0..a.len())
-                .filter(|i| a.is_valid(*i))
-                .map(|i| a.value(i))
-                .sum::<f64>()
-        })
-        .sum()
+    sum_column(batches, "amount")
 }
 
 /// An ingest observer that keeps the ids it is shown and, when asked, fails at its n-th batch

@@ -65,17 +65,7 @@ async fn pyiceberg_reads_main_and_a_branch_written_by_sluice() {
         .await
         .unwrap();
     let zstd = t.dir.path().join("zstd.parquet");
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
-        .build();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(
-        std::fs::File::create(&zstd).unwrap(),
-        schema(),
-        Some(props),
-    )
-    .unwrap();
-    writer.write(&batch(50..60)).unwrap();
-    writer.close().unwrap();
+    sluice_testkit::write_zstd_parquet(&zstd, &batch(50..60), 10);
     let options = sluice_lake::WriteOptions {
         min_copied_row_group_bytes: 0,
         ..Default::default()

@@ -20,7 +20,7 @@ use object_store::{
 use serde_json::json;
 use sluice_txn::{Engine, Error, HookState, Journal, ObjectStoreJournal, State};
 
-use crate::common::{Recorder, fast_hooks, label};
+use crate::common::{Recorder, fast_hooks, steps_with_hooks};
 
 /// How an applied create is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,17 +146,7 @@ async fn run_through_ambiguous_creates(answer: Answer, every: usize) {
     let outcome = engine
         .transaction("batch-1")
         .run(async |tx| {
-            for i in 0..2 {
-                tx.step(format!("s{i}"))
-                    .run(async |s| {
-                        s.stage_compensation("record", label(&format!("undo-{i}")))
-                            .await?;
-                        s.stage_commit_action("record", label(&format!("commit-{i}")))
-                            .await?;
-                        Ok(i)
-                    })
-                    .await?;
-            }
+            steps_with_hooks(&tx, 0..2).await?;
             Ok(json!("ok"))
         })
         .await

@@ -4,7 +4,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use sluice_txn::{Engine, EngineBuilder, ObjectStoreJournal, Registry, RetryPolicy, StepError};
+use sluice_txn::{
+    Engine, EngineBuilder, ObjectStoreJournal, Outcome, Registry, RetryPolicy, StepError,
+    Transaction,
+};
 
 /// Records what hooks did, in order, and makes chosen hooks fail.
 #[derive(Clone, Default)]
@@ -72,4 +75,45 @@ pub fn builder_in(dir: &Path) -> EngineBuilder {
 
 pub fn label(l: &str) -> Value {
     serde_json::json!({ "label": l })
+}
+
+/// Runs the transaction `key` to its outcome; the engine itself (journal, lease) must not fail.
+pub async fn run_txn(
+    engine: &Engine,
+    key: &str,
+    body: impl AsyncFnOnce(Transaction) -> Result<Value, StepError>,
+) -> Outcome {
+    engine
+        .transaction(key)
+        .run(body)
+        .await
+        .unwrap_or_else(|e| panic!("transaction {key}: {e}"))
+}
+
+/// For each `i`, a step `s{i}` that stages the compensation `undo-{i}` and the commit action
+/// `commit-{i}` and returns `i`: work whose hooks show in the log in the order they ran.
+pub async fn steps_with_hooks(
+    tx: &Transaction,
+    steps: impl IntoIterator<Item = usize>,
+) -> Result<(), StepError> {
+    for i in steps {
+        tx.step(format!("s{i}"))
+            .run(async |step| {
+                step.stage_compensation("record", label(&format!("undo-{i}")))
+                    .await?;
+                step.stage_commit_action("record", label(&format!("commit-{i}")))
+                    .await?;
+                Ok(i)
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// Stages the compensation `record` with each label, in order.
+pub async fn stage_compensations(tx: &Transaction, labels: &[&str]) -> Result<(), StepError> {
+    for l in labels {
+        tx.stage_compensation("record", label(l)).await?;
+    }
+    Ok(())
 }

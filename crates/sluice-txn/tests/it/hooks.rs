@@ -7,7 +7,7 @@ use sluice_txn::{
     CancelToken, HookKind, HookState, Outcome, RetryPolicy, RunFilter, State, StepError, TxnState,
 };
 
-use crate::common::{Recorder, engine_in, label};
+use crate::common::{Recorder, engine_in, label, run_txn, stage_compensations, steps_with_hooks};
 
 #[tokio::test]
 async fn compensations_run_lifo_and_commit_actions_fifo() {
@@ -15,47 +15,21 @@ async fn compensations_run_lifo_and_commit_actions_fifo() {
     let rec = Recorder::default();
     let engine = engine_in(dir.path(), &rec);
 
-    let committed = engine
-        .transaction("k-commit")
-        .run(async |tx| {
-            for i in 1..=3 {
-                tx.step(format!("s{i}"))
-                    .run(async |step| {
-                        step.stage_compensation("record", label(&format!("undo-{i}")))
-                            .await?;
-                        step.stage_commit_action("record", label(&format!("commit-{i}")))
-                            .await?;
-                        Ok(())
-                    })
-                    .await?;
-            }
-            Ok(json!("done"))
-        })
-        .await
-        .unwrap();
+    let committed = run_txn(&engine, "k-commit", async |tx| {
+        steps_with_hooks(&tx, 1..=3).await?;
+        Ok(json!("done"))
+    })
+    .await;
     assert_eq!(committed.state(), State::Completed);
     assert_eq!(rec.entries(), vec!["commit-1", "commit-2", "commit-3"]);
 
     let rec = Recorder::default();
     let engine = engine_in(dir.path(), &rec);
-    let rolled_back = engine
-        .transaction("k-rollback")
-        .run(async |tx| {
-            for i in 1..=3 {
-                tx.step(format!("s{i}"))
-                    .run(async |step| {
-                        step.stage_compensation("record", label(&format!("undo-{i}")))
-                            .await?;
-                        step.stage_commit_action("record", label(&format!("commit-{i}")))
-                            .await?;
-                        Ok(())
-                    })
-                    .await?;
-            }
-            Err(StepError::permanent("audit failed"))
-        })
-        .await
-        .unwrap();
+    let rolled_back = run_txn(&engine, "k-rollback", async |tx| {
+        steps_with_hooks(&tx, 1..=3).await?;
+        Err(StepError::permanent("audit failed"))
+    })
+    .await;
     match &rolled_back {
         Outcome::RolledBack { error, .. } => {
             assert!(error.message().contains("audit failed"), "{error}")
@@ -80,16 +54,11 @@ async fn a_flaky_compensation_is_retried_and_a_failing_one_fails_the_run_visibly
     rec.fail("undo-1", 2);
     rec.fail("undo-2", u32::MAX);
     let engine = engine_in(dir.path(), &rec);
-    let outcome = engine
-        .transaction("k")
-        .run(async |tx| {
-            tx.stage_compensation("record", label("undo-1")).await?;
-            tx.stage_compensation("record", label("undo-2")).await?;
-            tx.stage_compensation("record", label("undo-3")).await?;
-            Err(StepError::permanent("boom"))
-        })
-        .await
-        .unwrap();
+    let outcome = run_txn(&engine, "k", async |tx| {
+        stage_compensations(&tx, &["undo-1", "undo-2", "undo-3"]).await?;
+        Err(StepError::permanent("boom"))
+    })
+    .await;
     let Outcome::Failed {
         run_id,
         error,
@@ -158,26 +127,23 @@ async fn a_step_that_fails_then_succeeds_on_retry_leaves_the_transaction_healthy
     let dir = tempfile::tempdir().unwrap();
     let rec = Recorder::default();
     let engine = engine_in(dir.path(), &rec);
-    let outcome = engine
-        .transaction("k")
-        .run(async |tx| {
-            tx.stage_compensation("record", label("undo")).await?;
-            let value = tx
-                .step("flaky")
-                .retry(RetryPolicy::new(3).with_base_delay(Duration::from_millis(1)))
-                .run(async |step| {
-                    if step.attempt() == 1 {
-                        Err(StepError::transient("throttled"))
-                    } else {
-                        Ok(step.attempt() * 10)
-                    }
-                })
-                .await?;
-            tx.stage_commit_action("record", label("publish")).await?;
-            Ok(json!(value))
-        })
-        .await
-        .unwrap();
+    let outcome = run_txn(&engine, "k", async |tx| {
+        tx.stage_compensation("record", label("undo")).await?;
+        let value = tx
+            .step("flaky")
+            .retry(RetryPolicy::new(3).with_base_delay(Duration::from_millis(1)))
+            .run(async |step| {
+                if step.attempt() == 1 {
+                    Err(StepError::transient("throttled"))
+                } else {
+                    Ok(step.attempt() * 10)
+                }
+            })
+            .await?;
+        tx.stage_commit_action("record", label("publish")).await?;
+        Ok(json!(value))
+    })
+    .await;
     assert_eq!(
         outcome,
         Outcome::Committed {
@@ -200,17 +166,14 @@ async fn a_step_that_fails_then_succeeds_on_retry_leaves_the_transaction_healthy
 async fn permanent_errors_are_not_retried() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine_in(dir.path(), &Recorder::default());
-    let outcome = engine
-        .transaction("k")
-        .run(async |tx| {
-            tx.step("bad input")
-                .retry(RetryPolicy::new(5).with_base_delay(Duration::from_millis(1)))
-                .run(async |_| Err::<(), _>(StepError::permanent("schema drift")))
-                .await?;
-            Ok(json!(null))
-        })
-        .await
-        .unwrap();
+    let outcome = run_txn(&engine, "k", async |tx| {
+        tx.step("bad input")
+            .retry(RetryPolicy::new(5).with_base_delay(Duration::from_millis(1)))
+            .run(async |_| Err::<(), _>(StepError::permanent("schema drift")))
+            .await?;
+        Ok(json!(null))
+    })
+    .await;
     assert_eq!(outcome.state(), State::RolledBack);
     let report = engine.show_run(outcome.run_id()).await.unwrap();
     assert_eq!(report.steps[0].attempts, 1);
@@ -224,17 +187,14 @@ async fn a_commit_action_that_keeps_failing_is_finished_by_recovery() {
     let rec = Recorder::default();
     rec.fail("second", u32::MAX);
     let engine = engine_in(dir.path(), &rec);
-    let outcome = engine
-        .transaction("k")
-        .run(async |tx| {
-            tx.stage_compensation("record", label("undo")).await?;
-            for l in ["first", "second", "third"] {
-                tx.stage_commit_action("record", label(l)).await?;
-            }
-            Ok(json!(1))
-        })
-        .await
-        .unwrap();
+    let outcome = run_txn(&engine, "k", async |tx| {
+        tx.stage_compensation("record", label("undo")).await?;
+        for l in ["first", "second", "third"] {
+            tx.stage_commit_action("record", label(l)).await?;
+        }
+        Ok(json!(1))
+    })
+    .await;
     let Outcome::Failed { failed_hooks, .. } = &outcome else {
         panic!("expected Failed, got {outcome:?}");
     };
@@ -273,40 +233,37 @@ async fn nested_transactions_commit_into_their_parent() {
     let dir = tempfile::tempdir().unwrap();
     let rec = Recorder::default();
     let engine = engine_in(dir.path(), &rec);
-    let outcome = engine
-        .transaction("k")
-        .run(async |tx| {
-            tx.stage_compensation("record", label("undo-parent-1"))
-                .await?;
-            tx.nested("child-ok", async |child| {
-                child
-                    .stage_compensation("record", label("undo-child-ok"))
-                    .await?;
-                child
-                    .stage_commit_action("record", label("commit-child-ok"))
-                    .await?;
-                Ok(json!(null))
-            })
+    let outcome = run_txn(&engine, "k", async |tx| {
+        tx.stage_compensation("record", label("undo-parent-1"))
             .await?;
-            let failed = tx
-                .nested("child-bad", async |child| {
-                    child
-                        .stage_compensation("record", label("undo-child-bad"))
-                        .await?;
-                    child
-                        .stage_commit_action("record", label("commit-child-bad"))
-                        .await?;
-                    Err(StepError::permanent("child failed"))
-                })
-                .await;
-            assert!(failed.unwrap_err().message().contains("child failed"));
-            // The failed child was compensated at once; the parent carries on.
-            tx.stage_compensation("record", label("undo-parent-2"))
+        tx.nested("child-ok", async |child| {
+            child
+                .stage_compensation("record", label("undo-child-ok"))
                 .await?;
-            Err(StepError::permanent("parent failed later"))
+            child
+                .stage_commit_action("record", label("commit-child-ok"))
+                .await?;
+            Ok(json!(null))
         })
-        .await
-        .unwrap();
+        .await?;
+        let failed = tx
+            .nested("child-bad", async |child| {
+                child
+                    .stage_compensation("record", label("undo-child-bad"))
+                    .await?;
+                child
+                    .stage_commit_action("record", label("commit-child-bad"))
+                    .await?;
+                Err(StepError::permanent("child failed"))
+            })
+            .await;
+        assert!(failed.unwrap_err().message().contains("child failed"));
+        // The failed child was compensated at once; the parent carries on.
+        tx.stage_compensation("record", label("undo-parent-2"))
+            .await?;
+        Err(StepError::permanent("parent failed later"))
+    })
+    .await;
     assert_eq!(outcome.state(), State::RolledBack);
     assert_eq!(
         rec.entries(),
@@ -335,26 +292,23 @@ async fn nested_transactions_commit_into_their_parent() {
     // When the parent commits, only the committed child's commit actions run.
     let rec = Recorder::default();
     let engine = engine_in(dir.path(), &rec);
-    let outcome = engine
-        .transaction("k2")
-        .run(async |tx| {
-            tx.nested("a", async |c| {
-                c.stage_commit_action("record", label("commit-a")).await?;
-                Ok(json!(null))
-            })
-            .await?;
-            let _ = tx
-                .nested("b", async |c| {
-                    c.stage_commit_action("record", label("commit-b")).await?;
-                    Err(StepError::permanent("no"))
-                })
-                .await;
-            tx.stage_commit_action("record", label("commit-top"))
-                .await?;
+    let outcome = run_txn(&engine, "k2", async |tx| {
+        tx.nested("a", async |c| {
+            c.stage_commit_action("record", label("commit-a")).await?;
             Ok(json!(null))
         })
-        .await
-        .unwrap();
+        .await?;
+        let _ = tx
+            .nested("b", async |c| {
+                c.stage_commit_action("record", label("commit-b")).await?;
+                Err(StepError::permanent("no"))
+            })
+            .await;
+        tx.stage_commit_action("record", label("commit-top"))
+            .await?;
+        Ok(json!(null))
+    })
+    .await;
     assert_eq!(outcome.state(), State::Completed);
     assert_eq!(rec.entries(), vec!["commit-a", "commit-top"]);
 }
@@ -365,42 +319,36 @@ async fn panics_timeouts_and_cancellation_roll_back() {
     let rec = Recorder::default();
     let engine = engine_in(dir.path(), &rec);
 
-    let panicked = engine
-        .transaction("panic")
-        .run(async |tx| {
-            tx.stage_compensation("record", label("undo-panic")).await?;
-            tx.step("explodes")
-                .run(async |_| -> Result<(), StepError> { panic!("kaboom") })
-                .await?;
-            Ok(json!(null))
-        })
-        .await
-        .unwrap();
+    let panicked = run_txn(&engine, "panic", async |tx| {
+        tx.stage_compensation("record", label("undo-panic")).await?;
+        tx.step("explodes")
+            .run(async |_| -> Result<(), StepError> { panic!("kaboom") })
+            .await?;
+        Ok(json!(null))
+    })
+    .await;
     match &panicked {
         Outcome::RolledBack { error, .. } => assert!(error.message().contains("kaboom"), "{error}"),
         other => panic!("{other:?}"),
     }
 
-    let timed_out = engine
-        .transaction("timeout")
-        .run(async |tx| {
-            tx.stage_compensation("record", label("undo-timeout"))
-                .await?;
-            tx.step("hangs")
-                .retry(
-                    RetryPolicy::new(2)
-                        .with_base_delay(Duration::from_millis(1))
-                        .with_attempt_timeout(Duration::from_millis(20)),
-                )
-                .run(async |_| {
-                    std::future::pending::<()>().await;
-                    Ok(())
-                })
-                .await?;
-            Ok(json!(null))
-        })
-        .await
-        .unwrap();
+    let timed_out = run_txn(&engine, "timeout", async |tx| {
+        tx.stage_compensation("record", label("undo-timeout"))
+            .await?;
+        tx.step("hangs")
+            .retry(
+                RetryPolicy::new(2)
+                    .with_base_delay(Duration::from_millis(1))
+                    .with_attempt_timeout(Duration::from_millis(20)),
+            )
+            .run(async |_| {
+                std::future::pending::<()>().await;
+                Ok(())
+            })
+            .await?;
+        Ok(json!(null))
+    })
+    .await;
     assert_eq!(timed_out.state(), State::RolledBack);
     let report = engine.show_run(timed_out.run_id()).await.unwrap();
     assert_eq!(
@@ -531,21 +479,18 @@ async fn the_outcome_keeps_the_error_the_failing_step_returned() {
     let dir = tempfile::tempdir().unwrap();
     let rec = Recorder::default();
     let engine = engine_in(dir.path(), &rec);
-    let outcome = engine
-        .transaction("k-typed")
-        .run(async |tx| {
-            tx.step("write")
-                .run(async |step| {
-                    step.stage_compensation("record", label("undo")).await?;
-                    Err::<(), _>(StepError::permanent_cause(BadFile {
-                        path: "a.parquet".into(),
-                    }))
-                })
-                .await?;
-            Ok(serde_json::Value::Null)
-        })
-        .await
-        .unwrap();
+    let outcome = run_txn(&engine, "k-typed", async |tx| {
+        tx.step("write")
+            .run(async |step| {
+                step.stage_compensation("record", label("undo")).await?;
+                Err::<(), _>(StepError::permanent_cause(BadFile {
+                    path: "a.parquet".into(),
+                }))
+            })
+            .await?;
+        Ok(serde_json::Value::Null)
+    })
+    .await;
     let Outcome::RolledBack { error, .. } = &outcome else {
         panic!("expected a rollback, got {outcome:?}");
     };

@@ -5,7 +5,7 @@ use std::fs::OpenOptions;
 use serde_json::json;
 use sluice_txn::{HookState, ObjectStoreJournal, State};
 
-use crate::common::{Recorder, engine_in, label};
+use crate::common::{Recorder, engine_in, label, steps_with_hooks};
 
 fn run_records(dir: &std::path::Path, run_id: uuid::Uuid) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir.join("runs").join(run_id.to_string()))
@@ -188,17 +188,7 @@ async fn lost_write_acknowledgements_neither_fail_nor_duplicate_records() {
     let outcome = engine
         .transaction("k")
         .run(async |tx| {
-            for i in 0..3 {
-                tx.step(format!("s{i}"))
-                    .run(async |s| {
-                        s.stage_compensation("record", label(&format!("undo-{i}")))
-                            .await?;
-                        s.stage_commit_action("record", label(&format!("commit-{i}")))
-                            .await?;
-                        Ok(i)
-                    })
-                    .await?;
-            }
+            steps_with_hooks(&tx, 0..3).await?;
             Ok(json!("ok"))
         })
         .await
