@@ -173,6 +173,12 @@ pub struct RunArgs {
     /// copy: copy the data into the warehouse; register: add the files in place.
     #[arg(long, value_enum, default_value_t = ModeArg::Copy)]
     pub mode: ModeArg,
+    /// Partition a table the run creates, e.g. "day(ts), bucket(16, user_id)": identity (a
+    /// bare column), year, month, day, hour, bucket(N, col), truncate(W, col), void. An existing
+    /// table keeps its own spec (a different one here is an error); without this flag new tables
+    /// are unpartitioned.
+    #[arg(long, value_parser = partition_spec)]
+    pub partition_by: Option<String>,
     /// Copy mode: decode and re-encode every file. By default a zstd file with statistics,
     /// the table's types and large enough row groups has its column chunks copied as they are.
     #[arg(long)]
@@ -197,6 +203,13 @@ pub struct RunArgs {
     /// Columns shown with every failing row (e.g. event_id).
     #[arg(long, value_delimiter = ',', value_parser = trimmed)]
     pub key_columns: Vec<String>,
+}
+
+/// A `--partition-by` value that parses (the terms' columns are checked against the data).
+fn partition_spec(text: &str) -> Result<String, String> {
+    sluice_lake::partition::parse_partition_by(text)
+        .map(|_| text.trim().to_string())
+        .map_err(|e| e.to_string())
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

@@ -17,10 +17,10 @@ use crate::parquet::read_footers;
 use crate::ref_ops::{empty_base_snapshot, set_branch};
 use crate::refs::{self, MAIN, RefName, RefSpec};
 use crate::snapshot_producer::{
-    COMMIT_ID_PROPERTY, SnapshotSpec, TableWriter, WriteOptions, new_snapshot_id,
-    write_append_snapshot,
+    COMMIT_ID_PROPERTY, SnapshotSpec, WriteOptions, new_snapshot_id, write_append_snapshot,
 };
 use crate::table_name::TableName;
+use crate::writer::TableWriter;
 
 /// The result of an append.
 #[derive(Clone, Debug)]

@@ -159,13 +159,46 @@ pub enum Error {
         /// Every offending column with its type and what to use instead.
         problems: String,
     },
-    /// sluice cannot write to this table (it is partitioned, or of a format version sluice
+    /// sluice cannot write to this table (a format version or partition transform sluice
     /// does not write).
     #[error("cannot write to table {table}: {reason}")]
     UnsupportedTable {
         /// `namespace.table`
         table: String,
         /// What about the table is not supported.
+        reason: String,
+    },
+    /// A partition spec (`--partition-by`) that does not parse or does not fit the table.
+    #[error("invalid partition spec `{spec}`: {reason}")]
+    InvalidPartitionSpec {
+        /// The spec as given.
+        spec: String,
+        /// What is wrong, naming the term.
+        reason: String,
+    },
+    /// The partition spec asked for is not the table's.
+    #[error(
+        "table {table} is partitioned by {existing}, not by {requested}; drop the partition spec to write with the table's own, or choose another table"
+    )]
+    PartitionSpecDiffers {
+        /// `namespace.table`
+        table: String,
+        /// The table's current spec.
+        existing: String,
+        /// The spec asked for.
+        requested: String,
+    },
+    /// Register mode: a file's rows fall into more than one partition (or its statistics
+    /// cannot prove they fall into one).
+    #[error(
+        "{path} cannot be registered in table {table}: {reason}; copy mode splits its rows by partition"
+    )]
+    SpansPartitions {
+        /// The source file.
+        path: String,
+        /// `namespace.table`
+        table: String,
+        /// The partition field and the values seen.
         reason: String,
     },
     /// A column does not exist.

@@ -122,11 +122,27 @@ impl Lake {
         name: &TableName,
         schema: &ArrowSchema,
     ) -> Result<LoadedTable> {
+        self.create_partitioned_table(name, schema, "").await
+    }
+
+    /// Like [`Lake::create_table`], partitioned by `partition_by` in the syntax of
+    /// [`crate::partition::parse_partition_by`] (`day(ts), bucket(16, user_id)`; empty for an
+    /// unpartitioned table). A term that does not parse or does not fit the schema is
+    /// [`Error::InvalidPartitionSpec`], and nothing is created.
+    pub async fn create_partitioned_table(
+        &self,
+        name: &TableName,
+        schema: &ArrowSchema,
+        partition_by: &str,
+    ) -> Result<LoadedTable> {
         let schema = iceberg_schema_from_arrow(schema)?;
+        let terms = crate::partition::parse_partition_by(partition_by)?;
+        let spec = crate::partition::unbound_spec(partition_by, &terms, &schema)?;
         let mapping = name_mapping_json(&schema, None)?;
         let creation = TableCreation::builder()
             .name(name.table().to_string())
             .schema(schema)
+            .partition_spec(spec)
             .properties([(NAME_MAPPING_PROPERTY.to_string(), mapping)])
             .build();
         self.backend.create_table(name, creation).await

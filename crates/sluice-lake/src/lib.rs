@@ -71,6 +71,7 @@ mod lake;
 mod ledger;
 mod manifests;
 pub mod parquet;
+pub mod partition;
 mod publish;
 mod ref_ops;
 mod refs;
@@ -81,6 +82,7 @@ mod snapshot_producer;
 pub mod storage;
 pub mod summary;
 mod table_name;
+mod writer;
 
 pub use append::{AppendOutcome, AppendRequest};
 pub use catalog::{CatalogConfig, LoadedTable};
@@ -92,8 +94,9 @@ pub use lake::{Lake, LakeConfig};
 pub use ledger::LedgerEntry;
 pub use publish::{PublishKind, PublishOutcome, RebaseOptions, Rebased, RefMove};
 pub use refs::{MAIN, RefInfo, RefKind, RefName, RefSpec};
-pub use snapshot_producer::{TableWriter, WriteOptions};
+pub use snapshot_producer::WriteOptions;
 pub use table_name::TableName;
+pub use writer::{TARGET_FILE_SIZE_PROPERTY, TableWriter};
 
 /// Re-exports of the iceberg types that appear in this crate's API.
 pub mod iceberg_types {

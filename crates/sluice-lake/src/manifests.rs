@@ -24,10 +24,11 @@ use apache_avro::types::Value;
 use apache_avro::{Codec, DeflateSettings, Schema as AvroSchema, Writer};
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataFile, Datum, ManifestContentType, ManifestFile, NestedField, PartitionSpec, PrimitiveType,
-    Schema, StructType, TableMetadata, Type,
+    DataFile, Datum, FieldSummary, Literal, ManifestContentType, ManifestFile, NestedField,
+    PartitionSpec, PrimitiveLiteral, PrimitiveType, Schema, StructType, TableMetadata, Type,
 };
 use iceberg::spec::{ListType, MapType};
+use serde_bytes::ByteBuf;
 use serde_json::json;
 
 use crate::error::{Error, Result};
@@ -63,10 +64,21 @@ fn required(id: i32, name: &str, ty: serde_json::Value) -> serde_json::Value {
     json!({"name": name, "type": ty, "field-id": id})
 }
 
-/// The Avro schema of a version 2 manifest of an unpartitioned table (the spec's
-/// `manifest_entry` with `data_file` and an empty `partition` record).
-pub(crate) fn manifest_entry_avro_schema_v2() -> serde_json::Value {
-    json!({
+/// The Avro schema of a version 2 manifest (the spec's `manifest_entry` with `data_file`,
+/// whose `partition` record has one optional field per partition field).
+pub(crate) fn manifest_entry_avro_schema_v2(partition: &StructType) -> Result<serde_json::Value> {
+    let partition_fields = partition
+        .fields()
+        .iter()
+        .map(|f| {
+            Ok(optional(
+                f.id,
+                &f.name,
+                partition_avro_type(f.id, &f.field_type)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(json!({
         "type": "record",
         "name": "manifest_entry",
         "fields": [
@@ -81,7 +93,7 @@ pub(crate) fn manifest_entry_avro_schema_v2() -> serde_json::Value {
                     required(134, "content", json!("int")),
                     required(100, "file_path", json!("string")),
                     required(101, "file_format", json!("string")),
-                    required(102, "partition", json!({"type": "record", "name": "r102", "fields": []})),
+                    required(102, "partition", json!({"type": "record", "name": "r102", "fields": partition_fields})),
                     required(103, "record_count", json!("long")),
                     required(104, "file_size_in_bytes", json!("long")),
                     map_field(108, "column_sizes", 117, 118, "long"),
@@ -98,7 +110,104 @@ pub(crate) fn manifest_entry_avro_schema_v2() -> serde_json::Value {
                 ],
             })),
         ],
+    }))
+}
+
+/// The Avro type of a partition field's values, as Iceberg's writers declare it.
+fn partition_avro_type(id: i32, ty: &Type) -> Result<serde_json::Value> {
+    let Type::Primitive(p) = ty else {
+        return Err(Error::Config(format!(
+            "partition field {id} is not of a primitive type"
+        )));
+    };
+    Ok(match p {
+        PrimitiveType::Boolean => json!("boolean"),
+        PrimitiveType::Int => json!("int"),
+        PrimitiveType::Long => json!("long"),
+        PrimitiveType::Float => json!("float"),
+        PrimitiveType::Double => json!("double"),
+        PrimitiveType::Date => json!({"type": "int", "logicalType": "date"}),
+        PrimitiveType::Time => json!({"type": "long", "logicalType": "time-micros"}),
+        PrimitiveType::Timestamp => {
+            json!({"type": "long", "logicalType": "timestamp-micros", "adjust-to-utc": false})
+        }
+        PrimitiveType::Timestamptz => {
+            json!({"type": "long", "logicalType": "timestamp-micros", "adjust-to-utc": true})
+        }
+        PrimitiveType::String => json!("string"),
+        PrimitiveType::Binary => json!("bytes"),
+        PrimitiveType::Uuid => json!({"type": "fixed", "name": format!("uuid_{id}"), "size": 16}),
+        PrimitiveType::Fixed(n) => {
+            json!({"type": "fixed", "name": format!("fixed_{id}"), "size": n})
+        }
+        PrimitiveType::Decimal { precision, scale } => json!({
+            "type": "fixed",
+            "name": format!("decimal_{id}"),
+            "size": decimal_bytes(*precision),
+            "logicalType": "decimal",
+            "precision": precision,
+            "scale": scale,
+        }),
+        other => {
+            return Err(Error::Config(format!(
+                "partition values of type {other} cannot be written to a manifest"
+            )));
+        }
     })
+}
+
+/// The bytes a fixed holding a decimal of `precision` digits needs.
+fn decimal_bytes(precision: u32) -> usize {
+    (1..=16)
+        .find(|n| {
+            let bits = 8 * n - 1;
+            (precision as f64) <= (bits as f64) * std::f64::consts::LOG10_2
+        })
+        .unwrap_or(16)
+}
+
+/// A partition value as the Avro value of its [`partition_avro_type`].
+fn partition_avro_value(ty: &Type, value: Option<&Literal>) -> Result<Value> {
+    let Some(literal) = value else {
+        return Ok(nullable(None));
+    };
+    let (Type::Primitive(p), Literal::Primitive(v)) = (ty, literal) else {
+        return Err(Error::Config(format!(
+            "partition value {literal:?} is not of type {ty}"
+        )));
+    };
+    let avro = match (p, v) {
+        (PrimitiveType::Boolean, PrimitiveLiteral::Boolean(b)) => Value::Boolean(*b),
+        (PrimitiveType::Int | PrimitiveType::Date, PrimitiveLiteral::Int(i)) => Value::Int(*i),
+        (
+            PrimitiveType::Long
+            | PrimitiveType::Time
+            | PrimitiveType::Timestamp
+            | PrimitiveType::Timestamptz,
+            PrimitiveLiteral::Long(l),
+        ) => Value::Long(*l),
+        (PrimitiveType::Float, PrimitiveLiteral::Float(f)) => Value::Float(f.0),
+        (PrimitiveType::Double, PrimitiveLiteral::Double(d)) => Value::Double(d.0),
+        (PrimitiveType::String, PrimitiveLiteral::String(s)) => Value::String(s.clone()),
+        (PrimitiveType::Binary, PrimitiveLiteral::Binary(b)) => Value::Bytes(b.clone()),
+        (PrimitiveType::Fixed(n), PrimitiveLiteral::Binary(b)) => {
+            Value::Fixed(*n as usize, b.clone())
+        }
+        (PrimitiveType::Uuid, PrimitiveLiteral::UInt128(u)) => {
+            Value::Fixed(16, u.to_be_bytes().to_vec())
+        }
+        (PrimitiveType::Decimal { precision, .. }, PrimitiveLiteral::Int128(i)) => {
+            let size = decimal_bytes(*precision);
+            let bytes = i.to_be_bytes();
+            Value::Fixed(size, bytes[16 - size..].to_vec())
+        }
+        _ => {
+            return Err(Error::Config(format!(
+                "partition value {v:?} is not of type {p}"
+            )));
+        }
+    };
+    Ok(nullable(Some(avro)))
 }
 
 /// The Avro schema of a version 2 manifest list (the spec's `manifest_file`).
@@ -139,9 +248,6 @@ pub(crate) fn manifest_file_avro_schema_v2() -> serde_json::Value {
     })
 }
 
-static MANIFEST_ENTRY_V2: LazyLock<std::result::Result<AvroSchema, String>> = LazyLock::new(|| {
-    AvroSchema::parse(&manifest_entry_avro_schema_v2()).map_err(|e| e.to_string())
-});
 static MANIFEST_FILE_V2: LazyLock<std::result::Result<AvroSchema, String>> =
     LazyLock::new(|| AvroSchema::parse(&manifest_file_avro_schema_v2()).map_err(|e| e.to_string()));
 
@@ -155,7 +261,7 @@ fn avro_schema(
 
 /// The Iceberg schema of a manifest entry, for the `iceberg.schema` metadata key (Java's
 /// readers take field ids and types from it).
-fn manifest_entry_iceberg_schema() -> Result<Schema> {
+fn manifest_entry_iceberg_schema(partition: &StructType) -> Result<Schema> {
     let map = |id: i32, name: &str, key: i32, value: i32, ty: PrimitiveType| {
         NestedField::optional(
             id,
@@ -173,7 +279,7 @@ fn manifest_entry_iceberg_schema() -> Result<Schema> {
         NestedField::required(134, "content", int()).into(),
         NestedField::required(100, "file_path", Type::Primitive(PrimitiveType::String)).into(),
         NestedField::required(101, "file_format", Type::Primitive(PrimitiveType::String)).into(),
-        NestedField::required(102, "partition", Type::Struct(StructType::new(vec![]))).into(),
+        NestedField::required(102, "partition", Type::Struct(partition.clone())).into(),
         NestedField::required(103, "record_count", long()).into(),
         NestedField::required(104, "file_size_in_bytes", long()).into(),
         map(108, "column_sizes", 117, 118, PrimitiveType::Long),
@@ -298,7 +404,17 @@ fn bound(datum: &Datum) -> Result<Value> {
     Ok(Value::Bytes(datum.to_bytes()?.to_vec()))
 }
 
-fn data_file_record(file: &DataFile) -> Result<Value> {
+fn data_file_record(file: &DataFile, partition: &StructType) -> Result<Value> {
+    let values = file.partition();
+    let partition_record = partition
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let value = values.fields().get(i).and_then(Option::as_ref);
+            Ok((f.name.clone(), partition_avro_value(&f.field_type, value)?))
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(Value::Record(vec![
         ("content".into(), Value::Int(file.content_type() as i32)),
         (
@@ -309,7 +425,7 @@ fn data_file_record(file: &DataFile) -> Result<Value> {
             "file_format".into(),
             Value::String(file.file_format().to_string().to_uppercase()),
         ),
-        ("partition".into(), Value::Record(vec![])),
+        ("partition".into(), Value::Record(partition_record)),
         ("record_count".into(), count(&file.record_count())?),
         (
             "file_size_in_bytes".into(),
@@ -372,20 +488,22 @@ fn avro_error(path: &str, e: apache_avro::Error) -> Error {
     }
 }
 
-/// Writes a format version 2 manifest at `path` that adds `files` in snapshot `snapshot_id`
-/// (their sequence numbers are inherited from the snapshot), and returns its manifest list
-/// entry. The table must be unpartitioned.
+/// Writes a format version 2 manifest at `path` that adds `files` (all written under `spec`)
+/// in snapshot `snapshot_id` (their sequence numbers are inherited from the snapshot), and
+/// returns its manifest list entry, with the partition summaries readers prune by.
 pub(crate) async fn write_data_manifest_v2(
     file_io: &FileIO,
     metadata: &TableMetadata,
+    spec: &PartitionSpec,
     path: &str,
     snapshot_id: i64,
     files: &[DataFile],
 ) -> Result<ManifestFile> {
-    let spec: &PartitionSpec = metadata.default_partition_spec();
     let schema = metadata.current_schema();
-    let avro = avro_schema(&MANIFEST_ENTRY_V2)?;
-    let mut writer = deflate_writer(avro);
+    let partition = spec.partition_type(schema)?;
+    let avro = AvroSchema::parse(&manifest_entry_avro_schema_v2(&partition)?)
+        .map_err(|e| Error::Config(format!("the manifest schema does not parse: {e}")))?;
+    let mut writer = deflate_writer(&avro);
     let meta = [
         ("schema", json_text(schema.as_ref(), "the table schema")?),
         ("schema-id", schema.schema_id().to_string()),
@@ -398,7 +516,10 @@ pub(crate) async fn write_data_manifest_v2(
         ("content", "data".to_string()),
         (
             "iceberg.schema",
-            json_text(&manifest_entry_iceberg_schema()?, "the manifest schema")?,
+            json_text(
+                &manifest_entry_iceberg_schema(&partition)?,
+                "the manifest schema",
+            )?,
         ),
     ];
     for (key, value) in meta {
@@ -416,7 +537,7 @@ pub(crate) async fn write_data_manifest_v2(
             ),
             ("sequence_number".into(), nullable(None)),
             ("file_sequence_number".into(), nullable(None)),
-            ("data_file".into(), data_file_record(file)?),
+            ("data_file".into(), data_file_record(file, &partition)?),
         ]);
         writer.append(entry).map_err(|e| avro_error(path, e))?;
     }
@@ -437,10 +558,60 @@ pub(crate) async fn write_data_manifest_v2(
         added_rows_count: Some(files.iter().map(DataFile::record_count).sum()),
         existing_rows_count: Some(0),
         deleted_rows_count: Some(0),
-        partitions: Some(Vec::new()),
+        partitions: Some(partition_summaries(&partition, files)),
         key_metadata: None,
         first_row_id: None,
     })
+}
+
+/// Per partition field: whether any file's value is null (or NaN), and the lowest and
+/// highest values.
+fn partition_summaries(partition: &StructType, files: &[DataFile]) -> Vec<FieldSummary> {
+    partition
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let ty = crate::partition::primitive_type(&field.field_type);
+            let (mut contains_null, mut contains_nan) = (false, false);
+            let (mut lower, mut upper): (Option<&PrimitiveLiteral>, Option<&PrimitiveLiteral>) =
+                (None, None);
+            for file in files {
+                let value = file.partition().fields().get(i).and_then(Option::as_ref);
+                let Some(v) = crate::partition::primitive(value) else {
+                    contains_null = true;
+                    continue;
+                };
+                let nan = match v {
+                    PrimitiveLiteral::Float(f) => f.0.is_nan(),
+                    PrimitiveLiteral::Double(d) => d.0.is_nan(),
+                    _ => false,
+                };
+                if nan {
+                    contains_nan = true;
+                    continue;
+                }
+                if lower.is_none_or(|l| v < l) {
+                    lower = Some(v);
+                }
+                if upper.is_none_or(|u| v > u) {
+                    upper = Some(v);
+                }
+            }
+            let is_float = matches!(ty, Some(PrimitiveType::Float | PrimitiveType::Double));
+            let bytes = |v: Option<&PrimitiveLiteral>| {
+                ty.zip(v)
+                    .and_then(|(t, v)| crate::partition::literal_bytes(t, v))
+                    .map(ByteBuf::from)
+            };
+            FieldSummary {
+                contains_null,
+                contains_nan: is_float.then_some(contains_nan),
+                lower_bound: bytes(lower),
+                upper_bound: bytes(upper),
+            }
+        })
+        .collect()
 }
 
 /// What a version 2 manifest list records about the snapshot it belongs to.
@@ -592,9 +763,10 @@ mod tests {
 
     #[test]
     fn the_schemas_parse_and_agree_with_their_iceberg_descriptions() {
-        avro_schema(&MANIFEST_ENTRY_V2).unwrap();
+        AvroSchema::parse(&manifest_entry_avro_schema_v2(&StructType::new(vec![])).unwrap())
+            .unwrap();
         avro_schema(&MANIFEST_FILE_V2).unwrap();
-        let entry = manifest_entry_iceberg_schema().unwrap();
+        let entry = manifest_entry_iceberg_schema(&StructType::new(vec![])).unwrap();
         for id in [0, 1, 2, 3, 4, 134, 137, 138, 139, 140, 143] {
             assert!(entry.field_by_id(id).is_some(), "field {id}");
         }

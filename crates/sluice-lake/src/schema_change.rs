@@ -30,6 +30,27 @@ impl Lake {
         .await
     }
 
+    /// Gives a table that lacks one (e.g. created by another engine) a name mapping, so that
+    /// files without field ids, registered in place, read correctly in every engine.
+    pub async fn ensure_name_mapping(&self, name: &TableName) -> Result<()> {
+        self.commit_loop(name, |table| async move {
+            let md = table.metadata();
+            if md.properties().contains_key(NAME_MAPPING_PROPERTY) {
+                return Ok(Plan::Done(()));
+            }
+            let mapping = name_mapping_json(md.current_schema(), None)?;
+            Ok(Plan::Commit {
+                requirements: vec![TableRequirement::UuidMatch { uuid: md.uuid() }],
+                updates: vec![TableUpdate::SetProperties {
+                    updates: HashMap::from([(NAME_MAPPING_PROPERTY.to_string(), mapping)]),
+                }],
+                value: (),
+            })
+        })
+        .await?;
+        Ok(())
+    }
+
     async fn evolve_schema<F>(&self, name: &TableName, change: F) -> Result<()>
     where
         F: Fn(&iceberg::spec::Schema, i32) -> Result<iceberg::spec::Schema>,

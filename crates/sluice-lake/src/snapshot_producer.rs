@@ -12,26 +12,15 @@
 
 use std::collections::HashMap;
 
-use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef as ArrowSchemaRef;
 use iceberg::spec::{
-    DataFile, DataFileFormat, FormatVersion, ManifestFile, ManifestList, ManifestListWriter,
-    ManifestStatus, ManifestWriterBuilder, Operation, Snapshot, Summary,
+    DataFile, FormatVersion, ManifestFile, ManifestList, ManifestListWriter, ManifestStatus,
+    ManifestWriterBuilder, Operation, Snapshot, Summary,
 };
-use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
-use iceberg::writer::file_writer::ParquetWriterBuilder;
-use iceberg::writer::file_writer::location_generator::{
-    DefaultFileNameGenerator, DefaultLocationGenerator,
-};
-use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
-use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::catalog::LoadedTable;
 use crate::error::{Error, Result};
 use crate::manifests::{ManifestListHeader, write_data_manifest_v2, write_manifest_list_v2};
-use crate::schema::{NanosToMicros, arrow_schema_for, conform_batch_with};
+use crate::schema::NanosToMicros;
 
 pub(crate) use crate::summary::{COMMIT_ID_PROPERTY, RUN_ID_PROPERTY, SOURCE_SNAPSHOT_PROPERTY};
 
@@ -76,7 +65,8 @@ pub(crate) fn metadata_dir(
 /// Options for writing data files in copy mode.
 #[derive(Clone, Debug)]
 pub struct WriteOptions {
-    /// Roll to a new data file after about this many bytes.
+    /// Roll to a new data file after about this many bytes (a table's
+    /// `write.target-file-size-bytes` wins).
     pub target_file_size: usize,
     /// zstd compression level.
     pub zstd_level: i32,
@@ -91,126 +81,56 @@ pub struct WriteOptions {
     pub run_id: Option<String>,
     /// What becomes of nanosecond timestamps (stored as microseconds).
     pub nanos: NanosToMicros,
+    /// Partitioned tables: at most this many data files open at once (one per partition).
+    pub max_open_writers: usize,
+    /// Partitioned tables: about this many bytes of rows held by open files before the
+    /// fullest is closed.
+    pub memory_budget: usize,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
         Self {
-            target_file_size: 256 * 1024 * 1024,
+            target_file_size: 512 * 1024 * 1024,
             zstd_level: 1,
             max_row_group_rows: 1024 * 1024,
             min_copied_row_group_bytes: crate::ingest::MIN_COPIED_ROW_GROUP_BYTES,
             run_id: None,
             nanos: NanosToMicros::default(),
+            max_open_writers: 64,
+            memory_budget: 256 * 1024 * 1024,
         }
     }
 }
 
-type InnerWriter =
-    DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
-
-/// Writes record batches as parquet data files of a table (copy mode), with Iceberg field ids
-/// and column statistics. Nothing is visible in the table until the files are committed with
-/// [`crate::Lake::commit_append`].
-pub struct TableWriter {
-    table: String,
-    arrow_schema: ArrowSchemaRef,
-    inner: InnerWriter,
-    rows: u64,
-    nanos: NanosToMicros,
-}
-
-impl std::fmt::Debug for TableWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TableWriter")
-            .field("table", &self.table)
-            .field("rows", &self.rows)
-            .finish_non_exhaustive()
-    }
-}
-
-impl TableWriter {
-    pub(crate) async fn new(table: &LoadedTable, options: &WriteOptions) -> Result<Self> {
-        ensure_unpartitioned(table)?;
-        let metadata = table.metadata();
-        let schema = metadata.current_schema().clone();
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(options.zstd_level).map_err(|e| {
-                    Error::Config(format!("invalid zstd level {}: {e}", options.zstd_level))
-                })?,
-            ))
-            .set_max_row_group_row_count(Some(options.max_row_group_rows))
-            // Iceberg keeps column bounds per file; page-level statistics would only cost time.
-            .set_statistics_enabled(EnabledStatistics::Chunk)
-            .build();
-        let parquet = ParquetWriterBuilder::new(props, schema.clone());
-        let rolling = RollingFileWriterBuilder::new(
-            parquet,
-            options.target_file_size,
-            table.file_io().clone(),
-            DefaultLocationGenerator::with_data_location(data_dir(
-                metadata,
-                options.run_id.as_deref(),
-            )),
-            DefaultFileNameGenerator::new(
-                uuid::Uuid::now_v7().to_string(),
-                None,
-                DataFileFormat::Parquet,
-            ),
-        );
-        let inner = DataFileWriterBuilder::new(rolling).build(None).await?;
-        Ok(Self {
-            table: table.name().to_string(),
-            arrow_schema: arrow_schema_for(&schema)?,
-            inner,
-            rows: 0,
-            nanos: options.nanos,
-        })
-    }
-
-    /// The Arrow schema batches are conformed to (the table's current schema).
-    pub fn arrow_schema(&self) -> &ArrowSchemaRef {
-        &self.arrow_schema
-    }
-
-    /// Rows written so far.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
-    /// Writes one batch. `source` names where it came from, for error messages. Columns are
-    /// matched by name; a batch that does not fit the table is a [`Error::SchemaMismatch`].
-    pub async fn write(&mut self, batch: &RecordBatch, source: &str) -> Result<()> {
-        let batch = conform_batch_with(&self.table, source, &self.arrow_schema, batch, self.nanos)?;
-        self.rows += batch.num_rows() as u64;
-        self.inner.write(batch).await?;
-        Ok(())
-    }
-
-    /// Closes the current file and returns every data file written.
-    pub async fn finish(mut self) -> Result<Vec<DataFile>> {
-        Ok(self.inner.close().await?)
-    }
-}
-
 /// Why sluice cannot write data files or snapshots to `table`, or `None` when it can.
-pub fn unsupported_table_reason(table: &LoadedTable) -> Option<&'static str> {
+pub fn unsupported_table_reason(table: &LoadedTable) -> Option<String> {
     let metadata = table.metadata();
-    if !metadata.default_partition_spec().is_unpartitioned() {
-        Some("the table is partitioned; sluice writes to unpartitioned tables only")
-    } else if metadata.format_version() == FormatVersion::V3 {
-        Some("format version 3 tables are not supported yet; sluice writes format versions 1 and 2")
-    } else {
-        None
+    if metadata.format_version() == FormatVersion::V3 {
+        return Some(
+            "format version 3 tables are not supported yet; sluice writes format versions 1 and 2"
+                .to_string(),
+        );
     }
+    let spec = metadata.default_partition_spec();
+    if let Some(field) = spec
+        .fields()
+        .iter()
+        .find(|f| !crate::partition::known_transform(&f.transform))
+    {
+        return Some(format!(
+            "partition field `{}` uses a transform sluice does not know",
+            field.name
+        ));
+    }
+    None
 }
 
-pub(crate) fn ensure_unpartitioned(table: &LoadedTable) -> Result<()> {
+pub(crate) fn ensure_writable(table: &LoadedTable) -> Result<()> {
     match unsupported_table_reason(table) {
         Some(reason) => Err(Error::UnsupportedTable {
             table: table.name().to_string(),
-            reason: reason.to_string(),
+            reason,
         }),
         None => Ok(()),
     }
@@ -306,14 +226,18 @@ pub(crate) async fn write_append_snapshot(
 ) -> Result<Snapshot> {
     let metadata = table.metadata();
     let format_version = metadata.format_version();
-    ensure_unpartitioned(table)?;
+    ensure_writable(table)?;
     let commit_uuid = uuid::Uuid::now_v7();
     let dir = metadata_dir(
         metadata,
         spec.properties.get(RUN_ID_PROPERTY).map(String::as_str),
     );
     let mut manifests = spec.base_manifests;
+    // New files are written under the table's default partition spec (the one sluice
+    // splits rows and proves file partitions by).
     if !spec.files.is_empty() {
+        let partition_spec = metadata.default_partition_spec();
+        let files = spec.files.to_vec();
         let path = format!("{dir}/{commit_uuid}-m0.avro");
         let manifest = match format_version {
             FormatVersion::V1 => {
@@ -321,12 +245,12 @@ pub(crate) async fn write_append_snapshot(
                     table.file_io().new_output(&path)?,
                     Some(spec.snapshot_id),
                     metadata.current_schema().clone(),
-                    metadata.default_partition_spec().as_ref().clone(),
+                    partition_spec.as_ref().clone(),
                 );
                 let mut writer = builder.build_v1();
-                for file in spec.files {
+                for file in files {
                     // A negative sequence number means "inherit the snapshot's at commit".
-                    writer.add_file(file.clone(), -1)?;
+                    writer.add_file(file, -1)?;
                 }
                 writer.write_manifest_file().await?
             }
@@ -334,9 +258,10 @@ pub(crate) async fn write_append_snapshot(
                 write_data_manifest_v2(
                     table.file_io(),
                     metadata,
+                    partition_spec,
                     &path,
                     spec.snapshot_id,
-                    spec.files,
+                    &files,
                 )
                 .await?
             }

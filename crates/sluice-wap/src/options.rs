@@ -57,6 +57,10 @@ pub struct RunOptions {
     pub checks: Option<CheckSuite>,
     /// Copy or register.
     pub mode: Mode,
+    /// A table the run creates is partitioned by these transforms (`day(ts), bucket(16,
+    /// user_id)`); an existing table must already have this spec. `None`: new tables are
+    /// unpartitioned and existing ones keep their spec.
+    pub partition_by: Option<String>,
     /// Commit message (`sluice.message`).
     pub message: Option<String>,
     /// Author (`sluice.author`).
@@ -107,6 +111,7 @@ impl RunOptions {
             table,
             checks: None,
             mode: Mode::Copy,
+            partition_by: None,
             message: None,
             author: None,
             on_schema_change: SchemaChange::Fail,

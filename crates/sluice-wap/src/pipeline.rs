@@ -267,6 +267,7 @@ impl Pipeline {
         if let Some(w) = &s.written {
             report.rows = w.rows;
             report.copied_as_is = w.copied_as_is;
+            report.partitions = w.partitions.clone();
             report.audit = w.audit.clone();
         }
         match outcome {

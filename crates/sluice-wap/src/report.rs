@@ -71,6 +71,9 @@ pub struct RunReport {
     /// decoded and written again.
     #[serde(default)]
     pub copied_as_is: usize,
+    /// Partitioned tables: rows and data files written per partition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<sluice_lake::partition::PartitionRows>,
     /// The snapshot `main` points at after publishing.
     pub snapshot_id: Option<i64>,
     /// Whether publishing was a fast-forward or a rebase.
@@ -107,6 +110,7 @@ impl RunReport {
             rows: 0,
             mode,
             copied_as_is: 0,
+            partitions: Vec::new(),
             snapshot_id: None,
             publish: None,
             audit: None,

@@ -18,6 +18,7 @@ use sluice_lake::{
     AppendRequest, LedgerEntry, LoadedTable, RefName, RefSpec, WriteOptions,
     ingest::{IngestMode, IngestOptions, unsupported_table_reason},
     parquet::{ParquetFooter, read_footers},
+    partition::{self, PartitionRows},
     schema::{arrow_schema_for, diff_schemas, unsupported_columns},
 };
 
@@ -38,6 +39,9 @@ pub(crate) struct Written {
     /// Copy mode: source files whose column chunks were copied as they are.
     #[serde(default)]
     pub(crate) copied_as_is: usize,
+    /// Partitioned tables: rows and files per partition written.
+    #[serde(default)]
+    pub(crate) partitions: Vec<PartitionRows>,
     pub(crate) properties: HashMap<String, String>,
     /// The source files, for the ingest ledger and a re-audit after a rebase.
     #[serde(default)]
@@ -104,7 +108,11 @@ impl Pipeline {
         let mut table = match lake.load_table(name).await {
             Ok(t) => t,
             Err(sluice_lake::Error::TableNotFound { .. }) => match lake
-                .create_table(name, &footers[0].schema)
+                .create_partitioned_table(
+                    name,
+                    &footers[0].schema,
+                    options.partition_by.as_deref().unwrap_or(""),
+                )
                 .await
             {
                 Ok(t) => t,
@@ -122,7 +130,14 @@ impl Pipeline {
             }
             .into());
         }
+        if let Some(partition_by) = &options.partition_by {
+            ensure_spec(&table, partition_by)?;
+        }
         table = self.reconcile_schema(options, table, &footers).await?;
+        if options.mode == Mode::Register {
+            // Registered files carry no field ids: readers resolve their columns by name.
+            lake.ensure_name_mapping(name).await?;
+        }
         let table_schema = arrow_schema_for(table.metadata().current_schema())?;
         // The branch is cut from the main the table-scoped checks are run against; if main
         // moves later, publishing rebases and runs them again.
@@ -180,6 +195,7 @@ impl Pipeline {
             properties.insert(AUTHOR_PROPERTY.to_string(), author.clone());
         }
         let data_file_count = ingested.files.len();
+        let partitions = partition::rows_per_partition(&table, &ingested.files);
         pause_point(options, "write").await;
         let outcome = lake
             .commit_append(
@@ -198,6 +214,7 @@ impl Pipeline {
             rows: ingested.rows,
             data_files: data_file_count,
             copied_as_is: ingested.copied_as_is,
+            partitions,
             properties,
             sources: locations,
             audit,
@@ -340,6 +357,7 @@ mod tests {
             rows: 0,
             data_files: 0,
             copied_as_is: 0,
+            partitions: Vec::new(),
             properties: HashMap::from([
                 (RUN_KEY_PROPERTY.to_string(), "k1".to_string()),
                 (
@@ -357,4 +375,24 @@ mod tests {
         written.sources.clear();
         assert_eq!(written.ledger_entry().files, ["a.parquet", "b.parquet"]);
     }
+}
+
+/// An existing table written with `--partition-by` must have that spec already.
+fn ensure_spec(table: &LoadedTable, partition_by: &str) -> Result<()> {
+    let terms = partition::parse_partition_by(partition_by)?;
+    let metadata = table.metadata();
+    let (spec, schema) = (metadata.default_partition_spec(), metadata.current_schema());
+    if partition::spec_matches(spec, schema, &terms) {
+        return Ok(());
+    }
+    Err(sluice_lake::Error::PartitionSpecDiffers {
+        table: table.name().to_string(),
+        existing: partition::describe_spec(spec, schema),
+        requested: terms
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+    .into())
 }

@@ -66,6 +66,7 @@ pub(super) fn run_options(ctx: &Ctx<'_>, args: &RunArgs) -> Result<RunOptions> {
         SchemaChangeArg::AddColumns => SchemaChange::AddColumns,
     };
     options.rewrite = args.rewrite;
+    options.partition_by = args.partition_by.clone();
     if args.truncate_timestamps {
         options.write.nanos = sluice_lake::schema::NanosToMicros::Truncate;
     }

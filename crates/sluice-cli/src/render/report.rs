@@ -29,6 +29,7 @@ pub fn run_json(report: &RunReport) -> serde_json::Value {
         "rows": report.rows,
         "mode": report.mode,
         "copied_as_is": report.copied_as_is,
+        "partitions": report.partitions,
         "snapshot_id": report.snapshot_id,
         "publish": report.publish,
         "run_key": report.run_key,
@@ -120,10 +121,46 @@ pub fn print_run(ctx: &Ctx<'_>, report: &RunReport) {
             );
         }
     }
+    if !report.partitions.is_empty() && !ctx.cli.quiet {
+        print_partitions(&report.partitions);
+    }
     if let Some(audit) = &report.audit
         && !ctx.cli.quiet
     {
         print_audit(audit);
+    }
+}
+
+/// Rows and files per partition written: every partition when there are few, else the
+/// largest and a count of the rest.
+fn print_partitions(partitions: &[sluice_lake::partition::PartitionRows]) {
+    const SHOWN: usize = 10;
+    let mut largest: Vec<_> = partitions.iter().collect();
+    largest.sort_by(|a, b| b.rows.cmp(&a.rows).then(a.partition.cmp(&b.partition)));
+    let header = ["partition", "rows", "files"];
+    let rows: Vec<Vec<String>> = largest
+        .iter()
+        .take(SHOWN)
+        .map(|p| vec![p.partition.clone(), p.rows.to_string(), p.files.to_string()])
+        .collect();
+    out!(
+        "{}",
+        table::table(
+            &header,
+            &rows,
+            Fit {
+                whole: &[1, 2],
+                ..Fit::default()
+            }
+        )
+    );
+    if partitions.len() > SHOWN {
+        let rest: u64 = largest[SHOWN..].iter().map(|p| p.rows).sum();
+        outln!(
+            "… and {} more partition(s) with {rest} rows ({} partitions in all)",
+            partitions.len() - SHOWN,
+            partitions.len()
+        );
     }
 }
 

@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use arrow_schema::DataType;
 use bytes::Bytes;
-use iceberg::spec::{DataFile, DataFileFormat};
+use iceberg::spec::{DataFile, DataFileFormat, PartitionKey};
 use iceberg::writer::file_writer::location_generator::{
-    DefaultFileNameGenerator, DefaultLocationGenerator, FileNameGenerator, LocationGenerator,
+    DefaultFileNameGenerator, FileNameGenerator, LocationGenerator,
 };
 use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::ingest::register::data_file;
 use crate::parquet::ParquetFooter;
 use crate::schema::arrow_schema_for;
-use crate::snapshot_producer::{WriteOptions, ensure_unpartitioned};
+use crate::snapshot_producer::{WriteOptions, ensure_writable};
 use crate::storage::ObjectStores;
 
 /// The default of [`WriteOptions::min_copied_row_group_bytes`]: 1 MiB.
@@ -111,6 +111,12 @@ fn blocker(
     let row_groups = metadata.row_groups();
     if row_groups.is_empty() {
         return Err("it has no row groups".to_string());
+    }
+    // A copied file is one data file, so it must hold one partition, proved from its footer.
+    if let Err(Error::SpansPartitions { reason, .. }) = data_file(table, footer) {
+        return Err(format!(
+            "its rows may fall into several partitions: {reason}"
+        ));
     }
     let total: i64 = row_groups.iter().map(|rg| rg.compressed_size()).sum();
     let average = total.max(0) as u64 / row_groups.len() as u64;
@@ -287,7 +293,7 @@ impl std::io::Write for SharedBuffer {
 pub(crate) struct ChunkCopier {
     table: LoadedTable,
     stores: ObjectStores,
-    locations: DefaultLocationGenerator,
+    locations: crate::partition::DataLocations,
     file_names: DefaultFileNameGenerator,
     options: WriteOptions,
 }
@@ -306,13 +312,14 @@ impl ChunkCopier {
         stores: &ObjectStores,
         options: &WriteOptions,
     ) -> Result<Self> {
-        ensure_unpartitioned(table)?;
+        ensure_writable(table)?;
         Ok(Self {
             table: table.clone(),
             stores: stores.clone(),
-            locations: DefaultLocationGenerator::with_data_location(
-                crate::snapshot_producer::data_dir(table.metadata(), options.run_id.as_deref()),
-            ),
+            locations: crate::partition::DataLocations::new(crate::snapshot_producer::data_dir(
+                table.metadata(),
+                options.run_id.as_deref(),
+            )),
             file_names: DefaultFileNameGenerator::new(
                 uuid::Uuid::now_v7().to_string(),
                 None,
@@ -338,9 +345,20 @@ impl ChunkCopier {
                 diff: format!("its column chunks cannot be copied as they are: {reason}"),
             }));
         }
+        // The file's partition (proved by `chunk_copy_blocker`) names its directory.
+        let partition = data_file(&self.table, footer).map_err(E::from)?;
+        let metadata = self.table.metadata();
+        let spec = metadata.default_partition_spec();
+        let key = (!spec.is_unpartitioned()).then(|| {
+            PartitionKey::new(
+                spec.as_ref().clone(),
+                metadata.current_schema().clone(),
+                partition.partition().clone(),
+            )
+        });
         let location = self
             .locations
-            .generate_location(None, &self.file_names.generate_file_name());
+            .generate_location(key.as_ref(), &self.file_names.generate_file_name());
         let (store, path) = self.stores.resolve(&location).map_err(E::from)?;
         let mut upload = BufWriter::new(store, path);
         match self

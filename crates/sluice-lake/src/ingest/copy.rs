@@ -20,8 +20,8 @@ use crate::error::Error;
 use crate::lake::Lake;
 use crate::parquet::ParquetFooter;
 use crate::schema::{NanosToMicros, arrow_schema_for, conform_batch, conform_batch_with};
-use crate::snapshot_producer::TableWriter;
 use crate::storage::ObjectStores;
+use crate::writer::TableWriter;
 
 pub(super) async fn copy<O: IngestObserver>(
     lake: &Lake,

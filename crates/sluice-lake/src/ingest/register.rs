@@ -11,8 +11,9 @@ use parquet::file::statistics::Statistics;
 use crate::catalog::LoadedTable;
 use crate::error::{Error, Result};
 use crate::parquet::ParquetFooter;
+use crate::partition::partition_from_stats;
 use crate::schema::{arrow_schema_for, diff_schemas};
-use crate::snapshot_producer::ensure_unpartitioned;
+use crate::snapshot_producer::ensure_writable;
 
 /// Builds the `DataFile` entries for existing parquet files without rewriting them.
 ///
@@ -23,7 +24,7 @@ pub async fn data_files_for(
     table: &LoadedTable,
     footers: &[ParquetFooter],
 ) -> Result<Vec<DataFile>> {
-    ensure_unpartitioned(table)?;
+    ensure_writable(table)?;
     let schema = table.metadata().current_schema();
     let arrow_schema = arrow_schema_for(schema)?;
     let mut files = Vec::with_capacity(footers.len());
@@ -154,6 +155,7 @@ pub(crate) fn data_file(table: &LoadedTable, footer: &ParquetFooter) -> Result<D
         .iter()
         .filter_map(|rg| rg.file_offset())
         .collect();
+    let spec = table.metadata().default_partition_spec();
     let mut builder = DataFileBuilder::default();
     builder
         .content(DataContentType::Data)
@@ -169,6 +171,22 @@ pub(crate) fn data_file(table: &LoadedTable, footer: &ParquetFooter) -> Result<D
         .lower_bounds(lower)
         .upper_bounds(upper)
         .split_offsets(Some(split_offsets));
+    let describe = |e: iceberg::spec::DataFileBuilderError| Error::CorruptFile {
+        path: footer.location.clone(),
+        reason: format!("cannot describe the file as an Iceberg data file: {e}"),
+    };
+    if !spec.is_unpartitioned() {
+        // Every row must fall into one partition, proved from the statistics just gathered.
+        let unpartitioned = builder.clone().build().map_err(describe)?;
+        let tuple = partition_from_stats(spec, schema, &unpartitioned).map_err(|reason| {
+            Error::SpansPartitions {
+                path: footer.location.clone(),
+                table: table.name().to_string(),
+                reason,
+            }
+        })?;
+        builder.partition(tuple);
+    }
     builder.build().map_err(|e| Error::CorruptFile {
         path: footer.location.clone(),
         reason: format!("cannot describe the file as an Iceberg data file: {e}"),

@@ -2,6 +2,7 @@
 //! independent readers (pyiceberg, DuckDB) read them back as the source files hold them.
 
 mod metadata;
+mod partitioned;
 mod refusals;
 mod schema_evolution;
 mod type_zoo;
