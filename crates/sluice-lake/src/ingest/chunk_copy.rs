@@ -349,7 +349,7 @@ impl ChunkCopier {
         let partition = data_file(&self.table, footer).map_err(E::from)?;
         let metadata = self.table.metadata();
         let spec = metadata.default_partition_spec();
-        let key = (!spec.is_unpartitioned()).then(|| {
+        let key = (!spec.fields().is_empty()).then(|| {
             PartitionKey::new(
                 spec.as_ref().clone(),
                 metadata.current_schema().clone(),

@@ -175,7 +175,7 @@ pub(crate) fn data_file(table: &LoadedTable, footer: &ParquetFooter) -> Result<D
         path: footer.location.clone(),
         reason: format!("cannot describe the file as an Iceberg data file: {e}"),
     };
-    if !spec.is_unpartitioned() {
+    if !spec.fields().is_empty() {
         // Every row must fall into one partition, proved from the statistics just gathered.
         let unpartitioned = builder.clone().build().map_err(describe)?;
         let tuple = partition_from_stats(spec, schema, &unpartitioned).map_err(|reason| {

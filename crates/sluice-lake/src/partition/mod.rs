@@ -94,7 +94,7 @@ impl DataLocations {
 
 impl LocationGenerator for DataLocations {
     fn generate_location(&self, key: Option<&PartitionKey>, file_name: &str) -> String {
-        match key.filter(|k| !k.spec().is_unpartitioned()) {
+        match key.filter(|k| !k.spec().fields().is_empty()) {
             Some(k) => format!(
                 "{}/{}/{file_name}",
                 self.dir,
@@ -185,7 +185,7 @@ pub fn rows_per_partition(
 ) -> Vec<PartitionRows> {
     let metadata = table.metadata();
     let spec = metadata.default_partition_spec();
-    if spec.is_unpartitioned() {
+    if spec.fields().is_empty() {
         return Vec::new();
     }
     let schema = metadata.current_schema();

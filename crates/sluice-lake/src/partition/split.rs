@@ -17,7 +17,8 @@ use crate::error::{Error, Result};
 pub(crate) struct Partitioner {
     spec: PartitionSpecRef,
     schema: SchemaRef,
-    calculator: PartitionValueCalculator,
+    /// `None` when every field is `void` (every row is in the all-null partition).
+    calculator: Option<PartitionValueCalculator>,
     partition_type: StructType,
     converter: RowConverter,
 }
@@ -33,8 +34,18 @@ impl std::fmt::Debug for Partitioner {
 impl Partitioner {
     /// A partitioner for `spec` over `schema`, or `None` when the spec has no fields.
     pub(crate) fn new(spec: PartitionSpecRef, schema: SchemaRef) -> Result<Option<Self>> {
-        if spec.is_unpartitioned() {
+        if spec.fields().is_empty() {
             return Ok(None);
+        }
+        if spec.is_unpartitioned() {
+            // Only void fields: one partition, all nulls.
+            return Ok(Some(Self {
+                partition_type: spec.partition_type(&schema)?,
+                spec,
+                schema,
+                calculator: None,
+                converter: RowConverter::new(Vec::new())?,
+            }));
         }
         let calculator = PartitionValueCalculator::try_new(&spec, &schema)?;
         let partition_type = calculator.partition_type().clone();
@@ -52,7 +63,7 @@ impl Partitioner {
         Ok(Some(Self {
             spec,
             schema,
-            calculator,
+            calculator: Some(calculator),
             partition_type,
             converter,
         }))
@@ -68,18 +79,17 @@ impl Partitioner {
         &self.schema
     }
 
-    /// The partition tuple of every row, as an Arrow struct array.
-    pub(crate) fn partition_values(&self, batch: &RecordBatch) -> Result<ArrayRef> {
-        Ok(self.calculator.calculate(batch)?)
-    }
-
     /// The rows of `batch` grouped by partition, each group with its tuple, in the order the
     /// partitions first appear.
     pub(crate) fn split(&self, batch: &RecordBatch) -> Result<Vec<(Struct, RecordBatch)>> {
         if batch.num_rows() == 0 {
             return Ok(Vec::new());
         }
-        let values = self.partition_values(batch)?;
+        let Some(calculator) = &self.calculator else {
+            let nulls = Struct::from_iter(self.spec.fields().iter().map(|_| None));
+            return Ok(vec![(nulls, batch.clone())]);
+        };
+        let values = calculator.calculate(batch)?;
         let columns = values
             .as_any()
             .downcast_ref::<StructArray>()
@@ -111,8 +121,8 @@ impl Partitioner {
         Ok(out)
     }
 
-    /// The partition tuple of row `row` of `values` (from [`Partitioner::partition_values`]).
-    pub(crate) fn tuple_at(&self, values: &ArrayRef, row: usize) -> Result<Struct> {
+    /// The partition tuple of row `row` of the partition values of a batch.
+    fn tuple_at(&self, values: &ArrayRef, row: usize) -> Result<Struct> {
         let one: ArrayRef = Arc::new(values.slice(row, 1));
         let literal = arrow_struct_to_literal(&one, &self.partition_type)?
             .into_iter()

@@ -5,6 +5,7 @@ mod chunk_copy;
 mod common;
 mod concurrency;
 mod model;
+mod partitioned;
 mod publish;
 mod pyiceberg;
 mod round_trip;
