@@ -216,3 +216,114 @@ async fn sluice_appends_to_a_table_pyiceberg_wrote() {
         expected_sum(expected.iter().copied())
     );
 }
+
+/// Creates a table partitioned by bucket(4, id) and truncate(10, id): argv = props, table.
+const CREATE_PARTITIONED: &str = r#"
+import json, sys
+from pyiceberg.catalog.rest import RestCatalog
+from pyiceberg.schema import Schema
+from pyiceberg.types import NestedField, LongType, StringType, DoubleType
+from pyiceberg.partitioning import PartitionSpec, PartitionField
+from pyiceberg.transforms import BucketTransform, TruncateTransform
+props, ident = json.loads(sys.argv[1]), sys.argv[2]
+catalog = RestCatalog("rest", **props)
+catalog.create_namespace_if_not_exists(ident.rsplit(".", 1)[0])
+schema = Schema(
+    NestedField(1, "id", LongType(), required=False),
+    NestedField(2, "name", StringType(), required=False),
+    NestedField(3, "amount", DoubleType(), required=False),
+)
+spec = PartitionSpec(
+    PartitionField(source_id=1, field_id=1000, transform=BucketTransform(4), name="id_bucket"),
+    PartitionField(source_id=1, field_id=1001, transform=TruncateTransform(10), name="id_trunc"),
+)
+catalog.create_table(ident, schema=schema, partition_spec=spec)
+print(json.dumps({"created": True}))
+"#;
+
+/// Rows per partition, and files planned for all rows and for ids 10..19: argv = props, table.
+const INSPECT_PARTITIONED: &str = r#"
+import json, sys
+from pyiceberg.catalog.rest import RestCatalog
+from pyiceberg.transforms import BucketTransform, TruncateTransform
+from pyiceberg.types import LongType
+props, ident = json.loads(sys.argv[1]), sys.argv[2]
+table = RestCatalog("rest", **props).load_table(ident)
+bucket = BucketTransform(4).transform(LongType())
+mixed = 0
+for task in table.scan().plan_files():
+    ids = table.io.new_input(task.file.file_path)
+    import pyarrow.parquet as pq
+    with ids.open() as f:
+        values = pq.read_table(f, columns=["id"]).column("id").to_pylist()
+    if any((bucket(v), v - v % 10) != tuple(task.file.partition) for v in values):
+        mixed += 1
+print(json.dumps({
+    "rows": table.scan().to_arrow().num_rows,
+    "files": len(list(table.scan().plan_files())),
+    "files_for_tens": len(list(table.scan(row_filter="id >= 10 and id < 20").plan_files())),
+    "rows_for_tens": table.scan(row_filter="id >= 10 and id < 20").to_arrow().num_rows,
+    "partitions": sum(1 for _ in table.inspect.partitions().to_pylist()),
+    "mixed": mixed,
+}))
+"#;
+
+#[tokio::test]
+async fn sluice_writes_and_rebases_into_a_table_pyiceberg_partitioned() {
+    let Some((backend, services, python)) =
+        rest_with_python("interop::sluice_writes_and_rebases_into_a_table_pyiceberg_partitioned")
+    else {
+        return;
+    };
+    let table = backend.table("partitioned_by_pyiceberg");
+    let props = services.pyiceberg_properties().to_string();
+    run_python(
+        &python,
+        CREATE_PARTITIONED,
+        &[props.clone(), table.to_string()],
+    );
+
+    let lake = backend.connect().await;
+    let main = RefName::main();
+    lake.append_batches(&table, &main, &[batch(0..30)], Default::default())
+        .await
+        .unwrap();
+    // A branch's appends rebased onto a main that moved, across partitions.
+    let branch = RefName::new("audit").unwrap();
+    lake.create_branch(&table, &branch, &RefSpec::main())
+        .await
+        .unwrap();
+    lake.append_batches(&table, &branch, &[batch(30..50)], Default::default())
+        .await
+        .unwrap();
+    lake.append_batches(&table, &main, &[batch(50..60)], Default::default())
+        .await
+        .unwrap();
+    let published = lake
+        .publish(
+            &table,
+            RefMove {
+                source: &branch,
+                target: &main,
+            },
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(published.kind, sluice_lake::PublishKind::Rebase);
+    assert_eq!(
+        ids(&lake, &table, "main").await,
+        (0..60).collect::<Vec<_>>()
+    );
+
+    let seen = run_python(&python, INSPECT_PARTITIONED, &[props, table.to_string()]);
+    assert_eq!(seen["rows"], 60, "{seen}");
+    assert_eq!(seen["mixed"], 0, "{seen}");
+    assert_eq!(seen["rows_for_tens"], 10, "{seen}");
+    assert!(
+        seen["files_for_tens"].as_u64().unwrap() < seen["files"].as_u64().unwrap(),
+        "{seen}"
+    );
+    // Six tens by up to four buckets each.
+    assert!(seen["partitions"].as_u64().unwrap() >= 6, "{seen}");
+}
