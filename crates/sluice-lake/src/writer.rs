@@ -65,7 +65,7 @@ pub struct TableWriter {
 }
 
 enum Sink {
-    Single(InnerWriter),
+    Single(Box<InnerWriter>),
     Fanout(Box<Fanout>),
 }
 
@@ -108,7 +108,7 @@ impl TableWriter {
         let builder = DataFileWriterBuilder::new(rolling);
         let spec = metadata.default_partition_spec();
         let sink = match Partitioner::new(spec.clone(), schema.clone())? {
-            None => Sink::Single(builder.build(None).await?),
+            None => Sink::Single(Box::new(builder.build(None).await?)),
             Some(partitioner) => Sink::Fanout(Box::new(Fanout {
                 builder,
                 partitioner,

@@ -302,6 +302,26 @@ fn merged_struct(a: &arrow_schema::Field, b: &arrow_schema::Field) -> Option<arr
     Some(a.clone().with_data_type(DataType::Struct(fields.into())))
 }
 
+/// An existing table written with `--partition-by` must have that spec already.
+fn ensure_spec(table: &LoadedTable, partition_by: &str) -> Result<()> {
+    let terms = partition::parse_partition_by(partition_by)?;
+    let metadata = table.metadata();
+    let (spec, schema) = (metadata.default_partition_spec(), metadata.current_schema());
+    if partition::spec_matches(spec, schema, &terms) {
+        return Ok(());
+    }
+    Err(sluice_lake::Error::PartitionSpecDiffers {
+        table: table.name().to_string(),
+        existing: partition::describe_spec(spec, schema),
+        requested: terms
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+    .into())
+}
+
 #[cfg(test)]
 mod tests {
     use arrow_schema::{DataType, Field, Fields};
@@ -375,24 +395,4 @@ mod tests {
         written.sources.clear();
         assert_eq!(written.ledger_entry().files, ["a.parquet", "b.parquet"]);
     }
-}
-
-/// An existing table written with `--partition-by` must have that spec already.
-fn ensure_spec(table: &LoadedTable, partition_by: &str) -> Result<()> {
-    let terms = partition::parse_partition_by(partition_by)?;
-    let metadata = table.metadata();
-    let (spec, schema) = (metadata.default_partition_spec(), metadata.current_schema());
-    if partition::spec_matches(spec, schema, &terms) {
-        return Ok(());
-    }
-    Err(sluice_lake::Error::PartitionSpecDiffers {
-        table: table.name().to_string(),
-        existing: partition::describe_spec(spec, schema),
-        requested: terms
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
-    }
-    .into())
 }
