@@ -228,6 +228,18 @@ impl Evaluator {
             .collect()
     }
 
+    /// The key columns of each check that reads existing rows (one list per check). An existing
+    /// row matters only if, for some check, each of its key columns holds a value that a new
+    /// row also holds; rows with a null key never conflict.
+    pub fn existing_key_sets(&self) -> Vec<Vec<String>> {
+        self.slots
+            .iter()
+            .filter(|s| s.bound.is_ok() && s.failure.is_none())
+            .map(|s| s.def.spec.existing_columns())
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
+
     /// Answers the checks that exact statistics of all the new rows decide, so they need no data:
     ///
     /// * `row_count`: from the row count;

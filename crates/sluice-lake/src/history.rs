@@ -9,6 +9,9 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
+use iceberg::expr::{Predicate, Reference};
+use iceberg::spec::Datum;
+
 use crate::error::{Error, Result};
 use crate::lake::Lake;
 use crate::refs::{self, RefSpec};
@@ -62,6 +65,36 @@ pub struct ScanOptions {
 
 /// A stream of record batches.
 pub type BatchStream = BoxStream<'static, Result<RecordBatch>>;
+
+/// The range of values a column may take, for [`Lake::scan_ranges`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColumnRange {
+    /// The column.
+    pub column: String,
+    /// The lowest value (inclusive).
+    pub min: Datum,
+    /// The highest value (inclusive).
+    pub max: Datum,
+}
+
+/// What [`Lake::scan_ranges`] read.
+pub struct RangeScan {
+    /// The rows in the ranges (and possibly others of the files read).
+    pub stream: BatchStream,
+    /// Data files read.
+    pub files_read: u64,
+    /// Data files in the snapshot (from its summary), when known.
+    pub files_total: Option<u64>,
+}
+
+impl std::fmt::Debug for RangeScan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RangeScan")
+            .field("files_read", &self.files_read)
+            .field("files_total", &self.files_total)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Lake {
     /// The history of a ref, newest first, walking parent links from the snapshot it resolves
@@ -162,16 +195,54 @@ impl Lake {
         let Some(snapshot_id) = snapshot_id else {
             return Ok((projected, futures::stream::empty().boxed()));
         };
-        let mut builder = table.iceberg_table().scan().snapshot_id(snapshot_id);
-        builder = match &options.columns {
-            Some(columns) => builder.select(columns.iter().cloned()),
-            None => builder.select_all(),
+        let stream = scan_stream(&table, snapshot_id, options, None).await?.0;
+        Ok((projected, stream))
+    }
+
+    /// Reads the rows of a ref that may fall in any of `alternatives`, each a set of column
+    /// ranges that must all hold: Iceberg's planning skips manifests by their partition
+    /// summaries and data files by their column bounds, and rows outside are filtered out.
+    /// Rows with nulls in a ranged column are not read. Reports how many files were read.
+    pub async fn scan_ranges(
+        &self,
+        name: &TableName,
+        spec: &RefSpec,
+        options: &ScanOptions,
+        alternatives: &[Vec<ColumnRange>],
+    ) -> Result<RangeScan> {
+        let table = self.load_table(name).await?;
+        let md = table.metadata();
+        let Some(snapshot_id) = refs::resolve(&name.to_string(), md, spec)? else {
+            return Ok(RangeScan {
+                stream: futures::stream::empty().boxed(),
+                files_read: 0,
+                files_total: Some(0),
+            });
         };
-        if let Some(n) = options.batch_size {
-            builder = builder.with_batch_size(Some(n));
-        }
-        let stream = builder.build()?.to_arrow().await?;
-        Ok((projected, stream.map_err(Error::from).boxed()))
+        let files_total = md
+            .snapshot_by_id(snapshot_id)
+            .and_then(|s| s.summary().additional_properties.get("total-data-files"))
+            .and_then(|v| v.parse().ok());
+        let predicate = alternatives
+            .iter()
+            .map(|ranges| {
+                ranges
+                    .iter()
+                    .map(|r| {
+                        Reference::new(&r.column)
+                            .greater_than_or_equal_to(r.min.clone())
+                            .and(Reference::new(&r.column).less_than_or_equal_to(r.max.clone()))
+                    })
+                    .reduce(Predicate::and)
+                    .unwrap_or(Predicate::AlwaysTrue)
+            })
+            .reduce(Predicate::or);
+        let (stream, files_read) = scan_stream(&table, snapshot_id, options, predicate).await?;
+        Ok(RangeScan {
+            stream,
+            files_read,
+            files_total,
+        })
     }
 
     /// Reads a ref's rows into memory (for small tables and tests).
@@ -184,4 +255,36 @@ impl Lake {
         let (_, stream) = self.scan(name, spec, options).await?;
         stream.try_collect().await
     }
+}
+
+/// The batches of a snapshot (optionally filtered), and how many data files they come from.
+async fn scan_stream(
+    table: &crate::catalog::LoadedTable,
+    snapshot_id: i64,
+    options: &ScanOptions,
+    predicate: Option<Predicate>,
+) -> Result<(BatchStream, u64)> {
+    let mut builder = table.iceberg_table().scan().snapshot_id(snapshot_id);
+    builder = match &options.columns {
+        Some(columns) => builder.select(columns.iter().cloned()),
+        None => builder.select_all(),
+    };
+    if let Some(n) = options.batch_size {
+        builder = builder.with_batch_size(Some(n));
+    }
+    if let Some(p) = predicate {
+        builder = builder.with_filter(p);
+    }
+    let scan = builder.build()?;
+    let tasks: Vec<_> = scan.plan_files().await?.try_collect().await?;
+    let files = tasks.len() as u64;
+    let mut reader = table.iceberg_table().reader_builder();
+    if let Some(n) = options.batch_size {
+        reader = reader.with_batch_size(n);
+    }
+    let stream = reader
+        .build()
+        .read(futures::stream::iter(tasks.into_iter().map(Ok)).boxed())?
+        .stream();
+    Ok((stream.map_err(Error::from).boxed(), files))
 }

@@ -89,7 +89,7 @@ pub use catalog::{CatalogConfig, LoadedTable};
 pub use cleanup::Discarded;
 pub use commit::{CommitHook, CommitRetry};
 pub use error::{Error, Result};
-pub use history::{BatchStream, Commit, ResolvedRef, ScanOptions};
+pub use history::{BatchStream, ColumnRange, Commit, RangeScan, ResolvedRef, ScanOptions};
 pub use lake::{Lake, LakeConfig};
 pub use ledger::LedgerEntry;
 pub use publish::{PublishKind, PublishOutcome, RebaseOptions, Rebased, RefMove};

@@ -6,15 +6,19 @@ use futures::TryStreamExt;
 use sluice_checks::{
     AuditReport, CheckSuite, ColumnStats, EvalOptions, Evaluator, StatValue, Status, TableStats,
 };
-use sluice_lake::iceberg_types::{DataFile, PrimitiveLiteral};
+use std::collections::HashMap;
+
+use sluice_lake::iceberg_types::{DataFile, Datum, PrimitiveLiteral};
 use sluice_lake::{
-    Lake, LoadedTable, RefName, RefSpec, ScanOptions, TableName, ingest::IngestObserver,
+    ColumnRange, Lake, LoadedTable, RefName, RefSpec, ScanOptions, TableName,
+    ingest::{IngestObserver, column_ranges},
     parquet::read_footers,
 };
 
 use crate::error::{Error, Result};
 use crate::options::RunOptions;
 use crate::pipeline::Pipeline;
+use crate::report::ExistingRead;
 
 /// Rows per batch when the audit reads a table.
 const BATCH_ROWS: usize = 64 * 1024;
@@ -63,31 +67,58 @@ pub(crate) fn evaluator(
 }
 
 /// Shows table-scoped checks the rows already at `spec` (e.g. the keys a `unique` check must
-/// not see again).
+/// not see again). Only rows that can matter are read: `new_ranges` holds the range of each
+/// key column over the new rows (from their footers), and files of `spec` whose bounds (or
+/// partition values) fall outside are skipped. Returns what was read, `None` when no check
+/// needs existing rows.
 pub(crate) async fn observe_existing(
     lake: &Lake,
     name: &TableName,
     spec: &RefSpec,
     ev: &mut Evaluator,
-) -> Result<()> {
+    new_ranges: &HashMap<String, (Datum, Datum)>,
+) -> Result<Option<ExistingRead>> {
     let columns = ev.existing_columns();
     if columns.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
-    let (_, mut stream) = lake
-        .scan(
+    let mut alternatives = Vec::new();
+    for keys in ev.existing_key_sets() {
+        let ranges: Vec<ColumnRange> = keys
+            .iter()
+            .filter_map(|c| {
+                new_ranges.get(c).map(|(min, max)| ColumnRange {
+                    column: c.clone(),
+                    min: min.clone(),
+                    max: max.clone(),
+                })
+            })
+            .collect();
+        if ranges.is_empty() {
+            // A check without a known range needs every row.
+            alternatives.clear();
+            break;
+        }
+        alternatives.push(ranges);
+    }
+    let mut scan = lake
+        .scan_ranges(
             name,
             spec,
             &ScanOptions {
                 columns: Some(columns),
                 batch_size: Some(BATCH_ROWS),
             },
+            &alternatives,
         )
         .await?;
-    while let Some(batch) = stream.try_next().await? {
+    while let Some(batch) = scan.stream.try_next().await? {
         ev.observe_existing(&batch)?;
     }
-    Ok(())
+    Ok(Some(ExistingRead {
+        files_read: scan.files_read,
+        files_in_main: scan.files_total,
+    }))
 }
 
 impl Pipeline {
@@ -138,12 +169,13 @@ impl Pipeline {
             .resolve(name, &RefSpec::parse(branch.as_str())?)
             .await?;
         let mut ev = evaluator(options, suite, &resolved.schema);
-        if let Some(main) = new_main {
-            observe_existing(lake, name, &RefSpec::Snapshot(main), &mut ev).await?;
-        }
-        let columns = ev.required_columns();
         let table = lake.load_table(name).await?;
         let footers = read_footers(lake.stores(), sources).await?;
+        if let Some(main) = new_main {
+            let ranges = column_ranges(&table, &footers, &ev.existing_columns());
+            observe_existing(lake, name, &RefSpec::Snapshot(main), &mut ev, &ranges).await?;
+        }
+        let columns = ev.required_columns();
         let Audit(ev) = lake
             .observe_files(&table, &footers, &columns, Audit(ev), 1)
             .await?;

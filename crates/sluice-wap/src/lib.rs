@@ -53,6 +53,6 @@ pub use compensations::{DELETE_BRANCH, DISCARD_RUN};
 pub use error::{Error, Result};
 pub use options::{Mode, PipelineConfig, ProgressSink, RunOptions, SchemaChange};
 pub use pipeline::Pipeline;
-pub use report::{RunFailure, RunReport, RunStatus, StepTiming};
+pub use report::{ExistingRead, RunFailure, RunReport, RunStatus, StepTiming};
 pub use schedule::{Batching, StopSignal};
 pub use source::{SourceFile, list_source, run_key};

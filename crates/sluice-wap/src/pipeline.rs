@@ -268,6 +268,7 @@ impl Pipeline {
             report.rows = w.rows;
             report.copied_as_is = w.copied_as_is;
             report.partitions = w.partitions.clone();
+            report.main_files_read = w.main_files_read;
             report.audit = w.audit.clone();
         }
         match outcome {

@@ -47,6 +47,16 @@ pub struct StepTiming {
     pub millis: u64,
 }
 
+/// What the table-scoped checks read of `main`: only the data files whose partition values and
+/// key bounds can hold a key of the new rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExistingRead {
+    /// Data files of `main` read.
+    pub files_read: u64,
+    /// Data files in `main`, when its summary says.
+    pub files_in_main: Option<u64>,
+}
+
 /// The report of one run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunReport {
@@ -80,6 +90,9 @@ pub struct RunReport {
     pub publish: Option<PublishKind>,
     /// The audit report, when the audit ran.
     pub audit: Option<AuditReport>,
+    /// What table-scoped checks read of `main`, when a check needed existing rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main_files_read: Option<ExistingRead>,
     /// The step that failed.
     pub failed_step: Option<String>,
     /// Why the run failed, as a message.
@@ -111,6 +124,7 @@ impl RunReport {
             mode,
             copied_as_is: 0,
             partitions: Vec::new(),
+            main_files_read: None,
             snapshot_id: None,
             publish: None,
             audit: None,

@@ -16,7 +16,7 @@ use sluice_lake::summary::{
 };
 use sluice_lake::{
     AppendRequest, LedgerEntry, LoadedTable, RefName, RefSpec, WriteOptions,
-    ingest::{IngestMode, IngestOptions, unsupported_table_reason},
+    ingest::{IngestMode, IngestOptions, column_ranges, unsupported_table_reason},
     parquet::{ParquetFooter, read_footers},
     partition::{self, PartitionRows},
     schema::{arrow_schema_for, diff_schemas, unsupported_columns},
@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::interrupt::pause_point;
 use crate::options::{Mode, RunOptions, SchemaChange};
 use crate::pipeline::Pipeline;
+use crate::report::ExistingRead;
 use crate::source::SourceFile;
 
 /// What the write step produced (journalled as the step's output).
@@ -42,6 +43,9 @@ pub(crate) struct Written {
     /// Partitioned tables: rows and files per partition written.
     #[serde(default)]
     pub(crate) partitions: Vec<PartitionRows>,
+    /// What the table-scoped checks read of `main`.
+    #[serde(default)]
+    pub(crate) main_files_read: Option<ExistingRead>,
     pub(crate) properties: HashMap<String, String>,
     /// The source files, for the ingest ledger and a re-audit after a rebase.
     #[serde(default)]
@@ -146,8 +150,11 @@ impl Pipeline {
             .checks
             .as_ref()
             .map(|suite| evaluator(options, suite, &table_schema));
+        let mut main_files_read = None;
         if let (Some(ev), Some(base)) = (audit.as_mut(), base) {
-            observe_existing(lake, name, &RefSpec::Snapshot(base), ev).await?;
+            let ranges = column_ranges(&table, &footers, &ev.existing_columns());
+            main_files_read =
+                observe_existing(lake, name, &RefSpec::Snapshot(base), ev, &ranges).await?;
         }
 
         let ingest = IngestOptions {
@@ -215,6 +222,7 @@ impl Pipeline {
             data_files: data_file_count,
             copied_as_is: ingested.copied_as_is,
             partitions,
+            main_files_read,
             properties,
             sources: locations,
             audit,
@@ -378,6 +386,7 @@ mod tests {
             data_files: 0,
             copied_as_is: 0,
             partitions: Vec::new(),
+            main_files_read: None,
             properties: HashMap::from([
                 (RUN_KEY_PROPERTY.to_string(), "k1".to_string()),
                 (

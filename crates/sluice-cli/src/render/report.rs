@@ -30,6 +30,7 @@ pub fn run_json(report: &RunReport) -> serde_json::Value {
         "mode": report.mode,
         "copied_as_is": report.copied_as_is,
         "partitions": report.partitions,
+        "main_files_read": report.main_files_read,
         "snapshot_id": report.snapshot_id,
         "publish": report.publish,
         "run_key": report.run_key,
@@ -123,6 +124,17 @@ pub fn print_run(ctx: &Ctx<'_>, report: &RunReport) {
     }
     if !report.partitions.is_empty() && !ctx.cli.quiet {
         print_partitions(&report.partitions);
+    }
+    if let Some(read) = report.main_files_read
+        && !ctx.cli.quiet
+    {
+        outln!(
+            "table-scoped checks read {} of {} data file(s) of main",
+            read.files_read,
+            read.files_in_main
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "the".to_string())
+        );
     }
     if let Some(audit) = &report.audit
         && !ctx.cli.quiet

@@ -96,6 +96,65 @@ fn stored_identically(file: &DataType, table: &DataType) -> bool {
 }
 
 pub(crate) fn data_file(table: &LoadedTable, footer: &ParquetFooter) -> Result<DataFile> {
+    described(table, footer, true)
+}
+
+/// The exact range of each of `columns` over all rows of the given files, from their footers:
+/// a column is left out when a file lacks exact bounds for it (or stores it in a type other
+/// than the table's), so a range given covers every non-null value.
+pub fn column_ranges(
+    table: &LoadedTable,
+    footers: &[ParquetFooter],
+    columns: &[String],
+) -> HashMap<String, (Datum, Datum)> {
+    let schema = table.metadata().current_schema();
+    let mut ranges: HashMap<String, Option<(Datum, Datum)>> = HashMap::new();
+    let files: Vec<DataFile> = footers
+        .iter()
+        .filter_map(|f| described(table, f, false).ok())
+        .collect();
+    if files.len() != footers.len() {
+        return HashMap::new();
+    }
+    for column in columns {
+        let Some(field) = schema.field_by_name(column) else {
+            continue;
+        };
+        let mut range: Option<(Datum, Datum)> = None;
+        let mut known = true;
+        for file in &files {
+            let nulls = file.null_value_counts().get(&field.id).copied();
+            if nulls == Some(file.record_count()) {
+                continue;
+            }
+            let (Some(lo), Some(hi)) = (
+                file.lower_bounds().get(&field.id),
+                file.upper_bounds().get(&field.id),
+            ) else {
+                known = false;
+                break;
+            };
+            range = Some(match range {
+                None => (lo.clone(), hi.clone()),
+                Some((a, b)) => (
+                    if lo < &a { lo.clone() } else { a },
+                    if hi > &b { hi.clone() } else { b },
+                ),
+            });
+        }
+        ranges.insert(column.clone(), if known { range } else { None });
+    }
+    ranges
+        .into_iter()
+        .filter_map(|(c, r)| r.map(|r| (c, r)))
+        .collect()
+}
+
+fn described(
+    table: &LoadedTable,
+    footer: &ParquetFooter,
+    prove_partition: bool,
+) -> Result<DataFile> {
     let schema = table.metadata().current_schema();
     let metadata = &footer.metadata;
     let mut column_sizes: HashMap<i32, u64> = HashMap::new();
@@ -175,7 +234,7 @@ pub(crate) fn data_file(table: &LoadedTable, footer: &ParquetFooter) -> Result<D
         path: footer.location.clone(),
         reason: format!("cannot describe the file as an Iceberg data file: {e}"),
     };
-    if !spec.fields().is_empty() {
+    if prove_partition && !spec.fields().is_empty() {
         // Every row must fall into one partition, proved from the statistics just gathered.
         let unpartitioned = builder.clone().build().map_err(describe)?;
         let tuple = partition_from_stats(spec, schema, &unpartitioned).map_err(|reason| {

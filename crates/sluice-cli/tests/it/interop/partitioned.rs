@@ -351,3 +351,52 @@ fn partition_by_creates_the_spec_and_nulls_land_in_the_null_partition() {
         }
     }
 }
+
+/// A table-scoped `unique` reads only the files of `main` whose key bounds (or partition
+/// values) can hold a new key: none while ids only grow, and the overlapping ones otherwise,
+/// where it still finds the conflict.
+#[test]
+fn table_scoped_unique_reads_only_files_whose_keys_can_collide() {
+    let env = Env::new();
+    std::fs::write(
+        env.path("checks.toml"),
+        "[[check]]\nkind = \"unique\"\ncolumns = [\"event_id\"]\nscope = \"table\"\n",
+    )
+    .unwrap();
+    let run = |source: &str| {
+        env.json(&[
+            "run",
+            "--source",
+            source,
+            "--table",
+            "ns.keys",
+            "--checks",
+            "checks.toml",
+            "--partition-by",
+            "truncate(1000, event_id)",
+        ])
+    };
+    for n in 0..5i64 {
+        write(
+            &env.path(&format!("b{n}/e.parquet")),
+            &events(n * 1000..(n + 1) * 1000, false),
+        );
+        let (code, report) = run(&format!("b{n}"));
+        assert_eq!(code, 0, "{report}");
+        if n > 0 {
+            assert_eq!(
+                report["main_files_read"],
+                serde_json::json!({"files_read": 0, "files_in_main": n}),
+                "run {n}: {report}"
+            );
+        }
+    }
+    // Keys 2500 and 9999: only the files of 2000..4999 can hold them (range pruning), and
+    // the conflict on 2500 is found.
+    write(&env.path("dup/e.parquet"), &events(2500..2501, false));
+    write(&env.path("dup/f.parquet"), &events(9999..10000, false));
+    let (code, report) = run("dup");
+    assert_eq!(code, 3, "{report}");
+    assert_eq!(report["main_files_read"]["files_read"], 3, "{report}");
+    assert_eq!(report["checks"][0]["rows_failing"], 1, "{report}");
+}
