@@ -60,8 +60,9 @@ BENCH OPTIONS:
     --files <N>         parquet files to generate [default 10]
     --rows <N>          rows per file [default 1000000]
     --repeat <N>        runs per tool and mode, interleaved; medians are compared [default 1]
-    --mode <MODE>       copy, rewrite (copy with `sluice run --rewrite`) or register;
-                        repeat the flag for several [default all three]
+    --mode <MODE>       copy, rewrite (copy with `sluice run --rewrite`), register, or
+                        partitioned (copy into a table partitioned by day(ts), the events
+                        spread over 30 days); repeat the flag for several [default all four]
     --peer-dir <DIR>    holds gen_events.py and wap_pyiceberg.py [default ../shared/bench]
     --target <TARGET>   embedded: SQLite catalog and local warehouse per run; rest: the REST
                         catalog and S3 server of `services up` (sluice writes bench_wap.events,

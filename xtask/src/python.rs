@@ -20,11 +20,12 @@ pub const READERS: &[&str] = &[
 ];
 
 /// What `bench-wap` needs: the event generator (numpy, pyarrow) and the pyiceberg peer with its
-/// SQLite SQL catalog.
+/// SQLite SQL catalog (and pyiceberg-core, with which it computes partition transforms).
 pub const BENCH: &[&str] = &[
     "numpy==2.4.6",
     "pyarrow==26.0.1",
     "pyiceberg[sql-sqlite,pyarrow]==0.12.0",
+    "pyiceberg-core==0.10.1",
 ];
 
 /// The moto S3 server.

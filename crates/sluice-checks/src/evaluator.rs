@@ -453,6 +453,7 @@ impl Slot {
             observed: serde_json::Value::Null,
             threshold: serde_json::Value::Null,
             samples: Vec::new(),
+            partitions: Vec::new(),
             message: String::new(),
             evidence: self.evidence,
         };

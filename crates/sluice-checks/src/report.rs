@@ -74,6 +74,10 @@ pub struct CheckResult {
     pub threshold: serde_json::Value,
     /// Up to `sample_size` failing rows.
     pub samples: Vec<Sample>,
+    /// Partitioned tables: the partitions the sampled failing rows fall in (filled by the
+    /// caller, which knows the table's partition spec).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<String>,
     /// A sentence for people.
     pub message: String,
     /// Where the answer came from.
@@ -159,6 +163,9 @@ impl AuditReport {
                     })
                     .collect();
                 let _ = writeln!(out, "    {}", fields.join(", "));
+            }
+            if !c.partitions.is_empty() {
+                let _ = writeln!(out, "    in partition(s): {}", c.partitions.join(", "));
             }
         }
         let count = |s: Status| self.checks.iter().filter(|c| c.status == s).count();

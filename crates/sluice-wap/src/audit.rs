@@ -13,6 +13,7 @@ use sluice_lake::{
     ColumnRange, Lake, LoadedTable, RefName, RefSpec, ScanOptions, TableName,
     ingest::{IngestObserver, column_ranges},
     parquet::read_footers,
+    partition,
 };
 
 use crate::error::{Error, Result};
@@ -52,18 +53,40 @@ impl IngestObserver for Audit {
     }
 }
 
-/// A fresh evaluator of the run's checks over `schema`.
+/// A fresh evaluator of the run's checks over `schema`. Samples of failing rows show the key
+/// columns and the partition source columns of `table`, so that their partitions can be named.
 pub(crate) fn evaluator(
     options: &RunOptions,
     suite: &CheckSuite,
     schema: &arrow_schema::SchemaRef,
+    table: &LoadedTable,
 ) -> Evaluator {
+    let mut keys = options.key_columns.clone();
+    for column in partition::partition_source_columns(table) {
+        if !keys.contains(&column) {
+            keys.push(column);
+        }
+    }
     suite.evaluator(
         schema,
         EvalOptions::default()
             .with_sample_size(options.sample_size)
-            .with_key_columns(options.key_columns.clone()),
+            .with_key_columns(keys),
     )
+}
+
+/// Names, for each check with failing samples, the partitions those rows fall in.
+pub(crate) fn label_partitions(table: &LoadedTable, report: &mut AuditReport) {
+    for check in &mut report.checks {
+        let mut partitions: Vec<String> = check
+            .samples
+            .iter()
+            .filter_map(|s| partition::partition_of_sample(table, s))
+            .collect();
+        partitions.sort();
+        partitions.dedup();
+        check.partitions = partitions;
+    }
 }
 
 /// Shows table-scoped checks the rows already at `spec` (e.g. the keys a `unique` check must
@@ -168,8 +191,8 @@ impl Pipeline {
         let resolved = lake
             .resolve(name, &RefSpec::parse(branch.as_str())?)
             .await?;
-        let mut ev = evaluator(options, suite, &resolved.schema);
         let table = lake.load_table(name).await?;
+        let mut ev = evaluator(options, suite, &resolved.schema, &table);
         let footers = read_footers(lake.stores(), sources).await?;
         if let Some(main) = new_main {
             let ranges = column_ranges(&table, &footers, &ev.existing_columns());
@@ -179,7 +202,9 @@ impl Pipeline {
         let Audit(ev) = lake
             .observe_files(&table, &footers, &columns, Audit(ev), 1)
             .await?;
-        Ok(ev.finish())
+        let mut report = ev.finish();
+        label_partitions(&table, &mut report);
+        Ok(report)
     }
 }
 

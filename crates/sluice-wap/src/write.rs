@@ -22,7 +22,7 @@ use sluice_lake::{
     schema::{arrow_schema_for, diff_schemas, unsupported_columns},
 };
 
-use crate::audit::{Audit, audit_summary, evaluator, observe_existing};
+use crate::audit::{Audit, audit_summary, evaluator, label_partitions, observe_existing};
 use crate::error::{Error, Result};
 use crate::interrupt::pause_point;
 use crate::options::{Mode, RunOptions, SchemaChange};
@@ -149,7 +149,7 @@ impl Pipeline {
         let mut audit = options
             .checks
             .as_ref()
-            .map(|suite| evaluator(options, suite, &table_schema));
+            .map(|suite| evaluator(options, suite, &table_schema, &table));
         let mut main_files_read = None;
         if let (Some(ev), Some(base)) = (audit.as_mut(), base) {
             let ranges = column_ranges(&table, &footers, &ev.existing_columns());
@@ -175,7 +175,11 @@ impl Pipeline {
         let ingested = lake
             .ingest(&table, footers, &ingest, audit.map(Audit))
             .await?;
-        let audit = ingested.observer.map(|Audit(ev)| Evaluator::finish(ev));
+        let audit = ingested.observer.map(|Audit(ev)| {
+            let mut report = Evaluator::finish(ev);
+            label_partitions(&table, &mut report);
+            report
+        });
         let mut properties = HashMap::from([
             (RUN_ID_PROPERTY.to_string(), run_id.to_string()),
             (RUN_KEY_PROPERTY.to_string(), key.to_string()),

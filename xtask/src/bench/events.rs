@@ -83,3 +83,61 @@ pub(super) fn directory_bytes(dir: &Path) -> Result<u64> {
         .map(|path| Ok(fs::metadata(path)?.len()))
         .sum()
 }
+
+/// Rewrites `ts` so that the events spread over `days` days in event order (file by file, as
+/// producers deliver them): the data of `--mode partitioned`, derived once from `data`.
+const SPREAD_OVER_DAYS_PY: &str = r#"
+import glob, os, sys
+import pyarrow as pa, pyarrow.parquet as pq
+source, target, days = sys.argv[1], sys.argv[2], int(sys.argv[3])
+os.makedirs(target, exist_ok=True)
+files = sorted(glob.glob(os.path.join(source, "*.parquet")))
+total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+# Event ids run from 0 over all files, so the first event is on day 0 and the last on day
+# `days - 1`.
+step = days * 86_400_000_000 // total
+for f in files:
+    table = pq.read_table(f)
+    ids = table.column("event_id").to_numpy()
+    ts = 1_727_000_000_000_000 + ids * step
+    table = table.set_column(table.schema.get_field_index("ts"), "ts", pa.array(ts, pa.timestamp("us", tz="UTC")))
+    pq.write_table(table, os.path.join(target, os.path.basename(f)), compression="zstd")
+"#;
+
+/// The events of `data` spread over `days` days (see [`SPREAD_OVER_DAYS_PY`]), derived once.
+pub(super) fn spread_over_days(python: &Path, data: &Path, days: u32) -> Result<PathBuf> {
+    let name = data
+        .file_name()
+        .context("the data directory has no name")?
+        .to_string_lossy()
+        .to_string();
+    let target = data.with_file_name(format!("{name}-{days}d"));
+    if target.join("complete").is_file() {
+        return Ok(target);
+    }
+    if target.exists() {
+        fs::remove_dir_all(&target)
+            .with_context(|| format!("cannot remove the partial data {}", target.display()))?;
+    }
+    println!(
+        "spreading the events over {days} days into {}",
+        target.display()
+    );
+    let output = Command::new(python)
+        .arg("-c")
+        .arg(SPREAD_OVER_DAYS_PY)
+        .arg(data)
+        .arg(&target)
+        .arg(days.to_string())
+        .output()
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    if !output.status.success() {
+        bail!(
+            "spreading the events over {days} days failed ({}):\n{}",
+            output.status,
+            tail(&output.stderr, 20)
+        );
+    }
+    fs::write(target.join("complete"), format!("days={days}\n"))?;
+    Ok(target)
+}

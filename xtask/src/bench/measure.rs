@@ -51,6 +51,10 @@ pub(super) struct Bench {
     pub(super) python: PathBuf,
     pub(super) peer_script: PathBuf,
     pub(super) data: PathBuf,
+    /// The events spread over 30 days (`--mode partitioned`), when that mode is measured.
+    pub(super) data_by_day: Option<PathBuf>,
+    /// `partitioned_peer.py`: gives the peer's table the spec `day(ts)`.
+    pub(super) partitioned_wrapper: PathBuf,
     pub(super) checks: PathBuf,
     pub(super) runs_dir: PathBuf,
     /// The REST catalog and S3 server, for `--target rest`.
@@ -137,7 +141,12 @@ impl Bench {
         let lake = dir.join("lake");
         fs::create_dir_all(&source)?;
         fs::create_dir_all(&lake)?;
-        for file in parquet_files(&self.data)? {
+        let data = match (mode.spread_over_days(), &self.data_by_day) {
+            (true, Some(by_day)) => by_day,
+            (true, None) => bail!("the events spread over days were not generated"),
+            (false, _) => &self.data,
+        };
+        for file in parquet_files(data)? {
             let name = file.file_name().context("a parquet file without a name")?;
             fs::copy(&file, source.join(name))
                 .with_context(|| format!("cannot copy {}", file.display()))?;
@@ -147,6 +156,9 @@ impl Bench {
         let mut command = match (tool, &self.rest) {
             (Tool::Peer, None) => {
                 let mut command = timed(&time_file, &self.python);
+                if mode.spread_over_days() {
+                    command.arg(&self.partitioned_wrapper);
+                }
                 command
                     .arg(&self.peer_script)
                     .arg(&lake)
@@ -162,7 +174,11 @@ impl Bench {
                 command
                     .envs(s3_credentials_env())
                     .arg(&rest.wrapper)
-                    .arg(rest.pyiceberg_properties())
+                    .arg(rest.pyiceberg_properties());
+                if mode.spread_over_days() {
+                    command.arg(&self.partitioned_wrapper);
+                }
+                command
                     .arg(&self.peer_script)
                     .arg(&lake)
                     .arg(&source)

@@ -1,6 +1,7 @@
 //! `cargo xtask bench-wap`: times `sluice run` against the pyiceberg peer
 //! (`../shared/bench/wap_pyiceberg.py`) on identical copies of the same synthetic events, in copy
-//! and register modes, and reports the ratio of their wall times and their peak memory.
+//! and register modes and into a table partitioned by day, and reports the ratio of their wall
+//! times and their peak memory.
 //!
 //! Timings are only ever compared as ratios measured in the same invocation, on the same machine,
 //! with the two tools interleaved; absolute seconds depend on the machine and its load.
@@ -14,7 +15,9 @@
 //! target/bench-wap/
 //!   data/events-f10-r1000000/   generated once per (files, rows)
 //!   checks.toml                 the peer's audit, as sluice checks
+//!   data/events-f10-r1000000-30d/  the same events spread over 30 days (mode partitioned)
 //!   rest_peer.py                (rest) runs the peer against the REST catalog; drops tables
+//!   partitioned_peer.py         (partitioned) gives the peer's table the spec day(ts)
 //!   runs/<mode>/<tool>/         a fresh copy of the data and a fresh warehouse per measurement
 //!   result.json                 the last result
 //! ```
@@ -46,12 +49,15 @@ pub(crate) use timing::median;
 use crate::layout::{Layout, Service};
 use crate::python;
 use crate::services;
-use events::directory_bytes;
+use events::{directory_bytes, spread_over_days};
 use measure::Bench;
 use options::Target;
 use peer::CHECKS_TOML;
 use report::{result_json, table};
 use rest::{REST_PEER_PY, RestLake};
+
+/// Runs the peer with its table partitioned by `day(ts)` (see its docstring).
+const PARTITIONED_PEER_PY: &str = include_str!("../bench_partitioned_peer.py");
 use timing::check_gnu_time;
 
 /// Runs the benchmark: build, Python, data, (services,) then every mode; prints the table and
@@ -71,6 +77,14 @@ pub fn run(layout: &Layout, options: &BenchOptions) -> Result<()> {
 
     let bench_dir = layout.target_dir().join("bench-wap");
     let data = generate_events(&python, &generator, &bench_dir, options.files, options.rows)?;
+    let data_by_day = if options.modes.iter().any(|m| m.spread_over_days()) {
+        Some(spread_over_days(&python, &data, 30)?)
+    } else {
+        None
+    };
+    let partitioned_wrapper = bench_dir.join("partitioned_peer.py");
+    fs::write(&partitioned_wrapper, PARTITIONED_PEER_PY)
+        .with_context(|| format!("cannot write {}", partitioned_wrapper.display()))?;
     let checks = bench_dir.join("checks.toml");
     fs::write(&checks, CHECKS_TOML)
         .with_context(|| format!("cannot write {}", checks.display()))?;
@@ -91,6 +105,8 @@ pub fn run(layout: &Layout, options: &BenchOptions) -> Result<()> {
         python,
         peer_script,
         data,
+        data_by_day,
+        partitioned_wrapper,
         checks,
         runs_dir: bench_dir.join("runs"),
         rest,

@@ -21,16 +21,20 @@ pub enum Mode {
     Rewrite,
     /// Files are added to the table where they are.
     Register,
+    /// Copy mode into a table partitioned by `day(ts)`, the events spread over 30 days (the
+    /// peer's table gets the same spec).
+    Partitioned,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::Copy, Mode::Rewrite, Mode::Register];
+    pub const ALL: [Mode; 4] = [Mode::Copy, Mode::Rewrite, Mode::Register, Mode::Partitioned];
 
     pub fn name(self) -> &'static str {
         match self {
             Mode::Copy => "copy",
             Mode::Rewrite => "rewrite",
             Mode::Register => "register",
+            Mode::Partitioned => "partitioned",
         }
     }
 
@@ -39,14 +43,17 @@ impl Mode {
             "copy" => Ok(Mode::Copy),
             "rewrite" => Ok(Mode::Rewrite),
             "register" => Ok(Mode::Register),
-            other => bail!("--mode: {other:?} is not a mode (copy, rewrite or register)"),
+            "partitioned" => Ok(Mode::Partitioned),
+            other => {
+                bail!("--mode: {other:?} is not a mode (copy, rewrite, register or partitioned)")
+            }
         }
     }
 
     /// The peer's `--mode` (it has no rewrite mode: its copy mode always re-encodes).
     pub(super) fn peer_mode(self) -> &'static str {
         match self {
-            Mode::Copy | Mode::Rewrite => "copy",
+            Mode::Copy | Mode::Rewrite | Mode::Partitioned => "copy",
             Mode::Register => "register",
         }
     }
@@ -57,15 +64,29 @@ impl Mode {
             Mode::Copy => &["--mode", "copy"],
             Mode::Rewrite => &["--mode", "copy", "--rewrite"],
             Mode::Register => &["--mode", "register"],
+            Mode::Partitioned => &["--mode", "copy", "--partition-by", "day(ts)"],
         }
     }
 
     /// The largest sluice/peer wall-time ratio that meets the target (rewrite is copy mode).
     pub fn target_ratio(self) -> f64 {
         match self {
-            Mode::Copy | Mode::Rewrite => 0.25,
+            Mode::Copy | Mode::Rewrite | Mode::Partitioned => 0.25,
             Mode::Register => 0.20,
         }
+    }
+
+    /// The most memory sluice may use for the default data set, in MB.
+    pub fn memory_target_mb(self) -> f64 {
+        match self {
+            Mode::Partitioned => 400.0,
+            _ => 300.0,
+        }
+    }
+
+    /// Whether the events are spread over 30 days (one partition a day) for this mode.
+    pub(super) fn spread_over_days(self) -> bool {
+        self == Mode::Partitioned
     }
 }
 
@@ -226,7 +247,7 @@ mod tests {
         assert_eq!(options.peer_dir, None);
         assert_eq!(
             options.modes,
-            vec![Mode::Copy, Mode::Rewrite, Mode::Register]
+            vec![Mode::Copy, Mode::Rewrite, Mode::Register, Mode::Partitioned]
         );
         assert_eq!(options.target, Target::Embedded);
     }

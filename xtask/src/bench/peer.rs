@@ -66,6 +66,7 @@ pub(super) fn peer_measurement(output: &Output, wall_s: f64, peak_kib: u64) -> R
         steps,
         commits: None,
         copied_as_is: None,
+        partition_files: None,
     })
 }
 

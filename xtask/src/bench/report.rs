@@ -10,9 +10,6 @@ use super::timing::{Measurement, Summary, step};
 use crate::json::Json;
 use crate::layout::Layout;
 
-/// Peak memory the target allows sluice for the default data set.
-const MEMORY_TARGET_MB: f64 = 300.0;
-
 fn steps_text(steps: &[(String, f64)], names: &[&str]) -> String {
     names
         .iter()
@@ -74,17 +71,25 @@ pub(super) fn table(options: &BenchOptions, data_bytes: u64, results: &[ModeResu
         } else {
             "MISSES"
         };
-        let memory_verdict = if sluice.peak_mb < MEMORY_TARGET_MB {
+        let memory_target = result.mode.memory_target_mb();
+        let memory_verdict = if sluice.peak_mb < memory_target {
             "meets"
         } else {
             "MISSES"
         };
         out.push_str(&format!(
             "{}: time ratio {ratio:.3} {time_verdict} the target {:.2}; peak {:.0} MB \
-             {memory_verdict} the {MEMORY_TARGET_MB:.0} MB target\n",
+             {memory_verdict} the {memory_target:.0} MB target{}\n",
             result.mode.name(),
             result.mode.target_ratio(),
-            sluice.peak_mb
+            sluice.peak_mb,
+            match result.sluice_runs.last().and_then(|m| m.partition_files) {
+                Some((partitions, files)) => format!(
+                    "; {files} data files over {partitions} partitions ({:.1} per partition)",
+                    files as f64 / partitions.max(1) as f64
+                ),
+                None => String::new(),
+            }
         ));
     }
     out
@@ -122,7 +127,11 @@ pub(super) fn result_json(
                 ),
                 (
                     "meets_memory_target",
-                    Json::Bool(sluice_peak < MEMORY_TARGET_MB),
+                    Json::Bool(sluice_peak < result.mode.memory_target_mb()),
+                ),
+                (
+                    "memory_target_mb",
+                    Json::number(result.mode.memory_target_mb()),
                 ),
                 ("peer", tool_json(&result.peer_runs)),
                 ("sluice", tool_json(&result.sluice_runs)),
@@ -156,7 +165,6 @@ pub(super) fn result_json(
             ]),
         ),
         ("repeat", Json::Number(options.repeat.to_string())),
-        ("memory_target_mb", Json::number(MEMORY_TARGET_MB)),
         (
             "note",
             Json::string(

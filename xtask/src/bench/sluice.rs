@@ -51,7 +51,20 @@ pub(super) fn sluice_measurement(
         steps,
         commits: Some(commits),
         copied_as_is: report.get("copied_as_is").and_then(Json::as_u64),
+        partition_files: partition_files(&report),
     })
+}
+
+/// Partitions and data files a run wrote to a partitioned table (`partitions` of its report).
+fn partition_files(report: &Json) -> Option<(u64, u64)> {
+    let Some(Json::Array(partitions)) = report.get("partitions") else {
+        return None;
+    };
+    let files = partitions
+        .iter()
+        .filter_map(|p| p.get("files").and_then(Json::as_u64))
+        .sum();
+    Some((partitions.len() as u64, files))
 }
 
 /// Rows, step seconds and commits of a `sluice --json run` report that published.

@@ -63,6 +63,8 @@ pub(super) struct Measurement {
     pub(super) commits: Option<u64>,
     /// Source files sluice copied without re-encoding them.
     pub(super) copied_as_is: Option<u64>,
+    /// Partitioned tables: partitions written and data files written (sluice reports them).
+    pub(super) partition_files: Option<(u64, u64)>,
 }
 
 /// Medians (wall time, steps) and maximum (memory) over the repeats of one tool in one mode.
@@ -141,6 +143,7 @@ mod tests {
             steps: vec![("write".to_string(), write)],
             commits: Some(2),
             copied_as_is: None,
+            partition_files: None,
         };
         let summary = Summary::of(&[
             run(3.0, 2048, 1.0),

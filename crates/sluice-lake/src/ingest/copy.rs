@@ -20,6 +20,7 @@ use crate::error::Error;
 use crate::lake::Lake;
 use crate::parquet::ParquetFooter;
 use crate::schema::{NanosToMicros, arrow_schema_for, conform_batch, conform_batch_with};
+use crate::snapshot_producer::WriteOptions;
 use crate::storage::ObjectStores;
 use crate::writer::TableWriter;
 
@@ -59,8 +60,13 @@ pub(super) async fn copy<O: IngestObserver>(
     let workers = options.parallelism.clamp(1, plan.len().max(1));
     let queue = Arc::new(Mutex::new(plan));
     let mut tasks = Vec::with_capacity(workers);
+    // The memory budget of a partitioned table's open files is shared by the workers.
+    let per_worker = WriteOptions {
+        memory_budget: write.memory_budget / workers,
+        ..write.clone()
+    };
     for _ in 0..workers {
-        let writer = TableWriter::new(table, write).await?;
+        let writer = TableWriter::new(table, &per_worker).await?;
         let worker = CopyWorker {
             stores: lake.stores().clone(),
             table: table.name().to_string(),

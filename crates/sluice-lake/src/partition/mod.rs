@@ -215,3 +215,77 @@ pub struct PartitionRows {
     /// Data files written to it.
     pub files: usize,
 }
+
+/// The partition path of a row given as column values in JSON (a failing-row sample: numbers,
+/// strings, timestamps and dates in RFC 3339 form), under `table`'s default spec; `None` when
+/// the table is unpartitioned or a source column's value is missing or not convertible.
+pub fn partition_of_sample(
+    table: &crate::LoadedTable,
+    values: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Option<String> {
+    let metadata = table.metadata();
+    let spec = metadata.default_partition_spec();
+    let schema = metadata.current_schema();
+    if spec.fields().is_empty() {
+        return None;
+    }
+    let mut tuple = Vec::with_capacity(spec.fields().len());
+    for field in spec.fields() {
+        if field.transform == Transform::Void {
+            tuple.push(None);
+            continue;
+        }
+        let source = schema.field_by_id(field.source_id)?;
+        let value = values.get(&source.name)?;
+        let datum = match value {
+            serde_json::Value::Null => {
+                tuple.push(None);
+                continue;
+            }
+            v => json_datum(primitive_type(&source.field_type)?, v)?,
+        };
+        let function = iceberg::transform::create_transform_function(&field.transform).ok()?;
+        let out = function.transform_literal(&datum).ok()?;
+        tuple.push(out.map(|d| Literal::Primitive(d.literal().clone())));
+    }
+    Some(partition_path(spec, schema, &Struct::from_iter(tuple)))
+}
+
+fn json_datum(ty: &PrimitiveType, value: &serde_json::Value) -> Option<iceberg::spec::Datum> {
+    use iceberg::spec::Datum;
+    Some(match (ty, value) {
+        (PrimitiveType::Boolean, serde_json::Value::Bool(b)) => Datum::bool(*b),
+        (PrimitiveType::Int, v) => Datum::int(i32::try_from(v.as_i64()?).ok()?),
+        (PrimitiveType::Long, v) => Datum::long(v.as_i64()?),
+        (PrimitiveType::Float, v) => Datum::float(v.as_f64()? as f32),
+        (PrimitiveType::Double, v) => Datum::double(v.as_f64()?),
+        (PrimitiveType::String, serde_json::Value::String(s)) => Datum::string(s),
+        (PrimitiveType::Date, serde_json::Value::String(s)) => Datum::date_from_str(s).ok()?,
+        (PrimitiveType::Timestamp, serde_json::Value::String(s)) => {
+            Datum::timestamp_from_str(s.trim_end_matches('Z')).ok()?
+        }
+        (PrimitiveType::Timestamptz, serde_json::Value::String(s)) => {
+            Datum::timestamptz_from_str(s).ok()?
+        }
+        _ => return None,
+    })
+}
+
+/// The source columns of `table`'s partition fields (to show with failing rows, so their
+/// partitions can be named).
+pub fn partition_source_columns(table: &crate::LoadedTable) -> Vec<String> {
+    let metadata = table.metadata();
+    let schema = metadata.current_schema();
+    let mut columns = Vec::new();
+    for field in metadata.default_partition_spec().fields() {
+        if field.transform == Transform::Void {
+            continue;
+        }
+        if let Some(name) = schema.name_by_field_id(field.source_id)
+            && !columns.iter().any(|c| c == name)
+        {
+            columns.push(name.to_string());
+        }
+    }
+    columns
+}

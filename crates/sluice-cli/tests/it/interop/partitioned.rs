@@ -324,6 +324,35 @@ fn partition_by_creates_the_spec_and_nulls_land_in_the_null_partition() {
         "{stderr}"
     );
 
+    // A failing check names the partitions of its failing rows.
+    std::fs::write(
+        env.path("kinds.toml"),
+        "[[check]]\nkind = \"accepted_values\"\ncolumn = \"event_type\"\nvalues = [\"click\", \"view\"]\n",
+    )
+    .unwrap();
+    write(&env.path("bad/e.parquet"), &batch);
+    let (code, failed) = run_into(&env, "bad", "ns.p", &["--checks", "kinds.toml"]);
+    assert_eq!(code, 3, "{failed}");
+    assert_eq!(
+        failed["checks"][0]["partitions"],
+        serde_json::json!(["event_type=buy/ts_month=2024-05"]),
+        "{failed}"
+    );
+    let out = env.sluice(&[
+        "run",
+        "--source",
+        "bad",
+        "--table",
+        "ns.p",
+        "--checks",
+        "kinds.toml",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("in partition(s): event_type=buy/ts_month=2024-05"),
+        "{stdout}"
+    );
+
     if !python_readers(test) {
         return;
     }
