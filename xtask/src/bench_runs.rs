@@ -28,6 +28,8 @@ pub struct RunsOptions {
     pub window: u32,
     /// Holds gen_events.py.
     pub peer_dir: Option<PathBuf>,
+    /// Audit every run with a table-scoped `unique` check on `event_id`.
+    pub unique: bool,
 }
 
 impl Default for RunsOptions {
@@ -37,6 +39,7 @@ impl Default for RunsOptions {
             rows: 10_000,
             window: 20,
             peer_dir: None,
+            unique: false,
         }
     }
 }
@@ -73,6 +76,7 @@ pub fn parse_options(options: &[&str]) -> Result<RunsOptions> {
                 out.window = u32::try_from(number(value()?)?).context("--window is too large")?
             }
             "--peer-dir" => out.peer_dir = Some(PathBuf::from(value()?)),
+            "--unique" if inline.is_none() => out.unique = true,
             other => bail!("unknown option {other:?} for `bench-runs`; see `cargo xtask --help`"),
         }
     }
@@ -91,7 +95,15 @@ pub fn parse_options(options: &[&str]) -> Result<RunsOptions> {
 struct Sample {
     wall_s: f64,
     metadata_bytes: u64,
+    /// With `--unique`: data files of main the table-scoped check read, and main's files.
+    main_files: Option<(u64, u64)>,
+    /// Seconds of each step the run report times (`durations`), in [`STEPS`] order, and the
+    /// rest of the wall time (start-up, opening the lake, recovery checks, exit).
+    steps: Vec<f64>,
 }
+
+/// The steps of a run report's `durations`, and the time outside them.
+const STEPS: [&str; 5] = ["list", "write", "audit", "publish", "outside"];
 
 pub fn run(layout: &Layout, options: &RunsOptions) -> Result<()> {
     let peer_dir = options
@@ -132,9 +144,32 @@ pub fn run(layout: &Layout, options: &RunsOptions) -> Result<()> {
         );
     }
 
+    let mut run_args = vec![
+        "--json",
+        "run",
+        "--source",
+        "raw",
+        "--table",
+        "bench.events",
+    ];
+    if options.unique {
+        // Ids grow from file to file, as event ids usually do: no run's keys can collide with
+        // the files already in main, so the check should read none of them.
+        fs::write(
+            lake.join("checks.toml"),
+            "[[check]]\nkind = \"unique\"\ncolumns = [\"event_id\"]\nscope = \"table\"\n",
+        )?;
+        run_args.extend(["--checks", "checks.toml"]);
+    }
     println!(
-        "{} runs of one {}-row file each into bench.events",
-        options.runs, options.rows
+        "{} runs of one {}-row file each into bench.events{}",
+        options.runs,
+        options.rows,
+        if options.unique {
+            ", audited by a table-scoped unique check on event_id"
+        } else {
+            ", no checks"
+        }
     );
     let mut samples = Vec::with_capacity(files.len());
     for (i, file) in files.iter().enumerate() {
@@ -142,14 +177,7 @@ pub fn run(layout: &Layout, options: &RunsOptions) -> Result<()> {
         fs::copy(file, raw.join(name))?;
         let started = Instant::now();
         let out = Command::new(&sluice)
-            .args([
-                "--json",
-                "run",
-                "--source",
-                "raw",
-                "--table",
-                "bench.events",
-            ])
+            .args(&run_args)
             .current_dir(&lake)
             .output()?;
         let wall_s = started.elapsed().as_secs_f64();
@@ -172,13 +200,48 @@ pub fn run(layout: &Layout, options: &RunsOptions) -> Result<()> {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        let main_files = match report.get("main_files_read") {
+            Some(read @ Json::Object(_)) => {
+                let count = |key: &str| read.get(key).and_then(Json::as_u64);
+                Some((
+                    count("files_read").context("main_files_read has no files_read")?,
+                    count("files_in_main").context("main_files_read has no files_in_main")?,
+                ))
+            }
+            _ => None,
+        };
+        if options.unique && i > 0 && main_files.is_none() {
+            bail!(
+                "run {} has a table-scoped check but its report says nothing of main's files read",
+                i + 1
+            );
+        }
+        let durations = report.get("durations");
+        let ms = |key: &str| {
+            durations
+                .and_then(|d| d.get(&format!("{key}_ms")))
+                .and_then(Json::as_u64)
+                .map(|v| v as f64 / 1000.0)
+                .with_context(|| format!("run {}'s report has no durations.{key}_ms", i + 1))
+        };
+        let mut steps = STEPS[..4]
+            .iter()
+            .map(|s| ms(s))
+            .collect::<Result<Vec<_>>>()?;
+        steps.push((wall_s - ms("total")?).max(0.0));
         samples.push(Sample {
             wall_s,
             metadata_bytes: newest_metadata_bytes(&lake.join(".sluice"))?,
+            main_files,
+            steps,
         });
         if (i + 1) % 20 == 0 {
+            let read = match samples[i].main_files {
+                Some((read, of)) => format!(", check read {read} of {of} files of main"),
+                None => String::new(),
+            };
             println!(
-                "  run {:>4}: {:.3} s, metadata file {} bytes",
+                "  run {:>4}: {:.3} s, metadata file {} bytes{read}",
                 i + 1,
                 wall_s,
                 samples[i].metadata_bytes
@@ -212,17 +275,49 @@ pub fn run(layout: &Layout, options: &RunsOptions) -> Result<()> {
         samples.len()
     );
     println!();
+    println!("| step | median of runs 1–{window} | median of the last {window} |");
+    println!("|---|---|---|");
+    let mut step_medians = Vec::new();
+    for (k, step) in STEPS.iter().enumerate() {
+        let of = |runs: &[Sample]| median(&runs.iter().map(|s| s.steps[k]).collect::<Vec<_>>());
+        let (a, b) = (
+            of(&samples[..window]),
+            of(&samples[samples.len() - window..]),
+        );
+        println!("| {step} | {a:.3} s | {b:.3} s |");
+        step_medians.push((
+            *step,
+            Json::object([("first_s", Json::number(a)), ("last_s", Json::number(b))]),
+        ));
+    }
+    println!();
     println!(
         "metadata file: {metadata_first} bytes after run {window}, {metadata_last} after run {} ({per_run:.0} bytes per run: one snapshot entry and its log lines, no file lists)",
         samples.len()
     );
+    let last_read = samples.last().and_then(|s| s.main_files);
+    if let Some((read, of)) = last_read {
+        println!(
+            "the last run's table-scoped unique check read {read} of the {of} data files of main"
+        );
+    }
     let result = Json::object([
         ("runs", Json::number(samples.len() as f64)),
+        ("unique_check", Json::Bool(options.unique)),
+        (
+            "last_run_main_files_read",
+            last_read.map_or(Json::Null, |(read, _)| Json::number(read as f64)),
+        ),
+        (
+            "last_run_main_files",
+            last_read.map_or(Json::Null, |(_, of)| Json::number(of as f64)),
+        ),
         ("rows_per_file", Json::number(options.rows as f64)),
         ("window", Json::number(window as f64)),
         ("first_median_s", Json::number(first)),
         ("last_median_s", Json::number(last)),
         ("ratio", Json::number(ratio)),
+        ("step_medians", Json::object(step_medians)),
         ("target_ratio", Json::number(TARGET_RATIO)),
         ("metadata_bytes_first", Json::number(metadata_first as f64)),
         ("metadata_bytes_last", Json::number(metadata_last as f64)),
@@ -272,7 +367,9 @@ mod tests {
     fn options_parse_and_check_the_windows() {
         assert_eq!(parse_options(&[]).unwrap(), RunsOptions::default());
         let o = parse_options(&["--runs", "50", "--rows=100", "--window", "5"]).unwrap();
-        assert_eq!((o.runs, o.rows, o.window), (50, 100, 5));
+        assert_eq!((o.runs, o.rows, o.window, o.unique), (50, 100, 5, false));
+        assert!(parse_options(&["--unique"]).unwrap().unique);
+        assert!(parse_options(&["--unique=yes"]).is_err());
         assert!(parse_options(&["--runs", "10", "--window", "6"]).is_err());
         assert!(parse_options(&["--runs", "0"]).is_err());
         assert!(parse_options(&["--bogus"]).is_err());

@@ -44,11 +44,13 @@ USAGE:
                                          ratio and peak memory, also in target/bench-wap/result.json;
                                          --target rest runs both on the services (up and down as
                                          for e2e)
-    cargo xtask bench-runs [--runs N] [--rows N] [--window N]
+    cargo xtask bench-runs [--runs N] [--rows N] [--window N] [--unique]
                                          N one-file `sluice run`s into one table (default 200
                                          of 10000 rows); fails unless the median of the last
                                          --window runs (default 20) is within 1.2x the first's;
-                                         also reports the metadata file's growth per run
+                                         also reports the metadata file's growth per run;
+                                         --unique audits each run with a table-scoped unique
+                                         check on event_id and reports main's files it read
 
 OPTIONS (for services up, e2e, faults, ci, and bench-wap --target rest):
     --s3 <s3s-fs|moto|minio>  S3 server [env SLUICE_XTASK_S3, default s3s-fs]

@@ -96,7 +96,7 @@ pub use publish::{PublishKind, PublishOutcome, RebaseOptions, Rebased, RefMove};
 pub use refs::{MAIN, RefInfo, RefKind, RefName, RefSpec};
 pub use snapshot_producer::WriteOptions;
 pub use table_name::TableName;
-pub use writer::{TARGET_FILE_SIZE_PROPERTY, TableWriter};
+pub use writer::{DICTIONARY_SIZE_PROPERTY, TARGET_FILE_SIZE_PROPERTY, TableWriter};
 
 /// Re-exports of the iceberg types that appear in this crate's API.
 pub mod iceberg_types {

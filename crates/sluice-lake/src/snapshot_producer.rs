@@ -72,6 +72,9 @@ pub struct WriteOptions {
     pub zstd_level: i32,
     /// Maximum rows in a parquet row group.
     pub max_row_group_rows: usize,
+    /// Bytes a column chunk's dictionary may reach before the column falls back to plain
+    /// encoding (a table's `write.parquet.dict-size-bytes` wins).
+    pub dictionary_page_size: usize,
     /// A source file whose row groups average fewer compressed bytes is re-encoded even when
     /// its column chunks could be copied as they are (see [`crate::ingest::chunk_copy_blocker`]), so
     /// that many small files become fewer, larger ones.
@@ -94,6 +97,7 @@ impl Default for WriteOptions {
             target_file_size: 512 * 1024 * 1024,
             zstd_level: 1,
             max_row_group_rows: 1024 * 1024,
+            dictionary_page_size: 256 * 1024,
             min_copied_row_group_bytes: crate::ingest::MIN_COPIED_ROW_GROUP_BYTES,
             run_id: None,
             nanos: NanosToMicros::default(),

@@ -55,11 +55,15 @@ pub(super) fn sluice_measurement(
     })
 }
 
-/// Partitions and data files a run wrote to a partitioned table (`partitions` of its report).
+/// Partitions and data files a run wrote to a partitioned table (`partitions` of its report),
+/// or `None` for an unpartitioned table (its report lists no partitions).
 fn partition_files(report: &Json) -> Option<(u64, u64)> {
     let Some(Json::Array(partitions)) = report.get("partitions") else {
         return None;
     };
+    if partitions.is_empty() {
+        return None;
+    }
     let files = partitions
         .iter()
         .filter_map(|p| p.get("files").and_then(Json::as_u64))
@@ -116,5 +120,18 @@ mod tests {
         let failed = Json::parse(r#"{"status": "audit_failed", "rows": 0}"#).unwrap();
         let message = parse_sluice_report(&failed).unwrap_err().to_string();
         assert!(message.contains("audit_failed"), "{message}");
+    }
+
+    #[test]
+    fn partition_files_are_counted_only_for_partitioned_tables() {
+        let partitioned = Json::parse(
+            r#"{"partitions": [{"partition": "ts_day=2026-01-01", "files": 2},
+                               {"partition": "ts_day=2026-01-02", "files": 1}]}"#,
+        )
+        .unwrap();
+        assert_eq!(partition_files(&partitioned), Some((2, 3)));
+        let unpartitioned = Json::parse(r#"{"partitions": []}"#).unwrap();
+        assert_eq!(partition_files(&unpartitioned), None);
+        assert_eq!(partition_files(&Json::parse("{}").unwrap()), None);
     }
 }

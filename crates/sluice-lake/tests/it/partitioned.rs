@@ -226,3 +226,76 @@ async fn every_spec_round_trips_once() {
         round_trip(spec, rows.clone(), 2, 1).await;
     }
 }
+
+/// Whether any data page of `column` in the file at `path` is plain-encoded (the column's
+/// dictionary overflowed), and whether any is dictionary-encoded.
+fn page_encodings(path: &str, column: &str) -> (bool, bool) {
+    use parquet::basic::Encoding;
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap();
+    let (mut plain, mut dictionary) = (false, false);
+    for group in reader.metadata().row_groups() {
+        let chunk = group
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == column)
+            .unwrap();
+        // The encodings of the chunk's data pages (the dictionary page is not among them).
+        let mask = chunk.page_encoding_stats_mask().expect("page encodings");
+        plain |= mask.is_set(Encoding::PLAIN);
+        dictionary |=
+            mask.is_set(Encoding::RLE_DICTIONARY) || mask.is_set(Encoding::PLAIN_DICTIONARY);
+    }
+    (plain, dictionary)
+}
+
+#[tokio::test]
+async fn high_cardinality_columns_stop_dictionary_encoding_at_the_bound() {
+    // 100,000 distinct names of 16 bytes: 1.6 MB of distinct values, far over the default
+    // 256 KiB dictionary bound, and under a 16 MiB one.
+    let rows: Vec<Row> = (0..100_000)
+        .map(|i| {
+            (
+                i,
+                None,
+                Some(format!("session-{i:08}")),
+                Some((i % 4) as i32),
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_in(dir.path()).await;
+    let table = lake
+        .create_table(&"ns.d".parse().unwrap(), &schema())
+        .await
+        .unwrap();
+    let mut encodings = Vec::new();
+    for bound in [WriteOptions::default().dictionary_page_size, 16 << 20] {
+        let options = WriteOptions {
+            dictionary_page_size: bound,
+            ..WriteOptions::default()
+        };
+        let mut writer = lake.table_writer(&table, &options).await.unwrap();
+        writer.write(&batch(&rows), "test").await.unwrap();
+        let files = writer.finish().await.unwrap();
+        assert_eq!(files.len(), 1);
+        let path = files[0].file_path().strip_prefix("file://").unwrap();
+        encodings.push((page_encodings(path, "name"), page_encodings(path, "n")));
+    }
+    let [(default_name, default_n), (large_name, large_n)] = encodings[..] else {
+        unreachable!()
+    };
+    assert!(
+        default_name.0,
+        "names fall back to plain under 256 KiB: {default_name:?}"
+    );
+    assert!(
+        !large_name.0,
+        "names stay dictionary-encoded under 16 MiB: {large_name:?}"
+    );
+    assert!(large_name.1);
+    // A low-cardinality column keeps its dictionary either way.
+    for n in [default_n, large_n] {
+        assert_eq!(n, (false, true), "{n:?}");
+    }
+}
