@@ -129,7 +129,8 @@ pub enum Command {
         #[arg(long, default_value = "main")]
         branch: String,
     },
-    /// Read rows of a ref (time travel with NS.T@tag, NS.T@<snapshot>, NS.T@main@<RFC 3339 time>).
+    /// Read rows of a ref (time travel with NS.T@TAG, NS.T@SNAPSHOT_ID, NS.T@main@TIME, where TIME
+    /// is as `sluice log` prints it, e.g. 2026-11-25T10:00:00.123Z).
     #[command(
         after_help = "Example:\n  sluice scan analytics.events@main@2026-11-25T10:00:00Z --columns event_id,amount --limit 5"
     )]
@@ -139,8 +140,11 @@ pub enum Command {
         /// Comma-separated columns.
         #[arg(long, value_delimiter = ',', value_parser = trimmed)]
         columns: Option<Vec<String>>,
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
+        /// Rows to print at most (0: none, only the columns). Default: 20 for a table (stderr
+        /// says when more exist), every row for csv and json.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// table: for reading; csv and json: every row, for programs (--json means json).
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -186,8 +190,9 @@ pub struct RunArgs {
     /// Commit message.
     #[arg(long)]
     pub message: Option<String>,
-    /// Commit author (default: $USER).
-    #[arg(long)]
+    /// Commit author. Default: `[run] author` in sluice.toml, else the user the process runs
+    /// as ($USER, $LOGNAME, the system's name for its user id), else the host name.
+    #[arg(long, env = "SLUICE_AUTHOR")]
     pub author: Option<String>,
     /// What to do with columns the table lacks.
     #[arg(long, value_enum, default_value_t = SchemaChangeArg::Fail)]

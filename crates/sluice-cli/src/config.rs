@@ -41,6 +41,11 @@ name = "default"
 [journal]
 location = ".sluice/journal"
 lease_ttl_secs = 60
+
+# Defaults of `sluice run`, `watch` and `backfill`.
+# [run]
+# author = "etl-bot"   # the commits' author when --author or SLUICE_AUTHOR does not say;
+#                      # otherwise the user the process runs as, else the host name
 "#;
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -51,6 +56,16 @@ struct FileConfig {
     storage: StorageOptions,
     #[serde(default)]
     journal: JournalConfig,
+    #[serde(default)]
+    run: RunDefaults,
+}
+
+/// `[run]`: defaults of `sluice run`, `watch` and `backfill`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RunDefaults {
+    /// The author of the commits runs make, when `--author` does not say.
+    author: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -82,6 +97,8 @@ fn default_ttl() -> u64 {
 /// The loaded configuration and where it came from.
 pub struct Config {
     pub pipeline: PipelineConfig,
+    /// `[run] author`.
+    pub author: Option<String>,
     pub source: String,
 }
 
@@ -104,10 +121,11 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
                 .parent()
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from("/"));
-            let config = parse(&text, &dir)
+            let (pipeline, run) = parse_with_env(&text, &dir, |name| std::env::var(name).ok())
                 .with_context(|| format!("invalid configuration in {}", path.display()))?;
             Ok(Config {
-                pipeline: config,
+                pipeline,
+                author: run.author,
                 source: path.display().to_string(),
             })
         }
@@ -115,6 +133,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
             let dir = std::env::current_dir().context("cannot read the current directory")?;
             Ok(Config {
                 pipeline: parse(DEFAULT_CONFIG, &dir)?,
+                author: None,
                 source: "embedded default (./.sluice)".to_string(),
             })
         }
@@ -124,14 +143,14 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
 /// Parses a configuration whose relative paths are relative to `dir`; REST secrets missing
 /// from the file come from `SLUICE_CATALOG_TOKEN` and `SLUICE_CATALOG_CREDENTIAL`.
 pub fn parse(text: &str, dir: &Path) -> Result<PipelineConfig> {
-    parse_with_env(text, dir, |name| std::env::var(name).ok())
+    Ok(parse_with_env(text, dir, |name| std::env::var(name).ok())?.0)
 }
 
 fn parse_with_env(
     text: &str,
     dir: &Path,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<PipelineConfig> {
+) -> Result<(PipelineConfig, RunDefaults)> {
     let file: FileConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
     for key in secrets_in_file(&file) {
         tracing::warn!(
@@ -161,14 +180,15 @@ fn parse_with_env(
             }
         }
     }
-    Ok(PipelineConfig {
+    let pipeline = PipelineConfig {
         lake: LakeConfig {
             catalog,
             storage: file.storage,
         },
         journal: location(dir, &file.journal.location),
         lease_ttl: Duration::from_secs(file.journal.lease_ttl_secs.max(1)),
-    })
+    };
+    Ok((pipeline, file.run))
 }
 
 /// The keys of the file that hold credentials.
@@ -254,7 +274,11 @@ mod tests {
             _ => None,
         };
         let rest = "[catalog]\ntype = \"rest\"\nuri = \"http://127.0.0.1:8181\"\n";
-        let secrets = |text: &str| match parse_with_env(text, dir.path(), env).unwrap().lake.catalog
+        let secrets = |text: &str| match parse_with_env(text, dir.path(), env)
+            .unwrap()
+            .0
+            .lake
+            .catalog
         {
             CatalogConfig::Rest {
                 token, credential, ..
@@ -290,5 +314,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("bogus"), "{err:#}");
+    }
+
+    #[test]
+    fn the_run_section_names_the_author() {
+        let dir = tempfile::tempdir().unwrap();
+        let sql = "[catalog]\ntype = \"sql\"\nuri = \"c.db\"\nwarehouse = \"w\"\n";
+        let author = |text: &str| parse_with_env(text, dir.path(), |_| None).map(|c| c.1.author);
+        assert_eq!(author(sql).unwrap(), None);
+        let with_run = format!("{sql}[run]\nauthor = \"etl-bot\"\n");
+        assert_eq!(author(&with_run).unwrap().as_deref(), Some("etl-bot"));
+        let typo = format!("{sql}[run]\nauthr = \"etl-bot\"\n");
+        assert!(format!("{:#}", author(&typo).unwrap_err()).contains("authr"));
     }
 }

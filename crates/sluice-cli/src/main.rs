@@ -13,6 +13,7 @@
 #[macro_use]
 mod render;
 
+mod author;
 mod cli;
 mod commands;
 mod config;

@@ -151,6 +151,22 @@ pub enum Error {
         /// A readable description of the differences.
         diff: String,
     },
+    /// Register mode: a file stores a column otherwise than the table does (a narrower
+    /// integer, nanosecond timestamps), and registered files are read as they are.
+    #[error(
+        "{path} cannot be registered in table {table}: {difference}; copy mode converts it{producer_advice}",
+        producer_advice = microseconds_advice(*.nanoseconds)
+    )]
+    StoredDifferently {
+        /// The source file.
+        path: String,
+        /// `namespace.table`
+        table: String,
+        /// The column and how the file and the table store it.
+        difference: String,
+        /// Whether the file holds nanosecond timestamps (pandas' and Spark's INT96 default).
+        nanoseconds: bool,
+    },
     /// Columns of a source file have types Iceberg cannot store.
     #[error("{path} has columns Iceberg cannot store: {problems}")]
     UnsupportedColumns {
@@ -301,6 +317,16 @@ impl Error {
             ),
             _ => false,
         }
+    }
+}
+
+/// How producers write microsecond timestamps, for files that hold nanoseconds.
+fn microseconds_advice(nanoseconds: bool) -> &'static str {
+    if nanoseconds {
+        ", or the producer can write microseconds (pandas: df.to_parquet(path, \
+         coerce_timestamps=\"us\"); Spark: spark.sql.parquet.outputTimestampType=TIMESTAMP_MICROS)"
+    } else {
+        ""
     }
 }
 

@@ -25,8 +25,13 @@ pub struct Commit {
     pub snapshot_id: i64,
     /// Parent snapshot id.
     pub parent_id: Option<i64>,
-    /// When the snapshot was committed.
+    /// When the snapshot was committed (on whichever branch it was written to).
     pub timestamp: DateTime<Utc>,
+    /// When the ref whose log this is reached this commit: for `main`, when main moved onto
+    /// it (a publish comes after the commit on the audit branch) per the table's snapshot log;
+    /// for other refs, [`Commit::timestamp`]. `REF@<this time>` reads a state that includes
+    /// this commit; a millisecond earlier, one that does not (unless the ref held it before).
+    pub reached_at: DateTime<Utc>,
     /// `append`, `overwrite`, `delete` or `replace`.
     pub operation: String,
     /// `sluice.message`, if set.
@@ -108,11 +113,16 @@ impl Lake {
         let table = self.load_table(name).await?;
         let md = table.metadata();
         let head = refs::resolve(&name.to_string(), md, spec)?;
+        let mut ancestry = refs::ancestry(md, head);
+        ancestry.truncate(limit.unwrap_or(usize::MAX));
+        let (ref_name, not_after) = match spec {
+            RefSpec::AsOf(base, at) => (base.to_string(), Some(at.timestamp_millis())),
+            other => (other.to_string(), None),
+        };
+        let reached = refs::reached_at(md, &ref_name, not_after, &ancestry);
+        let millis = |ms: i64| Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
         let mut out = Vec::new();
-        for id in refs::ancestry(md, head)
-            .into_iter()
-            .take(limit.unwrap_or(usize::MAX))
-        {
+        for (id, reached_ms) in ancestry.into_iter().zip(reached) {
             let Some(s) = md.snapshot_by_id(id) else {
                 break;
             };
@@ -125,10 +135,8 @@ impl Lake {
             out.push(Commit {
                 snapshot_id: id,
                 parent_id: s.parent_snapshot_id(),
-                timestamp: Utc
-                    .timestamp_millis_opt(s.timestamp_ms())
-                    .single()
-                    .unwrap_or_default(),
+                timestamp: millis(s.timestamp_ms()),
+                reached_at: millis(reached_ms),
                 operation: s.summary().operation.as_str().to_string(),
                 message: summary.get(crate::summary::MESSAGE_PROPERTY).cloned(),
                 author: summary.get(crate::summary::AUTHOR_PROPERTY).cloned(),

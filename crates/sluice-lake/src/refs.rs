@@ -131,17 +131,11 @@ impl RefSpec {
     /// Parses `name`, `snapshot-id`, or either followed by `@<RFC 3339 timestamp>`.
     pub fn parse(s: &str) -> Result<Self> {
         if let Some((base, time)) = s.rsplit_once('@') {
-            let at = DateTime::parse_from_rfc3339(time).map_err(|e| Error::InvalidRefName {
+            let at = parse_time(time).ok_or_else(|| Error::InvalidRefName {
                 name: s.escape_default().to_string(),
-                reason: leak_reason(e),
+                reason: "the part after `@` must be a time such as 2026-11-25T10:00:00Z or \
+                         2026-11-25 10:00:00.123 (UTC when no zone is given)",
             })?;
-            // A time written to the second means the whole second: `sluice log` shows commit
-            // times, and a time copied from it must include the commit it shows.
-            let at = if time.contains('.') {
-                at.with_timezone(&Utc)
-            } else {
-                at.with_timezone(&Utc) + chrono::Duration::milliseconds(999)
-            };
             return Ok(RefSpec::AsOf(Box::new(RefSpec::parse(base)?), at));
         }
         if s.is_empty() {
@@ -159,8 +153,29 @@ impl RefSpec {
     }
 }
 
-fn leak_reason(_e: chrono::ParseError) -> &'static str {
-    "the part after `@` must be an RFC 3339 timestamp such as 2026-11-25T10:00:00Z"
+/// A time after `@`: RFC 3339 (`2026-11-25T10:00:00.123Z`, any offset), or the same with a
+/// space instead of the `T` and without a zone, as `sluice log` used to print it, read as UTC.
+/// A time written to the second means the whole second: `sluice log` shows commit times to the
+/// millisecond, and a time copied from it, or cut to the second, must include the commit shown.
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    let with_t = match text.as_bytes().get(10) {
+        Some(b' ') | Some(b't') => format!("{}T{}", &text[..10], text[11..].trim_start()),
+        _ => text.to_string(),
+    };
+    let at = DateTime::parse_from_rfc3339(&with_t)
+        .map(|at| at.with_timezone(&Utc))
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(&with_t, "%Y-%m-%dT%H:%M:%S%.f")
+                .map(|naive| naive.and_utc())
+        })
+        .ok()?;
+    let fraction = with_t.get(19..).is_some_and(|rest| rest.starts_with('.'));
+    Some(if fraction {
+        at
+    } else {
+        at + chrono::Duration::milliseconds(999)
+    })
 }
 
 impl fmt::Display for RefSpec {
@@ -290,23 +305,30 @@ pub(crate) fn resolve(
         }
         RefSpec::AsOf(base, at) => {
             let at_ms = at.timestamp_millis();
+            let mut head_of_main = None;
             if matches!(base.as_ref(), RefSpec::Named(n) if n == MAIN) {
                 // The snapshot log records each move of main with the time it happened.
-                let entry = metadata
-                    .history()
-                    .iter()
-                    .rev()
-                    .find(|e| e.timestamp_ms <= at_ms);
-                return match entry {
-                    Some(e) => Ok(Some(e.snapshot_id)),
-                    None => Err(not_found(format!(
-                        "main had no snapshot at {}",
-                        at.to_rfc3339()
-                    ))),
-                };
+                let history = metadata.history();
+                if let Some(e) = history.iter().rev().find(|e| e.timestamp_ms <= at_ms) {
+                    return Ok(Some(e.snapshot_id));
+                }
+                // Before the oldest move the log still holds (engines trim it when they
+                // expire snapshots), main's ancestors are all there is to go by.
+                match history.first() {
+                    Some(oldest) => head_of_main = Some(oldest.snapshot_id),
+                    None => {
+                        return Err(not_found(format!(
+                            "main had no snapshot at {}",
+                            at.to_rfc3339()
+                        )));
+                    }
+                }
             }
-            let head = resolve(table, metadata, base)?
-                .ok_or_else(|| not_found("the ref has no snapshot".to_string()))?;
+            let head = match head_of_main {
+                Some(head) => head,
+                None => resolve(table, metadata, base)?
+                    .ok_or_else(|| not_found("the ref has no snapshot".to_string()))?,
+            };
             let mut cursor = metadata.snapshot_by_id(head);
             while let Some(snapshot) = cursor {
                 if snapshot.timestamp_ms() <= at_ms {
@@ -316,10 +338,14 @@ pub(crate) fn resolve(
                     .parent_snapshot_id()
                     .and_then(|p| metadata.snapshot_by_id(p));
             }
-            Err(not_found(format!(
-                "no snapshot of it was committed at or before {}",
-                at.to_rfc3339()
-            )))
+            Err(not_found(if head_of_main.is_some() {
+                format!("main had no snapshot at {}", at.to_rfc3339())
+            } else {
+                format!(
+                    "no snapshot of it was committed at or before {}",
+                    at.to_rfc3339()
+                )
+            }))
         }
     }
 }
@@ -333,6 +359,54 @@ fn ref_names(metadata: &TableMetadata) -> String {
     } else {
         names.join(", ")
     }
+}
+
+/// When `ref_name` reached each of `ancestry` (newest first, as [`ancestry`] returns it), in
+/// milliseconds: a time at or after it reads a state of the ref that includes the snapshot.
+///
+/// For `main` this is when main moved onto the snapshot, or onto a descendant of it when main
+/// never pointed at the snapshot itself (a fast-forward over several commits), from the table's
+/// snapshot log; a snapshot older than the oldest move the log still holds keeps its own commit
+/// time. `not_after` bounds the moves looked at (the time of `main@<time>`). Other refs keep no
+/// log, and their `@<time>` goes by commit times, so those are what they reached them at.
+pub(crate) fn reached_at(
+    metadata: &TableMetadata,
+    ref_name: &str,
+    not_after: Option<i64>,
+    ancestry: &[i64],
+) -> Vec<i64> {
+    let own = |id: i64| metadata.snapshot_by_id(id).map_or(0, |s| s.timestamp_ms());
+    if ref_name != MAIN {
+        return ancestry.iter().map(|id| own(*id)).collect();
+    }
+    let history = metadata.history();
+    let logged_since = history.first().map_or(i64::MAX, |e| e.timestamp_ms);
+    // Each snapshot's moves, oldest first (the log is in time order).
+    let mut moves: std::collections::HashMap<i64, Vec<i64>> = std::collections::HashMap::new();
+    for entry in history {
+        moves
+            .entry(entry.snapshot_id)
+            .or_default()
+            .push(entry.timestamp_ms);
+    }
+    let mut bound = not_after.unwrap_or(i64::MAX);
+    let mut later: Option<i64> = None;
+    ancestry
+        .iter()
+        .map(|&id| {
+            let moved = moves
+                .get(&id)
+                .and_then(|times| times.iter().rev().find(|t| **t <= bound).copied());
+            let at = match (moved, later) {
+                (Some(at), _) => at,
+                (None, Some(child)) if own(id) >= logged_since => child,
+                _ => own(id),
+            };
+            bound = bound.min(at);
+            later = Some(at);
+            at
+        })
+        .collect()
 }
 
 /// The snapshot ids from `head` back to the root, newest first.

@@ -82,6 +82,24 @@ impl StepError {
         }
     }
 
+    /// The failure a step ends with after its last attempt: permanent, saying what went wrong
+    /// first, and how often it was tried only when that was more than once.
+    pub fn gave_up(&self, step: &str, attempts: u32) -> Self {
+        let message = if attempts > 1 {
+            format!(
+                "{} (step {step:?} gave up after {attempts} attempts)",
+                self.message
+            )
+        } else {
+            self.message.clone()
+        };
+        Self {
+            message,
+            transient: false,
+            cause: self.cause.clone(),
+        }
+    }
+
     /// The same failure said differently (the cause and the retry marking are kept).
     pub fn with_message(&self, message: impl fmt::Display) -> Self {
         Self {

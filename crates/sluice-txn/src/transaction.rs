@@ -597,8 +597,7 @@ impl Step<'_> {
                         clock.sleep(delay).await;
                         continue;
                     }
-                    let failed =
-                        error.context(format!("step {:?} failed after {n} attempt(s)", self.name));
+                    let failed = error.gave_up(&self.name, n);
                     ctx.append(RunEvent::StepFailed {
                         step: step_id,
                         attempts: n,

@@ -67,6 +67,10 @@ pub(crate) struct RunState {
     pub(crate) audit_failed: Option<AuditReport>,
     /// Each finished step and how long it took.
     pub(crate) timings: Vec<(String, Duration)>,
+    /// Whether the table existed when the write step looked (`None`: it did not get there).
+    pub(crate) table_existed: Option<bool>,
+    /// Whether this run created the table.
+    pub(crate) table_created: bool,
 }
 
 /// A step's failure, retryable when the lake says it is.
@@ -147,6 +151,7 @@ impl Pipeline {
         let commits_before = self.lake.commits_made();
         let table = &options.table;
         let mut report = RunReport::new(table.clone(), options.mode);
+        self.check_partition_spec(options).await?;
         let listed = match &options.files {
             Some(files) => files.clone(),
             None => list_source(&self.lake, &options.source).await?,
@@ -201,7 +206,7 @@ impl Pipeline {
                         .map_err(step_error)?;
                         unless_cancelled(
                             options,
-                            self.write(options, files, branch, &run_id, key_ref),
+                            self.write(options, files, branch, &run_id, key_ref, state),
                         )
                         .await
                         .map_err(step_error)
@@ -261,6 +266,8 @@ impl Pipeline {
         let mut s = lock(state);
         report.run_id = Some(outcome.run_id());
         report.branch = Some(format!("sluice/{}", outcome.run_id()));
+        report.table_existed = s.table_existed;
+        report.table_created = s.table_created;
         for (step, took) in s.timings.drain(..) {
             report.record(&step, took);
         }

@@ -93,6 +93,14 @@ pub struct RunReport {
     /// What table-scoped checks read of `main`, when a check needed existing rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub main_files_read: Option<ExistingRead>,
+    /// Whether the table existed when the run looked for it (`None` when the run ended
+    /// before it looked: nothing to do, or a failure before the write step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_existed: Option<bool>,
+    /// Whether this run created the table (from the first file's schema). A run that
+    /// creates the table and then does not publish leaves it in place, without rows.
+    #[serde(default)]
+    pub table_created: bool,
     /// The step that failed.
     pub failed_step: Option<String>,
     /// Why the run failed, as a message.
@@ -125,6 +133,8 @@ impl RunReport {
             copied_as_is: 0,
             partitions: Vec::new(),
             main_files_read: None,
+            table_existed: None,
+            table_created: false,
             snapshot_id: None,
             publish: None,
             audit: None,

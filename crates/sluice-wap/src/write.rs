@@ -6,7 +6,7 @@
 //! run's identity and the audit verdict.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sluice_checks::{AuditReport, Evaluator};
@@ -16,7 +16,9 @@ use sluice_lake::summary::{
 };
 use sluice_lake::{
     AppendRequest, LedgerEntry, LoadedTable, RefName, RefSpec, WriteOptions,
-    ingest::{IngestMode, IngestOptions, column_ranges, unsupported_table_reason},
+    ingest::{
+        IngestMode, IngestOptions, check_registrable, column_ranges, unsupported_table_reason,
+    },
     parquet::{ParquetFooter, read_footers},
     partition::{self, PartitionRows},
     schema::{arrow_schema_for, diff_schemas, unsupported_columns},
@@ -26,7 +28,7 @@ use crate::audit::{Audit, audit_summary, evaluator, label_partitions, observe_ex
 use crate::error::{Error, Result};
 use crate::interrupt::pause_point;
 use crate::options::{Mode, RunOptions, SchemaChange};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, RunState, lock};
 use crate::report::ExistingRead;
 use crate::source::SourceFile;
 
@@ -91,10 +93,17 @@ impl Pipeline {
         branch: &RefName,
         run_id: &str,
         key: &str,
+        state: &Mutex<RunState>,
     ) -> Result<Written> {
         let lake = self.lake();
         let name = &options.table;
         let locations: Vec<String> = files.iter().map(|f| f.location.clone()).collect();
+        let existing = match lake.load_table(name).await {
+            Ok(t) => Some(t),
+            Err(sluice_lake::Error::TableNotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        lock(state).table_existed = Some(existing.is_some());
         // Every footer first: a corrupt file fails the run before anything is written.
         let footers = read_footers(lake.stores(), &locations).await?;
         // A column Iceberg cannot store fails the run naming the file and every such column,
@@ -109,21 +118,38 @@ impl Pipeline {
                 .into());
             }
         }
-        let mut table = match lake.load_table(name).await {
-            Ok(t) => t,
-            Err(sluice_lake::Error::TableNotFound { .. }) => match lake
-                .create_partitioned_table(
-                    name,
+        let mut table = match existing {
+            Some(t) => t,
+            None => {
+                // A new table takes the first file's schema: every other file must fit it
+                // before the table is created, so that a mismatch leaves no table behind.
+                let first = arrow_schema_for(&sluice_lake::schema::iceberg_schema_from_arrow(
                     &footers[0].schema,
-                    options.partition_by.as_deref().unwrap_or(""),
-                )
-                .await
-            {
-                Ok(t) => t,
-                Err(sluice_lake::Error::TableAlreadyExists { .. }) => lake.load_table(name).await?,
-                Err(e) => return Err(e.into()),
-            },
-            Err(e) => return Err(e.into()),
+                )?)?;
+                check_files_fit(options, &first, &footers)?;
+                if options.mode == Mode::Register {
+                    for footer in &footers {
+                        check_registrable(name, &first, footer)?;
+                    }
+                }
+                match lake
+                    .create_partitioned_table(
+                        name,
+                        &footers[0].schema,
+                        options.partition_by.as_deref().unwrap_or(""),
+                    )
+                    .await
+                {
+                    Ok(t) => {
+                        lock(state).table_created = true;
+                        t
+                    }
+                    Err(sluice_lake::Error::TableAlreadyExists { .. }) => {
+                        lake.load_table(name).await?
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         };
         if let Some(reason) = unsupported_table_reason(&table) {
             return Err(sluice_lake::Error::CannotPublish {
@@ -242,30 +268,10 @@ impl Pipeline {
         footers: &[ParquetFooter],
     ) -> Result<LoadedTable> {
         let table_schema = arrow_schema_for(table.metadata().current_schema())?;
+        check_files_fit(options, &table_schema, footers)?;
         let mut new_columns: Vec<arrow_schema::Field> = Vec::new();
         for footer in footers {
             let diff = diff_schemas(&table_schema, &footer.schema);
-            if !diff.only_additions() {
-                let d = sluice_lake::schema::SchemaDiff {
-                    extra: Vec::new(),
-                    extra_nested: Vec::new(),
-                    ..diff
-                };
-                return Err(Error::SchemaDrift(format!(
-                    "schema of {} does not match table {}: {}",
-                    footer.location,
-                    options.table,
-                    d.describe()
-                )));
-            }
-            if !diff.is_compatible() && options.on_schema_change == SchemaChange::Fail {
-                return Err(Error::SchemaDrift(format!(
-                    "schema of {} does not match table {}: {}",
-                    footer.location,
-                    options.table,
-                    diff.describe()
-                )));
-            }
             // A struct column with new fields is passed whole: the table adds what it lacks.
             for f in diff
                 .extra
@@ -293,6 +299,38 @@ impl Pipeline {
     }
 }
 
+/// Every file fits the table's schema, or differs only by columns the run may add
+/// (`--on-schema-change add-columns`); otherwise the first that does not fails the run,
+/// naming the file, the table and every difference.
+fn check_files_fit(
+    options: &RunOptions,
+    table_schema: &arrow_schema::Schema,
+    footers: &[ParquetFooter],
+) -> Result<()> {
+    for footer in footers {
+        let diff = diff_schemas(table_schema, &footer.schema);
+        let shown = if !diff.only_additions() {
+            // The differences no option can fix come first, alone.
+            sluice_lake::schema::SchemaDiff {
+                extra: Vec::new(),
+                extra_nested: Vec::new(),
+                ..diff
+            }
+        } else if !diff.is_compatible() && options.on_schema_change == SchemaChange::Fail {
+            diff
+        } else {
+            continue;
+        };
+        return Err(Error::SchemaDrift(format!(
+            "schema of {} does not match table {}: {}",
+            footer.location,
+            options.table,
+            shown.describe()
+        )));
+    }
+    Ok(())
+}
+
 /// The union of two input columns of the same name where both are structs (fields of `b` that
 /// `a` lacks appended, recursively), or `None` when there is nothing to merge.
 fn merged_struct(a: &arrow_schema::Field, b: &arrow_schema::Field) -> Option<arrow_schema::Field> {
@@ -312,6 +350,22 @@ fn merged_struct(a: &arrow_schema::Field, b: &arrow_schema::Field) -> Option<arr
         }
     }
     Some(a.clone().with_data_type(DataType::Struct(fields.into())))
+}
+
+impl Pipeline {
+    /// A run that names a partition spec fails at once when the table exists with another,
+    /// whether or not there is anything new to write (a table that does not exist yet is
+    /// created with the spec by the write step).
+    pub(crate) async fn check_partition_spec(&self, options: &RunOptions) -> Result<()> {
+        let Some(partition_by) = &options.partition_by else {
+            return Ok(());
+        };
+        match self.lake().load_table(&options.table).await {
+            Ok(table) => ensure_spec(&table, partition_by),
+            Err(sluice_lake::Error::TableNotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 /// An existing table written with `--partition-by` must have that spec already.

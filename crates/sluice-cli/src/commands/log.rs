@@ -18,7 +18,9 @@ pub(super) async fn log(ctx: &Ctx<'_>, target: &str, limit: Option<usize>) -> Re
             .map(|c| {
                 vec![
                     c.snapshot_id.to_string(),
-                    c.timestamp.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+                    // RFC 3339, as `REF@<time>` takes it: the time the ref reached the
+                    // commit, so that a time copied from here reads a state that includes it.
+                    c.reached_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
                     c.operation.clone(),
                     c.message.clone().unwrap_or_default(),
                     c.author.clone().unwrap_or_default(),
@@ -36,7 +38,7 @@ pub(super) async fn log(ctx: &Ctx<'_>, target: &str, limit: Option<usize>) -> Re
             table(
                 &[
                     "SNAPSHOT",
-                    "TIME (UTC)",
+                    "TIME",
                     "OPERATION",
                     "MESSAGE",
                     "AUTHOR",

@@ -71,7 +71,13 @@ pub(super) fn run_options(ctx: &Ctx<'_>, args: &RunArgs) -> Result<RunOptions> {
         options.write.nanos = sluice_lake::schema::NanosToMicros::Truncate;
     }
     options.message = args.message.clone();
-    options.author = args.author.clone().or_else(|| std::env::var("USER").ok());
+    options.author = Some(match &args.author {
+        Some(author) => author.clone(),
+        None => {
+            let config = crate::config::load(ctx.cli.config.as_deref())?;
+            crate::author::default_author(config.author.as_deref())
+        }
+    });
     options.sample_size = args.samples;
     options.key_columns = args.key_columns.clone();
     if !ctx.cli.quiet && !ctx.cli.json && std::io::stderr().is_terminal() {

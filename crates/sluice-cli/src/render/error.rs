@@ -74,6 +74,12 @@ fn lake_next_step(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
             _ => None,
         }
     })?;
+    next_step(lake)
+}
+
+/// What to do about a lake error, in `sluice` words, to say right after it (also after the
+/// error of a failed run).
+pub fn next_step(lake: &sluice_lake::Error) -> Option<String> {
     match lake {
         sluice_lake::Error::TableNotFound { table } => Some(format!(
             "; a first `sluice run --table {table}` creates it from its source files, or check the name (list tables with `sluice tables`)"
@@ -81,6 +87,11 @@ fn lake_next_step(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
         sluice_lake::Error::NamespaceNotFound { .. } => {
             Some("; list the tables of every namespace with `sluice tables`".to_string())
         }
+        sluice_lake::Error::StoredDifferently { nanoseconds, .. } => Some(if *nanoseconds {
+            " (`sluice run --mode copy`; add `--truncate-timestamps` if some values have a sub-microsecond part)".to_string()
+        } else {
+            " (`sluice run --mode copy`)".to_string()
+        }),
         sluice_lake::Error::BranchNotFound { table, .. } => {
             Some(format!("; list branches with `sluice branch list {table}`"))
         }

@@ -36,6 +36,7 @@ pub fn run_json(report: &RunReport) -> serde_json::Value {
         "run_key": report.run_key,
         "branch": report.branch,
         "checks": checks,
+        "table_created": report.table_created,
         "failed_step": report.failed_step,
         "error": run_error(report),
         "durations": durations,
@@ -43,14 +44,21 @@ pub fn run_json(report: &RunReport) -> serde_json::Value {
     })
 }
 
-/// Why a run failed, with what to do when its rollback is unfinished.
+/// Why a run failed, with what to do about it, and when its rollback is unfinished.
 fn run_error(report: &RunReport) -> Option<String> {
-    let error = report.error.clone()?;
-    Some(if report.undo_failed.is_empty() {
-        error
-    } else {
-        format!("{error}; run `sluice recover` to finish the rollback")
-    })
+    let mut error = report.error.clone()?;
+    if let Some(next) = report
+        .failure
+        .as_ref()
+        .and_then(|f| f.lake_error())
+        .and_then(crate::render::error::next_step)
+    {
+        error.push_str(&next);
+    }
+    if !report.undo_failed.is_empty() {
+        error.push_str("; run `sluice recover` to finish the rollback");
+    }
+    Some(error)
 }
 
 /// A run report: one JSON document with `--json`, else its outcome in a line and the audit.
@@ -95,18 +103,23 @@ pub fn print_run(ctx: &Ctx<'_>, report: &RunReport) {
         ),
         RunStatus::AuditFailed => {
             outln!(
-                "{} for {} file(s) into {}: rolled back, main unchanged",
+                "{} for {} file(s) into {}: rolled back, {}",
                 s.bad("audit failed"),
                 report.files.len(),
-                report.table
+                report.table,
+                if report.table_created {
+                    unchanged(report)
+                } else {
+                    "main unchanged".to_string()
+                }
             );
         }
         RunStatus::Interrupted => {
             eprintln!(
-                "{} in step {}: rolled back, nothing was published; main of {} is unchanged",
+                "{} in step {}: rolled back, nothing was published; {}",
                 s.warn("stopped"),
                 report.failed_step.as_deref().unwrap_or("start"),
-                report.table
+                unchanged(report)
             );
         }
         RunStatus::Failed => {
@@ -116,10 +129,7 @@ pub fn print_run(ctx: &Ctx<'_>, report: &RunReport) {
                 report.failed_step.as_deref().unwrap_or("start"),
                 run_error(report).as_deref().unwrap_or("unknown error")
             );
-            eprintln!(
-                "nothing was published; main of {} is unchanged",
-                report.table
-            );
+            eprintln!("nothing was published; {}", unchanged(report));
         }
     }
     if !report.partitions.is_empty() && !ctx.cli.quiet {
@@ -140,6 +150,16 @@ pub fn print_run(ctx: &Ctx<'_>, report: &RunReport) {
         && !ctx.cli.quiet
     {
         print_audit(audit);
+    }
+}
+
+/// What a run that did not publish left of the table, in words.
+fn unchanged(report: &RunReport) -> String {
+    let table = &report.table;
+    match (report.table_existed, report.table_created) {
+        (_, true) => format!("table {table} was created by this run and has no rows yet"),
+        (Some(false), false) => format!("table {table} was not created"),
+        _ => format!("main of {table} is unchanged"),
     }
 }
 

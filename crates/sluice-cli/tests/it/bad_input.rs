@@ -64,7 +64,11 @@ fn schema_drift_is_a_clear_error_unless_columns_may_be_added() {
     )
     .unwrap();
     write(&env.path("typed/t.parquet"), &changed);
-    assert_rejected(&env, "typed", "`event_id` is Utf8");
+    assert_rejected(
+        &env,
+        "typed",
+        "`event_id` is string in the file but long in the table",
+    );
 
     let extra = RecordBatch::try_new(
         Arc::new(Schema::new(vec![

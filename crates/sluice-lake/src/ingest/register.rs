@@ -29,34 +29,85 @@ pub async fn data_files_for(
     let arrow_schema = arrow_schema_for(schema)?;
     let mut files = Vec::with_capacity(footers.len());
     for footer in footers {
-        let diff = diff_schemas(&arrow_schema, &footer.schema);
-        if !diff.is_compatible() {
-            return Err(Error::SchemaMismatch {
-                table: table.name().to_string(),
-                path: footer.location.clone(),
-                diff: diff.describe(),
-            });
-        }
-        // Register mode cannot convert values: a type the file stores differently than the
-        // table (e.g. int32 for long) must be rejected even where copy mode could cast it.
-        for field in footer.schema.fields() {
-            let table_field = arrow_schema.field_with_name(field.name())?;
-            if !stored_identically(field.data_type(), table_field.data_type()) {
-                return Err(Error::SchemaMismatch {
-                    table: table.name().to_string(),
-                    path: footer.location.clone(),
-                    diff: format!(
-                        "column `{}` is stored as {} but the table has {}; use copy mode to convert it",
-                        field.name(),
-                        field.data_type(),
-                        table_field.data_type()
-                    ),
-                });
-            }
-        }
+        check_registrable(table.name(), &arrow_schema, footer)?;
         files.push(data_file(table, footer)?);
     }
     Ok(files)
+}
+
+/// Whether a file can be registered as it is in a table of `table_schema` (the Arrow form of
+/// the table's schema): its columns fit ([`Error::SchemaMismatch`] otherwise) and each is
+/// stored as the table stores it, for registered files are read as they are
+/// ([`Error::StoredDifferently`] otherwise). A run can check this before it creates a table.
+pub fn check_registrable(
+    table_name: &crate::TableName,
+    table_schema: &ArrowSchema,
+    footer: &ParquetFooter,
+) -> Result<()> {
+    let diff = diff_schemas(table_schema, &footer.schema);
+    if !diff.is_compatible() {
+        return Err(Error::SchemaMismatch {
+            table: table_name.to_string(),
+            path: footer.location.clone(),
+            diff: diff.describe(),
+        });
+    }
+    // Register mode cannot convert values: a type the file stores differently than the
+    // table (e.g. int32 for long) must be rejected even where copy mode could cast it.
+    for field in footer.schema.fields() {
+        let table_field = table_schema.field_with_name(field.name())?;
+        if !stored_identically(field.data_type(), table_field.data_type()) {
+            return Err(Error::StoredDifferently {
+                path: footer.location.clone(),
+                table: table_name.to_string(),
+                difference: format!(
+                    "column `{}` is stored as {} but the table has {}",
+                    field.name(),
+                    stored_type_name(field.data_type()),
+                    stored_type_name(table_field.data_type())
+                ),
+                nanoseconds: holds_nanoseconds(field.data_type()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// How a column is stored, in Iceberg's words and, where that hides the difference register
+/// mode cares about (`int32` and `int64` are both integers to a reader), parquet's width too.
+fn stored_type_name(ty: &DataType) -> String {
+    let name = match ty {
+        DataType::Timestamp(_, Some(_)) => "timestamptz".to_string(),
+        DataType::Timestamp(_, None) => "timestamp".to_string(),
+        other => crate::schema::type_name(other),
+    };
+    let width = match ty {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 => "32-bit",
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => "unsigned 32-bit",
+        DataType::Int64 => "64-bit",
+        DataType::UInt64 => "unsigned 64-bit",
+        DataType::Timestamp(unit, _) => match unit {
+            TimeUnit::Second => "seconds",
+            TimeUnit::Millisecond => "milliseconds",
+            TimeUnit::Microsecond => "microseconds",
+            TimeUnit::Nanosecond => "nanoseconds",
+        },
+        _ => return name,
+    };
+    format!("{name} ({width})")
+}
+
+/// Whether a column holds nanosecond timestamps, at any depth.
+fn holds_nanoseconds(ty: &DataType) -> bool {
+    match ty {
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => true,
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::ListView(f)
+        | DataType::Map(f, _) => holds_nanoseconds(f.data_type()),
+        DataType::Struct(fields) => fields.iter().any(|f| holds_nanoseconds(f.data_type())),
+        _ => false,
+    }
 }
 
 fn stored_identically(file: &DataType, table: &DataType) -> bool {

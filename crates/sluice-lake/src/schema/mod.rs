@@ -282,11 +282,30 @@ impl SchemaDiff {
             parts.push(format!("required column `{c}` is missing"));
         }
         for (c, table, input) in &self.type_changes {
+            let (table, input) = (type_name(table), type_name(input));
             parts.push(format!(
-                "column `{c}` is {input} in the input but {table} in the table"
+                "column `{c}` is {input} in the file but {table} in the table (write it as \
+                 {table}, or load the file into a table of its own)"
             ));
         }
         parts.join("; ")
+    }
+}
+
+/// The name users know a column's type by: Iceberg's (`string`, `double`, `timestamptz`,
+/// `list`), whatever Arrow encoding a file chose for it (`LargeUtf8`, `Utf8View` and
+/// dictionaries of strings are all `string`); Arrow's own name for a type Iceberg lacks.
+pub fn type_name(ty: &DataType) -> String {
+    match ty {
+        DataType::Dictionary(_, value) => type_name(value),
+        DataType::Struct(_) => "struct".to_string(),
+        DataType::Map(..) => "map".to_string(),
+        other if list_element(other).is_some() => "list".to_string(),
+        DataType::FixedSizeList(..) => "list".to_string(),
+        other => match iceberg::arrow::arrow_type_to_type(other) {
+            Ok(iceberg_type) => iceberg_type.to_string(),
+            Err(_) => other.to_string(),
+        },
     }
 }
 

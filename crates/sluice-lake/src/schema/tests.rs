@@ -55,7 +55,8 @@ fn conform_reorders_fills_and_rejects() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("bad.parquet") && err.contains("`id` is Int32"),
+        err.contains("bad.parquet")
+            && err.contains("`id` is int in the file but long in the table"),
         "{err}"
     );
 }

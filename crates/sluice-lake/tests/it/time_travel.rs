@@ -166,3 +166,74 @@ async fn main_at_a_time_is_what_main_held_then() {
         .unwrap_err();
     assert!(err.to_string().contains("main had no snapshot"), "{err}");
 }
+
+/// `sluice log` of main shows when main reached each commit: a time copied from it includes
+/// the commit, a millisecond earlier does not, also for a commit a fast-forward went past.
+#[tokio::test]
+async fn the_log_of_main_shows_when_main_reached_each_commit() {
+    let t = new_lake().await;
+    let main = RefName::main();
+    t.lake
+        .append_batches(&t.table, &main, &[batch(0..2)], Default::default())
+        .await
+        .unwrap();
+    let dev = RefName::new("dev").unwrap();
+    t.lake
+        .create_branch(&t.table, &dev, &RefSpec::main())
+        .await
+        .unwrap();
+    for ids in [2..4, 4..6] {
+        t.lake
+            .append_batches(&t.table, &dev, &[batch(ids)], Default::default())
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    t.lake
+        .publish(
+            &t.table,
+            RefMove {
+                source: &dev,
+                target: &main,
+            },
+            Default::default(),
+        )
+        .await
+        .unwrap();
+
+    let log = t.lake.log(&t.table, &RefSpec::main(), None).await.unwrap();
+    assert_eq!(log.len(), 3);
+    let (newest, skipped, first) = (&log[0], &log[1], &log[2]);
+    // Both dev commits entered main with the fast-forward, after they were written.
+    assert_eq!(newest.reached_at, skipped.reached_at);
+    assert!(newest.reached_at > newest.timestamp, "{newest:?}");
+    assert!(first.reached_at < skipped.reached_at);
+    let at =
+        |t: chrono::DateTime<chrono::Utc>| format!("main@{}", t.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+    let a_millisecond_before =
+        |c: &sluice_lake::Commit| at(c.reached_at - chrono::Duration::milliseconds(1));
+    for (commit, its_first_id) in [(newest, 4), (skipped, 2), (first, 0)] {
+        let held = ids(&t.lake, &t.table, &at(commit.reached_at)).await;
+        assert!(held.contains(&its_first_id), "{commit:?}: {held:?}");
+        if commit.snapshot_id != first.snapshot_id {
+            let before = ids(&t.lake, &t.table, &a_millisecond_before(commit)).await;
+            assert!(!before.contains(&its_first_id), "{commit:?}: {before:?}");
+        }
+    }
+    let err = t
+        .lake
+        .resolve(
+            &t.table,
+            &RefSpec::parse(&a_millisecond_before(first)).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("main had no snapshot"), "{err}");
+    // The log of the branch goes by commit times, as `dev@<time>` does.
+    let dev_log = t
+        .lake
+        .log(&t.table, &RefSpec::parse("dev").unwrap(), None)
+        .await
+        .unwrap();
+    assert!(dev_log.iter().all(|c| c.reached_at == c.timestamp));
+}

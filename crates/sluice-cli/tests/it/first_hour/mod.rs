@@ -4,7 +4,9 @@
 mod json_output;
 mod onboarding;
 mod refs;
+mod run_messages;
 mod signals;
+mod time_and_output;
 mod timestamps;
 mod wording;
 

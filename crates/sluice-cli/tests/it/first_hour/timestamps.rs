@@ -178,3 +178,75 @@ columns = { ts = "timestamptz" }
     );
     assert!(!text.contains("Timestamp("), "{text}");
 }
+
+/// Writes nanosecond timestamps as pandas does (pandas 2 always, pandas 3 when the values came
+/// with nanoseconds) to `path` and, with `coerce_timestamps="us"` as docs/lake.md says, to
+/// `micros`: argv = path, micros.
+const PANDAS_WRITER: &str = r#"
+import sys
+import pandas as pd
+df = pd.DataFrame({
+    "event_id": pd.Series(range(10), dtype="int64"),
+    "ts": pd.date_range("2025-12-01", periods=10, freq="s", tz="UTC").astype("datetime64[ns, UTC]"),
+})
+df.to_parquet(sys.argv[1])
+df.to_parquet(sys.argv[2], coerce_timestamps="us")
+"#;
+
+#[test]
+fn register_mode_names_the_way_out_for_nanosecond_files() {
+    let env = Env::new();
+    write(&env.path("ns/a.parquet"), &nanosecond_events(0..10, 0));
+    let out = env.sluice(&[
+        "run", "--source", "ns", "--table", "ns.reg", "--mode", "register",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    for needle in [
+        "a.parquet cannot be registered in table ns.reg",
+        "column `ts` is stored as timestamptz (nanoseconds) but the table has timestamptz (microseconds)",
+        "coerce_timestamps=\"us\"",
+        "`sluice run --mode copy`",
+        "--truncate-timestamps",
+        // Refused before the table was created.
+        "table ns.reg was not created",
+    ] {
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+    // Copy mode converts the same file.
+    let (code, report) = env.json(&["run", "--source", "ns", "--table", "ns.reg"]);
+    assert_eq!(code, 0, "{report}");
+
+    if !python_available("pandas' files in register mode", "pandas, pyarrow") {
+        return;
+    }
+    std::fs::create_dir_all(env.path("pandas")).unwrap();
+    std::fs::create_dir_all(env.path("pandas-us")).unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-c", PANDAS_WRITER])
+        .arg(env.path("pandas/default.parquet"))
+        .arg(env.path("pandas-us/micros.parquet"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let register = |source: &str| {
+        env.sluice(&[
+            "run",
+            "--source",
+            source,
+            "--table",
+            "ns.pandas",
+            "--mode",
+            "register",
+        ])
+    };
+    let out = register("pandas");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("(nanoseconds)"), "{}", stderr(&out));
+    // The documented one-liner writes a file register mode takes as it is.
+    let out = register("pandas-us");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (code, rows) = env.json(&["scan", "ns.pandas"]);
+    assert_eq!(code, 0, "{rows}");
+    assert_eq!(rows.as_array().unwrap().len(), 10);
+}

@@ -22,6 +22,8 @@ const RUST_NAMES: &[&str] = &[
     "Timestamp(",
     "Int64",
     "Utf8",
+    "Float64",
+    "attempt(s)",
 ];
 
 /// Problems of user-facing text: Rust names, `=>`, CamelCase identifiers, a cause twice.
@@ -62,6 +64,19 @@ fn speech_problems(text: &str) -> Vec<String> {
 fn error_output_speaks_the_users_words_in_text_and_json() {
     let env = seeded();
     write(&env.path("more/m.parquet"), &events(10..20, false));
+    // `amount` as text, where the table has a double.
+    let typed = arrow_array::RecordBatch::try_new(
+        std::sync::Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+            "amount",
+            arrow_schema::DataType::LargeUtf8,
+            true,
+        )])),
+        vec![std::sync::Arc::new(arrow_array::LargeStringArray::from(
+            vec!["1.5"],
+        ))],
+    )
+    .unwrap();
+    write(&env.path("typed/t.parquet"), &typed);
     std::fs::write(env.path("notes.txt"), "not parquet").unwrap();
     std::fs::write(
         env.path("broken.toml"),
@@ -100,6 +115,7 @@ fn error_output_speaks_the_users_words_in_text_and_json() {
             "missing.toml",
         ],
         vec!["run", "--source", "more", "--table", "bad name"],
+        vec!["run", "--source", "typed", "--table", "ns.events"],
         vec!["log", "ns.nope"],
         vec!["log", "ns.events@nope"],
         vec!["scan", "ns.events@main@yesterday"],
