@@ -143,7 +143,14 @@ impl Lake {
             .name(name.table().to_string())
             .schema(schema)
             .partition_spec(spec)
-            .properties([(NAME_MAPPING_PROPERTY.to_string(), mapping)])
+            .properties([
+                (NAME_MAPPING_PROPERTY.to_string(), mapping),
+                // Small commits every few minutes: keep few manifests for every reader.
+                (
+                    crate::manifest_merge::MIN_COUNT_TO_MERGE_PROPERTY.to_string(),
+                    crate::manifest_merge::CREATED_MIN_COUNT_TO_MERGE.to_string(),
+                ),
+            ])
             .build();
         self.backend.create_table(name, creation).await
     }

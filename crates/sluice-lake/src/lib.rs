@@ -69,6 +69,7 @@ mod history;
 pub mod ingest;
 mod lake;
 mod ledger;
+pub mod manifest_merge;
 mod manifests;
 pub mod parquet;
 pub mod partition;

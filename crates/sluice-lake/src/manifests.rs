@@ -34,7 +34,7 @@ use serde_json::json;
 use crate::error::{Error, Result};
 
 /// A sequence number that the manifest list assigns (the snapshot's) when it is written.
-const UNASSIGNED_SEQUENCE_NUMBER: i64 = -1;
+pub(crate) const UNASSIGNED_SEQUENCE_NUMBER: i64 = -1;
 
 fn map_field(id: i32, name: &str, key_id: i32, value_id: i32, value: &str) -> serde_json::Value {
     json!({
@@ -488,16 +488,40 @@ fn avro_error(path: &str, e: apache_avro::Error) -> Error {
     }
 }
 
-/// Writes a format version 2 manifest at `path` that adds `files` (all written under `spec`)
-/// in snapshot `snapshot_id` (their sequence numbers are inherited from the snapshot), and
-/// returns its manifest list entry, with the partition summaries readers prune by.
-pub(crate) async fn write_data_manifest_v2(
+/// Where an entry of a manifest being written comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EntryOrigin {
+    /// Added by the snapshot the manifest belongs to: its snapshot id and sequence numbers
+    /// are inherited from it.
+    Added,
+    /// Added by an earlier snapshot and carried over (a merged manifest): it keeps the
+    /// snapshot and the sequence numbers it was added with.
+    Existing {
+        /// The snapshot that added the file.
+        snapshot_id: i64,
+        /// The data sequence number it was added with.
+        data_sequence_number: i64,
+        /// The file sequence number it was added with.
+        file_sequence_number: Option<i64>,
+    },
+}
+
+/// One entry of a manifest being written.
+pub(crate) struct ManifestEntryOut<'a> {
+    pub(crate) file: &'a DataFile,
+    pub(crate) origin: EntryOrigin,
+}
+
+/// Writes a format version 2 data manifest at `path` for snapshot `snapshot_id` with
+/// `entries` (added ones and ones carried over from earlier snapshots), all under `spec`, and
+/// returns its manifest list entry with counts and partition summaries.
+pub(crate) async fn write_manifest_entries_v2(
     file_io: &FileIO,
     metadata: &TableMetadata,
     spec: &PartitionSpec,
     path: &str,
     snapshot_id: i64,
-    files: &[DataFile],
+    entries: &[ManifestEntryOut<'_>],
 ) -> Result<ManifestFile> {
     let schema = metadata.current_schema();
     let partition = spec.partition_type(schema)?;
@@ -527,38 +551,78 @@ pub(crate) async fn write_data_manifest_v2(
             .add_user_metadata(key.to_string(), value)
             .map_err(|e| avro_error(path, e))?;
     }
-    for file in files {
-        let entry = Value::Record(vec![
-            // 1: added
-            ("status".into(), Value::Int(1)),
+    let (mut added_files, mut existing_files) = (0u32, 0u32);
+    let (mut added_rows, mut existing_rows) = (0u64, 0u64);
+    let mut min_sequence_number = UNASSIGNED_SEQUENCE_NUMBER;
+    for entry in entries {
+        let (status, entry_snapshot, data_sequence, file_sequence) = match entry.origin {
+            EntryOrigin::Added => {
+                added_files += 1;
+                added_rows += entry.file.record_count();
+                (1, snapshot_id, None, None)
+            }
+            EntryOrigin::Existing {
+                snapshot_id,
+                data_sequence_number,
+                file_sequence_number,
+            } => {
+                existing_files += 1;
+                existing_rows += entry.file.record_count();
+                if min_sequence_number == UNASSIGNED_SEQUENCE_NUMBER
+                    || data_sequence_number < min_sequence_number
+                {
+                    min_sequence_number = data_sequence_number;
+                }
+                (
+                    0,
+                    snapshot_id,
+                    Some(data_sequence_number),
+                    file_sequence_number,
+                )
+            }
+        };
+        let record = Value::Record(vec![
+            // 0: existing, 1: added
+            ("status".into(), Value::Int(status)),
             (
                 "snapshot_id".into(),
-                nullable(Some(Value::Long(snapshot_id))),
+                nullable(Some(Value::Long(entry_snapshot))),
             ),
-            ("sequence_number".into(), nullable(None)),
-            ("file_sequence_number".into(), nullable(None)),
-            ("data_file".into(), data_file_record(file, &partition)?),
+            (
+                "sequence_number".into(),
+                nullable(data_sequence.map(Value::Long)),
+            ),
+            (
+                "file_sequence_number".into(),
+                nullable(file_sequence.map(Value::Long)),
+            ),
+            (
+                "data_file".into(),
+                data_file_record(entry.file, &partition)?,
+            ),
         ]);
-        writer.append(entry).map_err(|e| avro_error(path, e))?;
+        writer.append(record).map_err(|e| avro_error(path, e))?;
     }
     let bytes = writer.into_inner().map_err(|e| avro_error(path, e))?;
     let length = bytes.len() as i64;
     file_io.new_output(path)?.write(bytes.into()).await?;
+    let files: Vec<&DataFile> = entries.iter().map(|e| e.file).collect();
     Ok(ManifestFile {
         manifest_path: path.to_string(),
         manifest_length: length,
         partition_spec_id: spec.spec_id(),
         content: ManifestContentType::Data,
         sequence_number: UNASSIGNED_SEQUENCE_NUMBER,
-        min_sequence_number: UNASSIGNED_SEQUENCE_NUMBER,
+        // Added entries take the snapshot's sequence number, the highest of all.
+        min_sequence_number,
         added_snapshot_id: snapshot_id,
-        added_files_count: Some(files.len() as u32),
-        existing_files_count: Some(0),
+        added_files_count: Some(added_files),
+        existing_files_count: Some(existing_files),
         deleted_files_count: Some(0),
-        added_rows_count: Some(files.iter().map(DataFile::record_count).sum()),
-        existing_rows_count: Some(0),
+        added_rows_count: Some(added_rows),
+        existing_rows_count: Some(existing_rows),
         deleted_rows_count: Some(0),
-        partitions: Some(partition_summaries(&partition, files)),
+        partitions: Some(partition_summaries(&partition, &files)),
         key_metadata: None,
         first_row_id: None,
     })
@@ -566,7 +630,7 @@ pub(crate) async fn write_data_manifest_v2(
 
 /// Per partition field: whether any file's value is null (or NaN), and the lowest and
 /// highest values.
-fn partition_summaries(partition: &StructType, files: &[DataFile]) -> Vec<FieldSummary> {
+fn partition_summaries(partition: &StructType, files: &[&DataFile]) -> Vec<FieldSummary> {
     partition
         .fields()
         .iter()

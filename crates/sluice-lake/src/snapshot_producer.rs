@@ -19,7 +19,7 @@ use iceberg::spec::{
 
 use crate::catalog::LoadedTable;
 use crate::error::{Error, Result};
-use crate::manifests::{ManifestListHeader, write_data_manifest_v2, write_manifest_list_v2};
+use crate::manifests::{ManifestListHeader, write_manifest_list_v2};
 use crate::schema::NanosToMicros;
 
 pub(crate) use crate::summary::{COMMIT_ID_PROPERTY, RUN_ID_PROPERTY, SOURCE_SNAPSHOT_PROPERTY};
@@ -236,12 +236,13 @@ pub(crate) async fn write_append_snapshot(
         metadata,
         spec.properties.get(RUN_ID_PROPERTY).map(String::as_str),
     );
-    let mut manifests = spec.base_manifests;
     // New files are written under the table's default partition spec (the one sluice
-    // splits rows and proves file partitions by).
+    // splits rows and proves file partitions by); the parent's manifests of that spec are
+    // merged with them as the table's merge policy says.
+    let partition_spec = metadata.default_partition_spec();
+    let plan = crate::manifest_merge::plan(table, spec.base_manifests, spec.files);
+    let mut manifests = Vec::with_capacity(plan.kept.len() + 1 + plan.merged_apart.len());
     if !spec.files.is_empty() {
-        let partition_spec = metadata.default_partition_spec();
-        let files = spec.files.to_vec();
         let path = format!("{dir}/{commit_uuid}-m0.avro");
         let manifest = match format_version {
             FormatVersion::V1 => {
@@ -252,26 +253,41 @@ pub(crate) async fn write_append_snapshot(
                     partition_spec.as_ref().clone(),
                 );
                 let mut writer = builder.build_v1();
-                for file in files {
+                for file in spec.files.iter().cloned() {
                     // A negative sequence number means "inherit the snapshot's at commit".
                     writer.add_file(file, -1)?;
                 }
                 writer.write_manifest_file().await?
             }
             _ => {
-                write_data_manifest_v2(
-                    table.file_io(),
-                    metadata,
+                crate::manifest_merge::write_merged(
+                    table,
                     partition_spec,
                     &path,
                     spec.snapshot_id,
-                    &files,
+                    spec.files,
+                    &plan.merged_with_new,
                 )
                 .await?
             }
         };
         manifests.push(manifest);
     }
+    for (i, bin) in plan.merged_apart.iter().enumerate() {
+        let path = format!("{dir}/{commit_uuid}-m{}.avro", i + 1);
+        manifests.push(
+            crate::manifest_merge::write_merged(
+                table,
+                partition_spec,
+                &path,
+                spec.snapshot_id,
+                &[],
+                bin,
+            )
+            .await?,
+        );
+    }
+    manifests.extend(plan.kept);
     let list_path = format!("{dir}/snap-{}-1-{commit_uuid}.avro", spec.snapshot_id);
     match format_version {
         FormatVersion::V1 => {

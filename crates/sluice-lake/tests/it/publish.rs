@@ -188,3 +188,80 @@ async fn a_staged_rebase_moves_main_only_when_published() {
     );
     assert_eq!(ids(&t.lake, &t.table, "main").await, vec![0, 1, 10, 11, 30]);
 }
+
+/// Merged manifests (the table merges at 16) on both sides of a rebase: the branch's appends
+/// are found in its merged manifest and re-committed once, and main stays merged.
+#[tokio::test]
+async fn a_rebase_over_merged_manifests_publishes_each_batch_once() {
+    let t = new_lake().await;
+    let main = RefName::main();
+    let append = async |branch: &RefName, n: i64| {
+        t.lake
+            .append_batches(
+                &t.table,
+                branch,
+                &[batch(n * 10..n * 10 + 10)],
+                Default::default(),
+            )
+            .await
+            .unwrap();
+    };
+    for n in 0..14 {
+        append(&main, n).await;
+    }
+    let b = RefName::new("b").unwrap();
+    t.lake
+        .create_branch(&t.table, &b, &RefSpec::main())
+        .await
+        .unwrap();
+    // b: 14 + 2 manifests, merged by its second append.
+    append(&b, 100).await;
+    append(&b, 101).await;
+    // main: 14 + 3, merged by its 16th.
+    for n in 14..17 {
+        append(&main, n).await;
+    }
+    let manifests = |spec: &'static str| {
+        let t = &t;
+        async move {
+            let table = t.lake.load_table(&t.table).await.unwrap();
+            let id = ref_state(&t.lake, &t.table).await[spec];
+            let list = table.metadata().snapshot_by_id(id).unwrap().manifest_list();
+            let bytes = table
+                .iceberg_table()
+                .file_io()
+                .new_input(list)
+                .unwrap()
+                .read()
+                .await
+                .unwrap();
+            iceberg::spec::ManifestList::parse_with_version(
+                &bytes,
+                table.metadata().format_version(),
+            )
+            .unwrap()
+            .entries()
+            .len()
+        }
+    };
+    assert_eq!(manifests("b").await, 1);
+    assert_eq!(manifests("main").await, 2);
+
+    let published = t
+        .lake
+        .publish(
+            &t.table,
+            RefMove {
+                source: &b,
+                target: &main,
+            },
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(published.kind, PublishKind::Rebase);
+    let mut expected: Vec<i64> = (0..170).chain(1000..1020).collect();
+    expected.sort_unstable();
+    assert_eq!(ids(&t.lake, &t.table, "main").await, expected);
+    assert_eq!(manifests("main").await, 3);
+}

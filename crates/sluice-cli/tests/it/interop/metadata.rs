@@ -131,6 +131,11 @@ print(json.dumps({
     "nan_ratio": sum(dict((kv["key"], kv["value"]) for kv in (e["data_file"]["nan_value_counts"] or [])).get(ratio_id, -1000) for e in entries),
     "nan_amount": sum(dict((kv["key"], kv["value"]) for kv in (e["data_file"]["nan_value_counts"] or [])).get(amount_id, -1000) for e in entries),
     "rows": table.scan().to_arrow().num_rows,
+    "statuses": sorted(e["status"] for e in entries),
+    "existing_without_sequence": sum(
+        1 for e in entries if e["status"] == 0 and e["sequence_number"] is None),
+    "rows_at": {s.snapshot_id: table.scan(snapshot_id=s.snapshot_id).to_arrow().num_rows
+                for s in table.snapshots()} if len(sys.argv) > 4 else {},
 }))
 "#;
 
@@ -218,4 +223,59 @@ fn init_writes_the_catalog_name_other_engines_must_use() {
         catalog.iter().any(|l| l.trim() == "name = \"default\""),
         "{config}"
     );
+}
+
+/// Many small runs: the manifests are merged as the table says (sluice's tables: 16), every
+/// file is still read once, carried-over entries keep their sequence numbers, and other
+/// engines read the table and every older snapshot as before.
+#[test]
+fn manifests_of_many_runs_are_merged_and_read_the_same_by_other_engines() {
+    let test = "manifests_of_many_runs_are_merged_and_read_the_same_by_other_engines";
+    if !python_available(test, "fastavro, pyiceberg.catalog.sql") {
+        return;
+    }
+    let env = Env::new();
+    for run in 0..18 {
+        let dir = format!("f{run}");
+        write(
+            &env.path(&format!("{dir}/a.parquet")),
+            &floats(run * 20..run * 20 + 20),
+        );
+        assert_eq!(run_into(&env, &dir, "ns.floats", &[]).0, 0, "run {run}");
+    }
+    let db = env.path(".sluice/catalog.db");
+    let warehouse = env.path(".sluice/warehouse");
+    let found = python(
+        &env,
+        CHECK_MANIFESTS,
+        &[
+            db.to_str().unwrap(),
+            warehouse.to_str().unwrap(),
+            "ns.floats",
+            "every-snapshot",
+        ],
+    );
+    assert_eq!(found["problems"], serde_json::json!([]), "{found}");
+    // The 16th run merged the 16 manifests; two more runs added one each.
+    assert_eq!(found["manifests"], 3, "{found}");
+    assert_eq!(found["entries"], 18, "{found}");
+    let statuses = found["statuses"].as_array().unwrap();
+    assert_eq!(statuses.iter().filter(|s| *s == 0).count(), 15, "{found}");
+    assert_eq!(found["existing_without_sequence"], 0, "{found}");
+    assert_eq!(found["rows"], 18 * 20, "{found}");
+    // Every snapshot reads what it held: 20 more rows per run (the first is empty).
+    let mut rows: Vec<u64> = found["rows_at"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    rows.sort_unstable();
+    assert_eq!(
+        rows,
+        (0..=18).map(|n| n * 20).collect::<Vec<_>>(),
+        "{found}"
+    );
+    // sluice reads it too, and the log counts every run.
+    assert_eq!(scanned_rows(&env, "ns.floats"), 18 * 20);
 }
