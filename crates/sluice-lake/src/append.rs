@@ -131,7 +131,7 @@ async fn plan_append(
     let md = table.metadata();
     let table_name = table.name().to_string();
     let branch = request.branch.as_str();
-    let head = refs::all(md).get(branch).map(|r| r.snapshot_id);
+    let head = table.refs().get(branch).map(|r| r.snapshot_id);
     let added_records: u64 = request.files.iter().map(DataFile::record_count).sum();
 
     // An earlier attempt whose answer was lost may have landed: find it by commit id.
@@ -158,7 +158,7 @@ async fn plan_append(
     let mut sequence_number = md.next_sequence_number();
     let (parent, base_manifests, parent_summary) = match (head, &request.create_from) {
         (Some(head), None) => {
-            if refs::all(md).get(branch).is_some_and(|r| !r.is_branch()) {
+            if table.refs().get(branch).is_some_and(|r| !r.is_branch()) {
                 return Err(Error::RefNotAllowed {
                     message: format!(
                         "`{branch}` of {table_name} is a tag; only branches can be appended to"

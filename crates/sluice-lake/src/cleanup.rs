@@ -60,14 +60,14 @@ impl Lake {
                 let branch = branch.clone();
                 async move {
                     let md = table.metadata();
-                    let all_refs = refs::all(md);
+                    let all_refs = table.refs();
                     let own = all_refs
                         .get(branch.as_str())
                         .filter(|r| r.is_branch())
                         .map(|r| r.snapshot_id);
                     // Snapshots some other ref still needs.
                     let mut kept: HashSet<i64> = HashSet::new();
-                    for (ref_name, r) in &all_refs {
+                    for (ref_name, r) in all_refs {
                         if ref_name != branch.as_str() {
                             kept.extend(refs::ancestry(md, Some(r.snapshot_id)));
                         }

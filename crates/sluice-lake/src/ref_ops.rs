@@ -51,7 +51,7 @@ impl Lake {
                 let from = from.clone();
                 async move {
                     let md = table.metadata();
-                    if refs::all(md).contains_key(new.as_str()) {
+                    if table.refs().contains_key(new.as_str()) {
                         return Err(Error::RefAlreadyExists {
                             table: table.name().to_string(),
                             name: new,
@@ -135,7 +135,7 @@ impl Lake {
             let reference = reference.clone();
             async move {
                 let md = table.metadata();
-                let all_refs = refs::all(md);
+                let all_refs = table.refs();
                 let Some(current) = all_refs.get(reference.as_str()) else {
                     return Err(Error::RefNotFound {
                         table: table.name().to_string(),
@@ -186,7 +186,8 @@ impl Lake {
                 async move {
                     let md = table.metadata();
                     let table_name = table.name().to_string();
-                    let head = refs::all(md)
+                    let head = table
+                        .refs()
                         .get(branch.as_str())
                         .filter(|r| r.is_branch())
                         .map(|r| r.snapshot_id)
@@ -235,7 +236,8 @@ pub(crate) fn set_branch(name: &str, snapshot_id: i64) -> TableUpdate {
 }
 
 pub(crate) fn refs_of(table: &LoadedTable) -> Vec<RefInfo> {
-    let mut out: Vec<RefInfo> = refs::all(table.metadata())
+    let mut out: Vec<RefInfo> = table
+        .refs()
         .iter()
         .map(|(name, r)| RefInfo {
             name: name.clone(),

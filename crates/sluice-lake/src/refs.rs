@@ -285,8 +285,8 @@ pub(crate) fn resolve(
     };
     match spec {
         RefSpec::Named(name) => {
-            if let Some(r) = all(metadata).get(name) {
-                return Ok(Some(r.snapshot_id));
+            if let Some(snapshot) = metadata.snapshot_for_ref(name) {
+                return Ok(Some(snapshot.snapshot_id()));
             }
             if name == MAIN {
                 return Ok(None);

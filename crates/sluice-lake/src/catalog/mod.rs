@@ -87,6 +87,9 @@ fn default_catalog_name() -> String {
 pub struct LoadedTable {
     pub(crate) name: TableName,
     pub(crate) table: Table,
+    /// The branches and tags, read out of the metadata once (see [`LoadedTable::refs`]).
+    pub(crate) refs:
+        std::sync::OnceLock<std::collections::HashMap<String, iceberg::spec::SnapshotReference>>,
 }
 
 impl LoadedTable {
@@ -98,6 +101,16 @@ impl LoadedTable {
     /// The table's current metadata.
     pub fn metadata(&self) -> &TableMetadata {
         self.table.metadata()
+    }
+
+    /// Every branch and tag of the table. The iceberg crate does not expose its ref map, so
+    /// it is read back from the metadata's serialised form: once per loaded table, since that
+    /// form grows with the table's history.
+    pub(crate) fn refs(
+        &self,
+    ) -> &std::collections::HashMap<String, iceberg::spec::SnapshotReference> {
+        self.refs
+            .get_or_init(|| crate::refs::all(self.table.metadata()))
     }
 
     /// The location of the metadata file this handle was loaded from.
@@ -282,6 +295,7 @@ impl Backend {
             .await
         {
             Ok(table) => Ok(LoadedTable {
+                refs: Default::default(),
                 name: name.clone(),
                 table,
             }),
@@ -316,6 +330,7 @@ impl Backend {
         }
         match self.catalog().load_table(&name.ident()).await {
             Ok(table) => Ok(self.remember(LoadedTable {
+                refs: Default::default(),
                 name: name.clone(),
                 table,
             })),
@@ -423,6 +438,7 @@ impl Backend {
                     .runtime(iceberg::Runtime::try_current()?)
                     .build()?;
                 Ok(LoadedTable {
+                    refs: Default::default(),
                     name: current.name.clone(),
                     table,
                 })

@@ -156,6 +156,7 @@ pub(super) async fn commit_sql(
         .runtime(iceberg::Runtime::try_current()?)
         .build()?;
     Ok(LoadedTable {
+        refs: Default::default(),
         name: name.clone(),
         table,
     })

@@ -231,7 +231,7 @@ impl Ledger {
             }
             None => {
                 // Migration: the publishes of older versions, from main's snapshot summaries.
-                let main = refs::all(md).get(refs::MAIN).map(|r| r.snapshot_id);
+                let main = md.snapshot_for_ref(refs::MAIN).map(|s| s.snapshot_id());
                 let mut legacy = BTreeSet::new();
                 for id in refs::ancestry(md, main) {
                     let Some(snapshot) = md.snapshot_by_id(id) else {

@@ -87,7 +87,7 @@ pub struct Rebased {
 }
 
 fn branch_head(table: &LoadedTable, branch: &RefName) -> Result<Option<i64>> {
-    match refs::all(table.metadata()).get(branch.as_str()) {
+    match table.refs().get(branch.as_str()) {
         Some(r) if r.is_branch() => Ok(Some(r.snapshot_id)),
         Some(_) => Err(Error::RefNotAllowed {
             message: format!("`{branch}` of {} is a tag, not a branch", table.name()),
@@ -318,7 +318,7 @@ impl Lake {
                 let remove = remove.cloned();
                 async move {
                     let removal: Vec<TableUpdate> = remove
-                        .filter(|b| refs::all(table.metadata()).contains_key(b.as_str()))
+                        .filter(|b| table.refs().contains_key(b.as_str()))
                         .map(|b| TableUpdate::RemoveSnapshotRef { ref_name: b.to_string() })
                         .into_iter()
                         .collect();
