@@ -4,9 +4,10 @@
 //! Every append adds a manifest. Left alone, a table that takes a commit every few minutes
 //! has thousands of one-entry manifests after a month, and every reader (sluice's table-scoped
 //! checks, Spark, Trino, pyiceberg) opens and decodes each of them to plan a scan. On append,
-//! the new files and the parent's manifests of the same partition spec are packed, newest
-//! first, into bins of about `commit.manifest.target-size-bytes` (the oldest manifests fill
-//! the last bins); a bin of one manifest stays as it is, and so does the bin holding the new
+//! the new files and those of the parent's manifests of the same partition spec that may
+//! share a partition with them (partition summaries that meet) are packed, newest first,
+//! into bins of about `commit.manifest.target-size-bytes` (the oldest manifests fill the
+//! last bins); a bin of one manifest stays as it is, and so does the bin holding the new
 //! files while it has fewer than `commit.manifest.min-count-to-merge` manifests; every other
 //! bin becomes one manifest. Files carried over keep the snapshot and the sequence numbers
 //! they were added with (status `existing`), so time travel, incremental reads and the
@@ -21,12 +22,15 @@
 use std::collections::HashMap;
 
 use iceberg::spec::{
-    DataFile, FormatVersion, ManifestContentType, ManifestFile, ManifestStatus, PartitionSpec,
+    DataFile, Datum, FieldSummary, FormatVersion, ManifestContentType, ManifestFile,
+    ManifestStatus, PartitionSpec, PrimitiveType,
 };
 
 use crate::catalog::LoadedTable;
 use crate::error::Result;
-use crate::manifests::{EntryOrigin, ManifestEntryOut, write_manifest_entries_v2};
+use crate::manifests::{
+    EntryOrigin, ManifestEntryOut, partition_summaries, write_manifest_entries_v2,
+};
 
 /// Whether appends merge manifests (`true` unless set otherwise).
 pub const MERGE_ENABLED_PROPERTY: &str = "commit.manifest-merge.enabled";
@@ -127,9 +131,18 @@ pub(crate) fn plan(
             merged_apart: Vec::new(),
         };
     }
-    let (mut group, mut kept): (Vec<ManifestFile>, Vec<ManifestFile>) = parent_manifests
-        .into_iter()
-        .partition(|m| m.partition_spec_id == spec_id && m.content == ManifestContentType::Data);
+    // Only manifests that may share a partition with the new files take part: in a table
+    // partitioned by time, appends merge with the manifests of the same days and older ones
+    // stay apart, so readers still skip them by their partition summaries.
+    let new_summary = new_files_summary(table, new_files);
+    let (mut group, mut kept): (Vec<ManifestFile>, Vec<ManifestFile>) =
+        parent_manifests.into_iter().partition(|m| {
+            m.partition_spec_id == spec_id
+                && m.content == ManifestContentType::Data
+                && new_summary
+                    .as_ref()
+                    .is_none_or(|(types, summary)| may_share_a_partition(types, summary, m))
+        });
     // Newest first: by sequence number, then by their order in the parent's list (which
     // sluice writes oldest first).
     let order: HashMap<String, usize> = group
@@ -179,6 +192,69 @@ pub(crate) fn plan(
     }
     plan.kept.append(&mut kept);
     plan
+}
+
+/// The partition summary of the new files under the default spec, with the field types (`None`
+/// when it cannot be computed: then every manifest of the spec takes part).
+fn new_files_summary(
+    table: &LoadedTable,
+    new_files: &[DataFile],
+) -> Option<(Vec<PrimitiveType>, Vec<FieldSummary>)> {
+    let metadata = table.metadata();
+    let partition = metadata
+        .default_partition_spec()
+        .partition_type(metadata.current_schema())
+        .ok()?;
+    let types = partition
+        .fields()
+        .iter()
+        .map(|f| crate::partition::primitive_type(&f.field_type).cloned())
+        .collect::<Option<Vec<_>>>()?;
+    let files: Vec<&DataFile> = new_files.iter().collect();
+    Some((types, partition_summaries(&partition, &files)))
+}
+
+/// Whether the manifest may hold a file of a partition the new files (summarised by `new`)
+/// fall in: on every partition field, the value ranges meet or both hold nulls. A manifest
+/// without summaries, or with bounds that do not decode, may.
+fn may_share_a_partition(
+    types: &[PrimitiveType],
+    new: &[FieldSummary],
+    manifest: &ManifestFile,
+) -> bool {
+    let Some(old) = manifest.partitions.as_ref() else {
+        return true;
+    };
+    if old.len() != new.len() {
+        return true;
+    }
+    let datum = |ty: &PrimitiveType, bytes: &Option<serde_bytes::ByteBuf>| {
+        bytes
+            .as_ref()
+            .and_then(|b| Datum::try_from_bytes(b, ty.clone()).ok())
+    };
+    types.iter().zip(new.iter().zip(old)).all(|(ty, (n, o))| {
+        if n.contains_null && o.contains_null {
+            return true;
+        }
+        match (
+            datum(ty, &n.lower_bound),
+            datum(ty, &n.upper_bound),
+            datum(ty, &o.lower_bound),
+            datum(ty, &o.upper_bound),
+        ) {
+            (Some(n_low), Some(n_high), Some(o_low), Some(o_high)) => {
+                n_low <= o_high && o_low <= n_high
+            }
+            // One side holds only nulls (no bounds), the other none: no partition in common.
+            _ if (n.lower_bound.is_none() && !o.contains_null)
+                || (o.lower_bound.is_none() && !n.contains_null) =>
+            {
+                false
+            }
+            _ => true,
+        }
+    })
 }
 
 /// Writes one data manifest at `path` for snapshot `snapshot_id`: `new_files` added, and the

@@ -630,7 +630,10 @@ pub(crate) async fn write_manifest_entries_v2(
 
 /// Per partition field: whether any file's value is null (or NaN), and the lowest and
 /// highest values.
-fn partition_summaries(partition: &StructType, files: &[&DataFile]) -> Vec<FieldSummary> {
+pub(crate) fn partition_summaries(
+    partition: &StructType,
+    files: &[&DataFile],
+) -> Vec<FieldSummary> {
     partition
         .fields()
         .iter()

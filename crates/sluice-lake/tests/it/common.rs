@@ -122,3 +122,30 @@ pub fn copy_options(write: WriteOptions) -> IngestOptions {
         ..IngestOptions::default()
     }
 }
+
+/// The manifests of the snapshot `reference` (a branch or tag) points at.
+pub async fn manifests_of(
+    lake: &Lake,
+    table: &TableName,
+    reference: &str,
+) -> Vec<iceberg::spec::ManifestFile> {
+    let loaded = lake.load_table(table).await.unwrap();
+    let id = ref_state(lake, table).await[reference];
+    let list = loaded
+        .metadata()
+        .snapshot_by_id(id)
+        .unwrap()
+        .manifest_list();
+    let bytes = loaded
+        .iceberg_table()
+        .file_io()
+        .new_input(list)
+        .unwrap()
+        .read()
+        .await
+        .unwrap();
+    iceberg::spec::ManifestList::parse_with_version(&bytes, loaded.metadata().format_version())
+        .unwrap()
+        .entries()
+        .to_vec()
+}

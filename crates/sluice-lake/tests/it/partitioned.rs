@@ -15,7 +15,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use proptest::prelude::*;
 use sluice_lake::{TableName, WriteOptions};
 
-use crate::common::lake_in;
+use crate::common::{ids, lake_in, manifests_of};
 
 const SPECS: &[&str] = &[
     "id",
@@ -298,4 +298,51 @@ async fn high_cardinality_columns_stop_dictionary_encoding_at_the_bound() {
     for n in [default_n, large_n] {
         assert_eq!(n, (false, true), "{n:?}");
     }
+}
+
+/// Appends to a table partitioned by day merge only with the manifests of the days they write:
+/// older days' manifests stay apart, so readers keep skipping them by partition summaries.
+#[tokio::test]
+async fn appends_merge_only_the_manifests_of_the_days_they_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_in(dir.path()).await;
+    let name: TableName = "ns.days".parse().unwrap();
+    lake.create_partitioned_table(&name, &schema(), "day(ts)")
+        .await
+        .unwrap();
+    let main = sluice_lake::RefName::main();
+    const DAY: i64 = 86_400_000_000;
+    let mut id = 0;
+    let mut append = async |day: i64| {
+        let rows: Vec<Row> = (0..3)
+            .map(|k| {
+                id += 1;
+                (id, Some(day * DAY + k * 1_000_000), None, None)
+            })
+            .collect();
+        lake.append_batches(&name, &main, &[batch(&rows)], Default::default())
+            .await
+            .unwrap();
+    };
+    // Twenty days, one append each: no two manifests share a day, none is merged.
+    for day in 0..20 {
+        append(20_000 + day).await;
+    }
+    assert_eq!(manifests_of(&lake, &name, "main").await.len(), 20);
+    // Sixteen appends to one new day: its manifests merge (sluice's tables merge at 16); the
+    // twenty others are left as they were.
+    for _ in 0..16 {
+        append(20_100).await;
+    }
+    let manifests = manifests_of(&lake, &name, "main").await;
+    assert_eq!(manifests.len(), 21, "{manifests:#?}");
+    let merged = manifests
+        .iter()
+        .find(|m| m.existing_files_count == Some(15))
+        .expect("a merged manifest");
+    assert_eq!(merged.added_files_count, Some(1));
+    assert_eq!(
+        ids(&lake, &name, "main").await,
+        (1..=(20 + 16) * 3).collect::<Vec<_>>()
+    );
 }

@@ -221,29 +221,7 @@ async fn a_rebase_over_merged_manifests_publishes_each_batch_once() {
     for n in 14..17 {
         append(&main, n).await;
     }
-    let manifests = |spec: &'static str| {
-        let t = &t;
-        async move {
-            let table = t.lake.load_table(&t.table).await.unwrap();
-            let id = ref_state(&t.lake, &t.table).await[spec];
-            let list = table.metadata().snapshot_by_id(id).unwrap().manifest_list();
-            let bytes = table
-                .iceberg_table()
-                .file_io()
-                .new_input(list)
-                .unwrap()
-                .read()
-                .await
-                .unwrap();
-            iceberg::spec::ManifestList::parse_with_version(
-                &bytes,
-                table.metadata().format_version(),
-            )
-            .unwrap()
-            .entries()
-            .len()
-        }
-    };
+    let manifests = async |reference: &str| manifests_of(&t.lake, &t.table, reference).await.len();
     assert_eq!(manifests("b").await, 1);
     assert_eq!(manifests("main").await, 2);
 
