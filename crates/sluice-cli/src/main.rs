@@ -16,7 +16,6 @@ mod render;
 mod author;
 mod cli;
 mod commands;
-mod config;
 mod exit_code;
 mod samples;
 mod signals;

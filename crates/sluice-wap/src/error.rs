@@ -28,6 +28,9 @@ pub enum Error {
     /// The run was asked to stop ([`crate::RunOptions::cancel`]) before it published.
     #[error("stopped before publishing, as asked")]
     Interrupted,
+    /// `sluice.toml` cannot be read or is not valid.
+    #[error("{0}")]
+    Config(String),
     /// Arrow failed (projection of schemas).
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),

@@ -38,6 +38,7 @@
 
 mod audit;
 mod compensations;
+pub mod config;
 mod error;
 mod interrupt;
 mod options;

@@ -14,7 +14,8 @@ use sluice_wap::{Pipeline, RunOptions, RunStatus};
 use super::Ctx;
 use crate::render::report::{print_run, run_json};
 use crate::render::{self, Fit};
-use crate::{config, exit_code, samples};
+use crate::{exit_code, samples};
+use sluice_wap::config;
 
 /// The demo's audits: the day-2 batch fails `not_null` and `unique`.
 const DEMO_CHECKS: &str = r#"# Audits for the demo's user-interaction events (see docs/checks.md).

@@ -6,7 +6,8 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 use super::Ctx;
-use crate::{config, exit_code, samples};
+use crate::{exit_code, samples};
+use sluice_wap::config;
 
 /// Writes `sluice.toml`, and for a first try a commented `checks.toml` and sample events in
 /// `./raw/` when those do not exist yet, so that the README's first commands run as written.

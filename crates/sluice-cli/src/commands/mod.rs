@@ -21,8 +21,8 @@ use sluice_lake::{RefKind, RefSpec, TableName};
 use sluice_wap::Pipeline;
 
 use crate::cli::{Cli, Command};
-use crate::config;
 use crate::render::Style;
+use sluice_wap::config;
 
 /// What every command gets: the parsed command line and how to colour its output.
 pub struct Ctx<'a> {

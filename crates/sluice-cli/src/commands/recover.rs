@@ -7,7 +7,8 @@ use serde_json::json;
 use sluice_wap::Pipeline;
 
 use super::Ctx;
-use crate::{config, exit_code, render};
+use crate::{exit_code, render};
+use sluice_wap::config;
 
 /// Exits with 1 when a recovered run still has failures.
 pub(super) async fn recover(ctx: &Ctx<'_>, wait: bool) -> Result<u8> {

@@ -74,7 +74,7 @@ pub(super) fn run_options(ctx: &Ctx<'_>, args: &RunArgs) -> Result<RunOptions> {
     options.author = Some(match &args.author {
         Some(author) => author.clone(),
         None => {
-            let config = crate::config::load(ctx.cli.config.as_deref())?;
+            let config = sluice_wap::config::load(ctx.cli.config.as_deref())?;
             crate::author::default_author(config.author.as_deref())
         }
     });

@@ -1,15 +1,22 @@
-//! `sluice.toml`: where the catalog, the warehouse and the run journal are.
+//! `sluice.toml`: where the catalog, the warehouse and the run journal are, and the defaults
+//! of runs. The `sluice` command and the Python package read it the same way.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sluice_lake::{
     CatalogConfig, LakeConfig,
     storage::{Secret, StorageOptions},
 };
-use sluice_wap::PipelineConfig;
+
+use crate::PipelineConfig;
+use crate::error::{Error, Result};
+
+/// A configuration error: what was read, and why it does not do.
+fn config_error(what: impl std::fmt::Display, reason: impl std::fmt::Display) -> Error {
+    Error::Config(format!("{what}: {reason}"))
+}
 
 /// The file `sluice init` writes: the embedded default.
 pub const DEFAULT_CONFIG: &str = r#"# sluice configuration. Relative paths are relative to this file.
@@ -95,10 +102,13 @@ fn default_ttl() -> u64 {
 }
 
 /// The loaded configuration and where it came from.
+#[derive(Debug, Clone)]
 pub struct Config {
+    /// The lake and the journal.
     pub pipeline: PipelineConfig,
-    /// `[run] author`.
+    /// `[run] author`: the author of the commits runs make, when they name none.
     pub author: Option<String>,
+    /// The file it was read from, or the words for the embedded default.
     pub source: String,
 }
 
@@ -112,17 +122,25 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
     });
     match path {
         Some(path) => {
-            let text = std::fs::read_to_string(&path).with_context(|| {
-                format!("cannot read the configuration file {}", path.display())
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                config_error(
+                    format_args!("cannot read the configuration file {}", path.display()),
+                    e,
+                )
             })?;
             let dir = path
                 .canonicalize()
-                .with_context(|| format!("cannot resolve {}", path.display()))?
+                .map_err(|e| config_error(format_args!("cannot resolve {}", path.display()), e))?
                 .parent()
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from("/"));
             let (pipeline, run) = parse_with_env(&text, &dir, |name| std::env::var(name).ok())
-                .with_context(|| format!("invalid configuration in {}", path.display()))?;
+                .map_err(|e| {
+                    config_error(
+                        format_args!("invalid configuration in {}", path.display()),
+                        e,
+                    )
+                })?;
             Ok(Config {
                 pipeline,
                 author: run.author,
@@ -130,7 +148,8 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
             })
         }
         None => {
-            let dir = std::env::current_dir().context("cannot read the current directory")?;
+            let dir = std::env::current_dir()
+                .map_err(|e| config_error("cannot read the current directory", e))?;
             Ok(Config {
                 pipeline: parse(DEFAULT_CONFIG, &dir)?,
                 author: None,
@@ -151,7 +170,7 @@ fn parse_with_env(
     dir: &Path,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<(PipelineConfig, RunDefaults)> {
-    let file: FileConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let file: FileConfig = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
     for key in secrets_in_file(&file) {
         tracing::warn!(
             "the configuration file holds `{key}`: credentials belong in the environment (SLUICE_CATALOG_TOKEN, SLUICE_CATALOG_CREDENTIAL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), not in a file that is easily shared; see docs/deploy.md"
@@ -163,8 +182,12 @@ fn parse_with_env(
             *uri = absolute(dir, uri);
             *warehouse = location(dir, warehouse);
             if let Some(path) = warehouse.strip_prefix("file://") {
-                std::fs::create_dir_all(path)
-                    .with_context(|| format!("cannot create the warehouse directory {path}"))?;
+                std::fs::create_dir_all(path).map_err(|e| {
+                    config_error(
+                        format_args!("cannot create the warehouse directory {path}"),
+                        e,
+                    )
+                })?;
             }
         }
         CatalogConfig::Rest {
