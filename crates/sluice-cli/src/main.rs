@@ -13,7 +13,6 @@
 #[macro_use]
 mod render;
 
-mod author;
 mod cli;
 mod commands;
 mod exit_code;

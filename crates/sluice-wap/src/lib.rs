@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 mod audit;
+mod author;
 mod compensations;
 pub mod config;
 mod error;
@@ -50,6 +51,7 @@ mod source;
 mod write;
 
 pub use audit::audit_summary;
+pub use author::default_author;
 pub use compensations::{DELETE_BRANCH, DISCARD_RUN};
 pub use error::{Error, Result};
 pub use options::{Mode, PipelineConfig, ProgressSink, RunOptions, SchemaChange};

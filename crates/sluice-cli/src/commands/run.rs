@@ -75,7 +75,7 @@ pub(super) fn run_options(ctx: &Ctx<'_>, args: &RunArgs) -> Result<RunOptions> {
         Some(author) => author.clone(),
         None => {
             let config = sluice_wap::config::load(ctx.cli.config.as_deref())?;
-            crate::author::default_author(config.author.as_deref())
+            sluice_wap::default_author(config.author.as_deref())
         }
     });
     options.sample_size = args.samples;

@@ -1,6 +1,6 @@
-//! Who the commits of a run name as their author when `--author` (or `SLUICE_AUTHOR`) does
-//! not say: `[run] author` of `sluice.toml`, else the user the process runs as, else the host
-//! (containers, CI and Kubernetes pods often have no `$USER`, and a pod's host name names it).
+//! Who the commits of a run name as their author when the caller does not say: `[run] author`
+//! of `sluice.toml`, else the user the process runs as, else the host (containers, CI and
+//! Kubernetes pods often have no `$USER`, and a pod's host name names it).
 
 /// The author of a run: `configured` when set, else the user name, else the host name.
 pub fn default_author(configured: Option<&str>) -> String {
