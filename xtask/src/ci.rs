@@ -127,6 +127,11 @@ const STEPS_BEFORE_E2E: &[Step] = &[
         args: &["test", "--workspace", "--locked"],
         env: &[],
     },
+    Step {
+        name: "python package",
+        args: &["xtask", "py-test"],
+        env: &[],
+    },
 ];
 const STEPS_AFTER_E2E: &[Step] = &[];
 
@@ -220,6 +225,7 @@ mod tests {
                 "clippy --workspace --all-targets --locked -- -D warnings",
                 "doc --workspace --no-deps --locked",
                 "test --workspace --locked",
+                "xtask py-test",
                 "xtask e2e",
             ]
         );

@@ -7,6 +7,7 @@ mod http;
 mod json;
 mod layout;
 mod process;
+mod py_test;
 mod python;
 mod rest_catalog;
 mod s3_server;
@@ -38,6 +39,9 @@ USAGE:
                                          figures in target/faults/report.md; --short runs the
                                          suite that e2e runs
     cargo xtask ci [OPTIONS]             everything CI runs, in CI's order
+    cargo xtask py-test [-- PYTEST ARGS] build the Python package (crates/sluice-py) in the dev
+                                         profile with maturin, install it into xtask's venv
+                                         (target/xtask/venv) and run its pytest suite
     cargo xtask bench-wap [BENCH OPTIONS]
                                          time `sluice run` against the pyiceberg peer on the same
                                          synthetic events (copy and register modes): wall-time
@@ -88,6 +92,7 @@ enum Task {
     Ci(ServicesConfig),
     BenchWap(BenchOptions),
     BenchRuns(bench_runs::RunsOptions),
+    PyTest(Vec<String>),
 }
 
 fn main() -> ExitCode {
@@ -132,6 +137,7 @@ fn run(task: Task) -> Result<ExitCode> {
             bench_runs::run(&layout, &options)?;
             Ok(ExitCode::SUCCESS)
         }
+        Task::PyTest(args) => Ok(exit_code(py_test::run(&layout, &args)?)),
     }
 }
 
@@ -190,6 +196,16 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Task> 
         ["ci", options @ ..] => Ok(Task::Ci(parse_config(options, &env)?)),
         ["bench-wap", options @ ..] => Ok(Task::BenchWap(bench::parse_options(options, &env)?)),
         ["bench-runs", options @ ..] => Ok(Task::BenchRuns(bench_runs::parse_options(options)?)),
+        ["py-test", rest @ ..] => {
+            let args = match rest {
+                ["--", args @ ..] => args,
+                [] => &[][..],
+                [other, ..] => {
+                    bail!("unknown option {other:?} for `py-test`; pytest's go after `--`")
+                }
+            };
+            Ok(Task::PyTest(args.iter().map(|a| a.to_string()).collect()))
+        }
         [other, ..] => bail!("unknown task {other:?}; see `cargo xtask --help`"),
     }
 }

@@ -22,6 +22,15 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The source given is not one a run can read: a path that does not exist, a local file
+    /// that is not parquet.
+    #[error("the source {source_url} {reason}")]
+    InvalidSource {
+        /// The source as given.
+        source_url: String,
+        /// What is wrong with it, and what to give instead.
+        reason: String,
+    },
     /// Incoming files do not fit the table and the schema may not change.
     #[error("{0}")]
     SchemaDrift(String),

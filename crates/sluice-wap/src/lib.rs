@@ -58,4 +58,4 @@ pub use options::{Mode, PipelineConfig, ProgressSink, RunOptions, SchemaChange};
 pub use pipeline::Pipeline;
 pub use report::{ExistingRead, RunFailure, RunReport, RunStatus, StepTiming};
 pub use schedule::{Batching, StopSignal};
-pub use source::{SourceFile, list_source, run_key};
+pub use source::{SourceFile, list_source, run_key, source_location};

@@ -92,6 +92,44 @@ pub fn run_key(table: &TableName, files: &[SourceFile]) -> String {
     hex::encode(&hasher.finalize()[..16])
 }
 
+/// A source as a run takes it: a URL (`s3://…`, `file://…`) stays as it is; a local path becomes
+/// absolute. A path that does not exist, or a local file that is not parquet, is
+/// [`Error::InvalidSource`].
+pub fn source_location(source: &str) -> Result<String> {
+    if source.contains("://") {
+        return Ok(source.to_string());
+    }
+    let invalid = |reason: String| Error::InvalidSource {
+        source_url: source.to_string(),
+        reason,
+    };
+    let path = std::path::Path::new(source);
+    let absolute = path.canonicalize().map_err(|_| {
+        invalid(
+            "does not exist; give a directory of parquet files or a URL such as \
+             s3://bucket/prefix"
+                .to_string(),
+        )
+    })?;
+    if absolute.is_file() && !is_parquet(&absolute) {
+        return Err(invalid(
+            "is not a parquet file (it does not start with the PAR1 marker); give a parquet \
+             file or a directory of them"
+                .to_string(),
+        ));
+    }
+    Ok(absolute.display().to_string())
+}
+
+/// Whether a local file starts with parquet's magic bytes.
+fn is_parquet(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| &magic == b"PAR1")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

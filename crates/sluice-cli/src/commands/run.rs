@@ -2,10 +2,9 @@
 //! `backfill` build their runs' options here too.
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use sluice_checks::CheckSuite;
 use sluice_lake::{RefSpec, TableName};
 use sluice_wap::{Mode, Pipeline, RunOptions, SchemaChange};
@@ -53,7 +52,7 @@ async fn check_key_columns(pipeline: &Pipeline, options: &RunOptions) -> Result<
 
 pub(super) fn run_options(ctx: &Ctx<'_>, args: &RunArgs) -> Result<RunOptions> {
     let table: TableName = args.table.parse()?;
-    let mut options = RunOptions::new(source_location(&args.source)?, table);
+    let mut options = RunOptions::new(sluice_wap::source_location(&args.source)?, table);
     if let Some(path) = &args.checks {
         options.checks = Some(CheckSuite::from_path(path)?);
     }
@@ -84,30 +83,4 @@ pub(super) fn run_options(ctx: &Ctx<'_>, args: &RunArgs) -> Result<RunOptions> {
         options.progress = Some(Arc::new(Progress::new()));
     }
     Ok(options)
-}
-
-/// A source URL stays as is; a local path becomes absolute.
-fn source_location(source: &str) -> Result<String> {
-    if source.contains("://") {
-        return Ok(source.to_string());
-    }
-    let path = Path::new(source);
-    let absolute = path
-        .canonicalize()
-        .with_context(|| format!("the source {source} does not exist; give a directory of parquet files or a URL such as s3://bucket/prefix"))?;
-    if absolute.is_file() && !is_parquet(&absolute) {
-        bail!(
-            "the source {source} is not a parquet file (it does not start with the PAR1 marker); give a parquet file or a directory of them"
-        );
-    }
-    Ok(absolute.display().to_string())
-}
-
-/// Whether a local file starts with parquet's magic bytes.
-fn is_parquet(path: &Path) -> bool {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| &magic == b"PAR1")
 }
