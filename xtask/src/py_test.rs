@@ -9,13 +9,14 @@ use anyhow::{Context, Result, bail};
 use crate::layout::Layout;
 use crate::python;
 
-/// What the Python tests need besides the package: the builder, the test runner, and pyiceberg
-/// (with pyarrow) to read back what sluice wrote.
+/// What the Python tests need besides the package: the builder, the test runner, pyiceberg
+/// (with pyarrow) to read back what sluice wrote, and Prefect for the example flow.
 pub const PY_TEST: &[&str] = &[
     "maturin==1.16.0",
     "pytest==8.4.2",
     "pyarrow==26.0.1",
     "pyiceberg[sql-sqlite,pyarrow]==0.12.0",
+    "prefect==3.9.1",
 ];
 
 /// Builds, installs and tests the package; `pytest_args` go to pytest.

@@ -245,6 +245,13 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// An ingest was asked to stop ([`crate::ingest::IngestOptions::stop`]) before it
+    /// finished; what it wrote was deleted.
+    #[error("writing to table {table} was stopped, as asked; what it wrote was deleted")]
+    Stopped {
+        /// The table.
+        table: String,
+    },
     /// A worker of an ingest stopped without an answer (it panicked or was cancelled).
     #[error("a worker writing to table {table} stopped: {reason}")]
     WorkerFailed {

@@ -14,6 +14,10 @@ pub const AUDIT_PROPERTY: &str = "sluice.audit";
 pub const MODE_PROPERTY: &str = "sluice.mode";
 /// Snapshot summary: how many source files the run ingested.
 pub const SOURCE_FILE_COUNT_PROPERTY: &str = "sluice.source-file-count";
+/// Snapshot summary: the record of an import (files written onto a branch without a
+/// publish), as JSON `{"run_key": …, "files": […]}`: the merge that publishes the branch adds
+/// its source files to the ingest ledger.
+pub const IMPORT_RECORD_PROPERTY: &str = "sluice.import-record";
 /// Snapshot summary: a unique id of the commit that produced a snapshot, so that a commit whose
 /// outcome is unknown (a timeout, a crash) is recognised instead of being applied twice.
 pub const COMMIT_ID_PROPERTY: &str = "sluice.commit-id";

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::TryStreamExt;
 use pyo3::prelude::*;
 use sluice_checks::{CheckSuite, EvalOptions};
-use sluice_lake::{RefKind, RefMove, RefName, RefSpec, ScanOptions, TableName};
+use sluice_lake::{RefKind, RefName, RefSpec, ScanOptions, TableName};
 use sluice_wap::{Mode, Pipeline, RunOptions, RunStatus, SchemaChange, StopSignal};
 
 use crate::convert::{to_python, to_record_batch_reader};
@@ -56,6 +56,61 @@ fn check_suite(
             py,
             "give the checks: a checks file or a list of checks",
         )),
+    }
+}
+
+/// How files are written, for runs and imports alike.
+struct Written<'a> {
+    mode: &'a str,
+    partition_by: Option<String>,
+    message: Option<String>,
+    author: Option<String>,
+    rewrite: bool,
+    add_columns: bool,
+    truncate_timestamps: bool,
+}
+
+impl NativeLake {
+    /// The options of a run or an import of `source` into `table`.
+    fn options(
+        &self,
+        py: Python<'_>,
+        source: &str,
+        table: &str,
+        written: Written<'_>,
+    ) -> PyResult<RunOptions> {
+        let table = table_name(py, table)?;
+        let source = sluice_wap::source_location(source).map_err(|e| errors::from_wap(py, e))?;
+        let mut options = RunOptions::new(source, table);
+        options.mode = match written.mode {
+            "copy" => Mode::Copy,
+            "register" => Mode::Register,
+            other => {
+                return Err(invalid(
+                    py,
+                    format!("mode must be \"copy\" or \"register\", not {other:?}"),
+                ));
+            }
+        };
+        if let Some(spec) = &written.partition_by {
+            sluice_lake::partition::parse_partition_by(spec)
+                .map_err(|e| errors::from_lake(py, e))?;
+        }
+        options.partition_by = written.partition_by;
+        options.message = written.message;
+        options.author = Some(
+            written
+                .author
+                .unwrap_or_else(|| sluice_wap::default_author(self.author.as_deref())),
+        );
+        options.rewrite = written.rewrite;
+        if written.add_columns {
+            options.on_schema_change = SchemaChange::AddColumns;
+        }
+        if written.truncate_timestamps {
+            options.write.nanos = sluice_lake::schema::NanosToMicros::Truncate;
+        }
+        Ok(options)
     }
 }
 
@@ -171,24 +226,13 @@ impl NativeLake {
             ref_name(py, branch)?,
             ref_name(py, into)?,
         );
-        let lake = self.pipeline.clone();
+        let pipeline = self.pipeline.clone();
         let outcome = block_on(
             py,
-            move || async move {
-                lake.lake()
-                    .publish(
-                        &table,
-                        RefMove {
-                            source: &source,
-                            target: &target,
-                        },
-                        Default::default(),
-                    )
-                    .await
-            },
+            move || async move { pipeline.merge(&table, &source, &target).await },
             OnInterrupt::Abandon,
         )?
-        .map_err(|e| errors::from_lake(py, e))?;
+        .map_err(|e| errors::from_wap(py, e))?;
         to_python(py, &outcome)
     }
 
@@ -337,36 +381,22 @@ impl NativeLake {
         samples: usize,
         key_columns: Vec<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let table = table_name(py, table)?;
-        let source = sluice_wap::source_location(source).map_err(|e| errors::from_wap(py, e))?;
-        let mut options = RunOptions::new(source, table);
+        let mut options = self.options(
+            py,
+            source,
+            table,
+            Written {
+                mode,
+                partition_by,
+                message,
+                author,
+                rewrite,
+                add_columns,
+                truncate_timestamps,
+            },
+        )?;
         if checks_path.is_some() || checks_json.is_some() {
             options.checks = Some(check_suite(py, checks_path, checks_json)?);
-        }
-        options.mode = match mode {
-            "copy" => Mode::Copy,
-            "register" => Mode::Register,
-            other => {
-                return Err(invalid(
-                    py,
-                    format!("mode must be \"copy\" or \"register\", not {other:?}"),
-                ));
-            }
-        };
-        if let Some(spec) = &partition_by {
-            sluice_lake::partition::parse_partition_by(spec)
-                .map_err(|e| errors::from_lake(py, e))?;
-        }
-        options.partition_by = partition_by;
-        options.message = message;
-        options.author =
-            Some(author.unwrap_or_else(|| sluice_wap::default_author(self.author.as_deref())));
-        options.rewrite = rewrite;
-        if add_columns {
-            options.on_schema_change = SchemaChange::AddColumns;
-        }
-        if truncate_timestamps {
-            options.write.nanos = sluice_lake::schema::NanosToMicros::Truncate;
         }
         options.sample_size = samples;
         options.key_columns = key_columns;
@@ -387,6 +417,48 @@ impl NativeLake {
             value.set_item("error_kind", format!("{kind:?}"))?;
         }
         Ok(value)
+    }
+
+    /// Writes the new files of `source` onto `branch` of `table`, without audit or publish.
+    #[pyo3(signature = (source, table, branch, mode="copy", partition_by=None, message=None, author=None, rewrite=false, add_columns=false, truncate_timestamps=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn import_files<'py>(
+        &self,
+        py: Python<'py>,
+        source: &str,
+        table: &str,
+        branch: &str,
+        mode: &str,
+        partition_by: Option<String>,
+        message: Option<String>,
+        author: Option<String>,
+        rewrite: bool,
+        add_columns: bool,
+        truncate_timestamps: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let branch = ref_name(py, branch)?;
+        let options = self.options(
+            py,
+            source,
+            table,
+            Written {
+                mode,
+                partition_by,
+                message,
+                author,
+                rewrite,
+                add_columns,
+                truncate_timestamps,
+            },
+        )?;
+        let pipeline = self.pipeline.clone();
+        let report = block_on(
+            py,
+            move || async move { pipeline.import_files(&options, &branch).await },
+            OnInterrupt::Abandon,
+        )?
+        .map_err(|e| errors::from_wap(py, e))?;
+        to_python(py, &report)
     }
 
     /// Past runs, newest first.

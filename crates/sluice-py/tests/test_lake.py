@@ -152,3 +152,39 @@ def test_runs_and_recover(seeded: sluice.Lake) -> None:
     assert [s["name"] for s in shown["steps"]] == ["write", "audit", "publish"]
     recovered = seeded.recover()
     assert recovered["recovered"] == [] and recovered["still_running"] == []
+
+
+def test_a_flow_imports_audits_and_merges_step_by_step(seeded: sluice.Lake, project: Path) -> None:
+    write(project / "day2" / "a.parquet", events(range(10, 20)))
+    write(project / "day2" / "b.parquet", events(range(20, 25)))
+    lake = seeded
+    lake.create_branch("ns.events", "audit-1", from_ref="main")
+    imported = lake.import_files("ns.events", "day2", branch="audit-1", mode="copy")
+    assert imported.rows == 15 and len(imported.files) == 2
+    assert lake.scan("ns.events").num_rows == 10  # main untouched
+    assert lake.scan("ns.events", ref="audit-1").num_rows == 25
+    # A retried import onto the same branch skips what it already wrote.
+    again = lake.import_files("ns.events", "day2", branch="audit-1")
+    assert again.files == [] and again.rows == 0
+    report = lake.audit("ns.events", ref="audit-1", checks=CHECKS)
+    assert report.passed
+    lake.merge("ns.events", "audit-1", into="main")
+    lake.delete_branch("ns.events", "audit-1")
+    assert lake.scan("ns.events").num_rows == 25
+    # The merge recorded the files: a run over the same source has nothing to do, and so has
+    # an import onto a new branch.
+    assert lake.run("day2", "ns.events", CHECKS).status == "nothing_to_do"
+    assert lake.import_files("ns.events", "day2", branch="audit-2").files == []
+    with pytest.raises(sluice.InvalidInput, match="not onto `main`"):
+        lake.import_files("ns.events", "day2", branch="main")
+
+
+def test_merging_files_main_already_holds_is_refused(seeded: sluice.Lake, project: Path) -> None:
+    write(project / "day2" / "a.parquet", events(range(10, 20)))
+    for branch in ("first", "second"):
+        seeded.create_branch("ns.events", branch)
+        assert seeded.import_files("ns.events", "day2", branch=branch).rows == 10
+    seeded.merge("ns.events", "first")
+    with pytest.raises(sluice.ConflictError, match="main already holds .*a.parquet"):
+        seeded.merge("ns.events", "second")
+    assert seeded.scan("ns.events").num_rows == 20

@@ -3,7 +3,7 @@
 
 use sluice_txn::StepError;
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::options::RunOptions;
 use crate::pipeline::step_error;
 
@@ -35,20 +35,6 @@ pub(crate) async fn pause_point(options: &RunOptions, point: &str) {
 /// Without the `test-hooks` feature a run never pauses.
 #[cfg(not(feature = "test-hooks"))]
 pub(crate) async fn pause_point(_options: &RunOptions, _point: &str) {}
-
-/// Runs `work` unless the run is asked to stop first. Dropping `work` at one of its await
-/// points is safe before publishing: nothing it wrote is reachable from `main`, and the
-/// compensation staged before it removes the audit branch.
-pub(crate) async fn unless_cancelled<T>(
-    options: &RunOptions,
-    work: impl std::future::Future<Output = Result<T>>,
-) -> Result<T> {
-    tokio::select! {
-        biased;
-        _ = options.cancel.stopped() => Err(Error::Interrupted),
-        result = work => result,
-    }
-}
 
 /// A safe point between steps: the run stops here if it was asked to.
 pub(crate) fn check_cancelled(options: &RunOptions) -> std::result::Result<(), StepError> {

@@ -37,7 +37,7 @@ use uuid::Uuid;
 use crate::audit::failing_checks;
 use crate::compensations::{self, DISCARD_RUN, DiscardRun};
 use crate::error::{Error, Result};
-use crate::interrupt::{check_cancelled, pause_point, unless_cancelled};
+use crate::interrupt::{check_cancelled, pause_point};
 use crate::options::{PipelineConfig, RunOptions};
 use crate::publish::Published;
 use crate::report::{RunFailure, RunReport, RunStatus};
@@ -130,7 +130,7 @@ impl Pipeline {
     }
 
     /// Drops the files `main` of the table has already published (its ingest ledger).
-    async fn not_yet_published(
+    pub(crate) async fn not_yet_published(
         &self,
         table: &TableName,
         listed: Vec<SourceFile>,
@@ -204,12 +204,11 @@ impl Pipeline {
                         )
                         .await
                         .map_err(step_error)?;
-                        unless_cancelled(
-                            options,
-                            self.write(options, files, branch, &run_id, key_ref, state),
-                        )
-                        .await
-                        .map_err(step_error)
+                        // Not dropped when a stop is asked for: the ingest's workers finish
+                        // the file in hand, so the rollback finds every file they wrote.
+                        self.write(options, files, branch, &run_id, key_ref, state)
+                            .await
+                            .map_err(step_error)
                     })
                     .await?;
                 pause_point(options, "after-write").await;

@@ -33,6 +33,12 @@ impl StopSignal {
         self.notify.notify_waiters();
     }
 
+    /// The flag a stop sets, for work that looks at it between units of work (the ingest's
+    /// workers, between files).
+    pub(crate) fn flag(&self) -> Arc<AtomicBool> {
+        self.stopped.clone()
+    }
+
     /// Whether a stop was requested.
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::SeqCst)

@@ -83,6 +83,16 @@ impl Written {
     }
 }
 
+/// Where the write step commits.
+pub(crate) struct WriteTarget<'a> {
+    /// The branch.
+    pub(crate) branch: &'a RefName,
+    /// Append to the branch as it is (it exists), instead of creating it from `main`.
+    pub(crate) append: bool,
+    /// Added to the new snapshot's summary.
+    pub(crate) properties: HashMap<String, String>,
+}
+
 impl Pipeline {
     /// Writes `files` to a new branch `branch` of the table (created from the first file's
     /// schema when missing), audited on the way.
@@ -95,6 +105,27 @@ impl Pipeline {
         key: &str,
         state: &Mutex<RunState>,
     ) -> Result<Written> {
+        let target = WriteTarget {
+            branch,
+            append: false,
+            properties: HashMap::new(),
+        };
+        self.write_to(options, files, &target, run_id, key, state)
+            .await
+    }
+
+    /// [`Pipeline::write`] onto `target`: a new branch cut from `main`, or (`append`) the head
+    /// of an existing branch, with `target.properties` added to the snapshot's summary.
+    pub(crate) async fn write_to(
+        &self,
+        options: &RunOptions,
+        files: &[SourceFile],
+        target: &WriteTarget<'_>,
+        run_id: &str,
+        key: &str,
+        state: &Mutex<RunState>,
+    ) -> Result<Written> {
+        let branch = target.branch;
         let lake = self.lake();
         let name = &options.table;
         let locations: Vec<String> = files.iter().map(|f| f.location.clone()).collect();
@@ -197,6 +228,8 @@ impl Pipeline {
             rewrite: options.rewrite,
             parallelism: options.parallelism,
             progress: options.progress.clone(),
+            // Ctrl-C: the workers finish the file in hand and stop; what they wrote is deleted.
+            stop: Some(options.cancel.flag()),
         };
         let ingested = lake
             .ingest(&table, footers, &ingest, audit.map(Audit))
@@ -231,15 +264,21 @@ impl Pipeline {
         if let Some(author) = &options.author {
             properties.insert(AUTHOR_PROPERTY.to_string(), author.clone());
         }
+        properties.extend(target.properties.clone());
         let data_file_count = ingested.files.len();
         let partitions = partition::rows_per_partition(&table, &ingested.files);
         pause_point(options, "write").await;
+        if options.cancel.is_stopped() {
+            // Stopped before the branch was committed: the rollback deletes the run's files.
+            return Err(Error::Interrupted);
+        }
         let outcome = lake
             .commit_append(
                 name,
                 AppendRequest {
                     branch: branch.clone(),
-                    create_from: Some(base.map(RefSpec::Snapshot).unwrap_or_else(RefSpec::main)),
+                    create_from: (!target.append)
+                        .then(|| base.map(RefSpec::Snapshot).unwrap_or_else(RefSpec::main)),
                     files: ingested.files,
                     properties: properties.clone(),
                 },

@@ -1,7 +1,7 @@
 //! `sluice merge`: publish a branch into another.
 
 use anyhow::Result;
-use sluice_lake::{RefMove, RefName, TableName};
+use sluice_lake::{RefName, TableName};
 
 use super::Ctx;
 use crate::{exit_code, render};
@@ -10,17 +10,7 @@ pub(super) async fn merge(ctx: &Ctx<'_>, table: &str, branch: &str, into: &str) 
     let name: TableName = table.parse()?;
     let pipeline = ctx.pipeline().await?;
     let (source, target) = (RefName::new(branch)?, RefName::new(into)?);
-    let outcome = pipeline
-        .lake()
-        .publish(
-            &name,
-            RefMove {
-                source: &source,
-                target: &target,
-            },
-            Default::default(),
-        )
-        .await?;
+    let outcome = pipeline.merge(&name, &source, &target).await?;
     if ctx.cli.json {
         ctx.print_json(&serde_json::to_value(&outcome)?);
     } else {

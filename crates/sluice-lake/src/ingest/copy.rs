@@ -14,7 +14,7 @@ use parquet::arrow::arrow_reader::{
 
 use super::chunk_copy::{ChunkCopier, chunk_copy_blocker};
 use super::read::{BATCH_ROWS, corrupt_file, open_reader, undecodable};
-use super::{IngestObserver, IngestOptions, IngestProgress, Ingested, lock};
+use super::{IngestObserver, IngestOptions, IngestProgress, Ingested, Workers, lock};
 use crate::catalog::LoadedTable;
 use crate::error::Error;
 use crate::lake::Lake;
@@ -59,7 +59,8 @@ pub(super) async fn copy<O: IngestObserver>(
     );
     let workers = options.parallelism.clamp(1, plan.len().max(1));
     let queue = Arc::new(Mutex::new(plan));
-    let mut tasks = Vec::with_capacity(workers);
+    let mut tasks = Workers::new();
+    let stop = options.stop.clone();
     // The memory budget of a partitioned table's open files is shared by the workers.
     let per_worker = WriteOptions {
         memory_budget: write.memory_budget / workers,
@@ -76,15 +77,16 @@ pub(super) async fn copy<O: IngestObserver>(
             observer: observer.as_ref().map(O::fork),
             progress: options.progress.clone(),
             nanos: write.nanos,
+            stop: stop.clone(),
         };
-        tasks.push(tokio::spawn(worker.run(writer)));
+        tasks.spawn(worker.run(writer));
     }
     let mut files = Vec::new();
     let mut merged = observer;
     let mut rows = 0;
     let mut first_error = None;
-    for task in tasks {
-        match task.await {
+    for task in tasks.join().await {
+        match task {
             Ok(Ok(done)) => {
                 files.extend(done.files);
                 rows += done.rows;
@@ -105,6 +107,11 @@ pub(super) async fn copy<O: IngestObserver>(
                 }));
             }
         }
+    }
+    if first_error.is_none() && options.stopping() {
+        first_error = Some(O::Error::from(Error::Stopped {
+            table: table.name().to_string(),
+        }));
     }
     if let Some(e) = first_error {
         // Written files are not referenced by any snapshot; remove them.
@@ -140,6 +147,7 @@ struct CopyWorker<O> {
     observer: Option<O>,
     progress: Option<Arc<dyn IngestProgress>>,
     nanos: NanosToMicros,
+    stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl<O: IngestObserver> CopyWorker<O> {
@@ -147,6 +155,15 @@ impl<O: IngestObserver> CopyWorker<O> {
         let mut rows = 0u64;
         let mut copied = Vec::new();
         loop {
+            // A stop takes effect between source files: the file in hand is finished, so
+            // that every file the worker wrote is whole and can be deleted.
+            if self
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+            {
+                break;
+            }
             let next = lock(&self.queue).pop_front();
             let Some((footer, as_is)) = next else { break };
             let file_rows = if as_is {

@@ -22,6 +22,7 @@ mod read;
 pub(crate) mod register;
 
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
@@ -134,6 +135,54 @@ pub struct IngestOptions {
     pub parallelism: usize,
     /// Progress of the files.
     pub progress: Option<Arc<dyn IngestProgress>>,
+    /// Set to stop the ingest at its next safe point: every worker finishes the source file in
+    /// hand and takes no other, then the files written are deleted and the ingest fails with
+    /// [`Error::Stopped`]. (Dropping the ingest instead also stops its workers, at their next
+    /// await, but a file being written then may be left half done.)
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl IngestOptions {
+    /// Whether a stop was asked for.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+/// Worker tasks, aborted when dropped: an ingest dropped before it collected its workers (a
+/// caller that gave up on it) leaves none of them writing.
+pub(crate) struct Workers<T>(Vec<tokio::task::JoinHandle<T>>);
+
+impl<T> Workers<T> {
+    pub(crate) fn new() -> Self {
+        Workers(Vec::new())
+    }
+
+    pub(crate) fn spawn(&mut self, work: impl std::future::Future<Output = T> + Send + 'static)
+    where
+        T: Send + 'static,
+    {
+        self.0.push(tokio::spawn(work));
+    }
+
+    /// Each worker's answer, in the order they were spawned.
+    pub(crate) async fn join(mut self) -> Vec<std::result::Result<T, tokio::task::JoinError>> {
+        let mut out = Vec::with_capacity(self.0.len());
+        for handle in &mut self.0 {
+            out.push(handle.await);
+        }
+        out
+    }
+}
+
+impl<T> Drop for Workers<T> {
+    fn drop(&mut self) {
+        for handle in &self.0 {
+            handle.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for IngestOptions {
@@ -143,6 +192,7 @@ impl std::fmt::Debug for IngestOptions {
             .field("write", &self.write)
             .field("rewrite", &self.rewrite)
             .field("parallelism", &self.parallelism)
+            .field("stop", &self.stop)
             .finish_non_exhaustive()
     }
 }
@@ -235,13 +285,13 @@ impl Lake {
         let projected = Arc::new(table_schema.project(&indices).map_err(Error::from)?);
         let queue = Arc::new(Mutex::new(footers.iter().cloned().collect::<VecDeque<_>>()));
         let name = table.name().to_string();
-        let mut tasks = Vec::new();
+        let mut tasks = Workers::new();
         for _ in 0..parallelism.clamp(1, footers.len().max(1)) {
             let (stores, queue, projected) =
                 (self.stores().clone(), queue.clone(), projected.clone());
             let (columns, name) = (columns.to_vec(), name.clone());
             let mut forked = observer.fork();
-            tasks.push(tokio::spawn(async move {
+            tasks.spawn(async move {
                 loop {
                     let next = lock(&queue).pop_front();
                     let Some(footer) = next else { break };
@@ -252,11 +302,11 @@ impl Lake {
                     }
                 }
                 Ok::<_, O::Error>(forked)
-            }));
+            });
         }
         let mut merged = observer;
-        for task in tasks {
-            let forked = task.await.map_err(|e| Error::WorkerFailed {
+        for task in tasks.join().await {
+            let forked = task.map_err(|e| Error::WorkerFailed {
                 table: name.clone(),
                 reason: e.to_string(),
             })??;

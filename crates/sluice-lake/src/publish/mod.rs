@@ -399,6 +399,64 @@ impl Lake {
             other => other,
         }
     }
+
+    /// [`Lake::publish`], recording `ingested` in the table's ingest ledger in the commit that
+    /// moves `target`; the source branch stays. A rebase is staged first and then published
+    /// with the ledger (two commits); if `target` moves in between, it is rebased again (a few
+    /// times at most).
+    pub async fn publish_recording(
+        &self,
+        name: &TableName,
+        refs: RefMove<'_>,
+        properties: HashMap<String, String>,
+        ingested: &LedgerEntry,
+    ) -> Result<PublishOutcome> {
+        let ingested = Some(ingested);
+        let attempts = LedgerAttempts::new(self, ingested);
+        let mut result = self.fast_forward_inner(name, refs, false, &attempts).await;
+        let mut rebases = 0;
+        while matches!(result, Err(Error::CannotPublish { .. })) && rebases < 5 {
+            rebases += 1;
+            let staged = self
+                .rebase_appends(
+                    name,
+                    refs,
+                    RebaseOptions {
+                        properties: properties.clone(),
+                        stage: true,
+                    },
+                )
+                .await;
+            result = match staged {
+                Ok(staged) => {
+                    match self
+                        .publish_staged_inner(
+                            name,
+                            refs.target,
+                            staged.snapshot_id,
+                            None,
+                            &attempts,
+                        )
+                        .await
+                    {
+                        // The target moved after the rebase was staged: rebase again.
+                        Err(Error::CommitConflict { table, reason }) if rebases < 5 => {
+                            Err(Error::CannotPublish {
+                                table,
+                                source_ref: refs.source.to_string(),
+                                target: refs.target.to_string(),
+                                reason,
+                            })
+                        }
+                        other => other,
+                    }
+                }
+                Err(e) => Err(e),
+            };
+        }
+        attempts.finish(name, result.is_ok()).await;
+        result
+    }
 }
 
 /// The ledger versions the attempts of one publish wrote. After the publish, the version the

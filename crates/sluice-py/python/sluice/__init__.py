@@ -13,7 +13,16 @@ transaction that rolls back by itself.
 from ._errors import AuditFailed, ConflictError, InvalidInput, NotFound, SluiceError
 from ._lake import Checks, Lake, run
 from ._sluice import __version__
-from ._types import AuditReport, CheckResult, Commit, Publish, Ref, RunReport, RunSummary
+from ._types import (
+    AuditReport,
+    CheckResult,
+    Commit,
+    ImportReport,
+    Publish,
+    Ref,
+    RunReport,
+    RunSummary,
+)
 
 __all__ = [
     "AuditFailed",
@@ -21,6 +30,7 @@ __all__ = [
     "CheckResult",
     "Checks",
     "Commit",
+    "ImportReport",
     "ConflictError",
     "InvalidInput",
     "Lake",

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from . import _errors
 from ._sluice import NativeLake
-from ._types import AuditReport, Commit, Publish, Ref, RunReport, RunSummary
+from ._types import AuditReport, Commit, ImportReport, Publish, Ref, RunReport, RunSummary
 
 #: A checks file (TOML, see docs/checks.md), or the checks themselves as a list of dicts with
 #: the same keys: ``[{"kind": "not_null", "columns": ["user_id"]}]``.
@@ -97,8 +97,55 @@ class Lake:
 
     def merge(self, table: str, branch: str, into: str = "main") -> Publish:
         """Publishes ``branch`` into ``into``: a fast-forward, or a rebase of its appends
-        when ``into`` moved since the branch was cut. One catalog commit either way."""
+        when ``into`` moved since the branch was cut. The branch stays.
+
+        Into ``main``, the source files :meth:`import_files` wrote onto the branch are added to
+        the table's ingest ledger in the same commit, so later runs and imports skip them; if
+        ``main`` already holds one of them (imported and merged elsewhere), nothing changes and
+        :class:`~sluice.ConflictError` names it."""
         return Publish._from(self._native.merge(table, branch, into))
+
+    def import_files(
+        self,
+        table: str,
+        source: str | os.PathLike[str],
+        branch: str,
+        *,
+        mode: str = "copy",
+        partition_by: str | None = None,
+        message: str | None = None,
+        author: str | None = None,
+        rewrite: bool = False,
+        on_schema_change: str = "fail",
+        truncate_timestamps: bool = False,
+    ) -> ImportReport:
+        """Writes the parquet files of ``source`` that neither ``main`` nor an earlier import
+        onto ``branch`` holds onto ``branch`` (created from ``main`` when missing), without an
+        audit or a publish: the *write* of a Write-Audit-Publish flow that the caller drives
+        (see :meth:`audit` and :meth:`merge`). ``mode="copy"`` copies the data into the
+        warehouse; ``"register"`` adds the files in place.
+
+        A failed import deletes what it wrote. It is not a durable transaction: a process
+        killed during one leaves files no ref reaches, and undoing a successful import is the
+        caller's (``delete_branch``). :meth:`run` does all three steps durably."""
+        if on_schema_change not in ("fail", "add-columns"):
+            raise _errors.InvalidInput(
+                f'on_schema_change must be "fail" or "add-columns", not {on_schema_change!r}'
+            )
+        return ImportReport._from(
+            self._native.import_files(
+                os.fspath(source),
+                table,
+                branch,
+                mode=mode,
+                partition_by=partition_by,
+                message=message,
+                author=author,
+                rewrite=rewrite,
+                add_columns=on_schema_change == "add-columns",
+                truncate_timestamps=truncate_timestamps,
+            )
+        )
 
     def rollback(self, table: str, to: str, branch: str = "main") -> int:
         """Moves ``branch`` back to ``to`` (an ancestor: a snapshot id, a tag, ``ref@time``);

@@ -50,6 +50,19 @@ class NativeLake:
         samples: int = 5,
         key_columns: list[str] = ...,
     ) -> dict[str, Any]: ...
+    def import_files(
+        self,
+        source: str,
+        table: str,
+        branch: str,
+        mode: str = "copy",
+        partition_by: str | None = None,
+        message: str | None = None,
+        author: str | None = None,
+        rewrite: bool = False,
+        add_columns: bool = False,
+        truncate_timestamps: bool = False,
+    ) -> dict[str, Any]: ...
     def runs(self, limit: int | None = None) -> list[dict[str, Any]]: ...
     def show_run(self, run_id: str) -> dict[str, Any]: ...
     def recover(self) -> dict[str, Any]: ...

@@ -225,3 +225,26 @@ class RunSummary:
             steps=d.get("steps", 0),
             error=d.get("error"),
         )
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What :meth:`Lake.import_files` wrote onto a branch (nothing audited or published)."""
+
+    table: str
+    branch: str
+    files: list[str]
+    rows: int
+    snapshot_id: int | None
+    copied_as_is: int
+
+    @classmethod
+    def _from(cls, d: dict[str, Any]) -> ImportReport:
+        return cls(
+            table=d["table"],
+            branch=d["branch"],
+            files=list(d.get("files") or []),
+            rows=d.get("rows", 0),
+            snapshot_id=d.get("snapshot_id"),
+            copied_as_is=d.get("copied_as_is", 0),
+        )
