@@ -1,6 +1,7 @@
 //! `cargo xtask`: developer tasks for sluice. See `cargo xtask --help`.
 
 mod bench;
+mod bench_py;
 mod bench_runs;
 mod ci;
 mod http;
@@ -39,6 +40,11 @@ USAGE:
                                          figures in target/faults/report.md; --short runs the
                                          suite that e2e runs
     cargo xtask ci [OPTIONS]             everything CI runs, in CI's order
+    cargo xtask bench-py [--files N] [--rows N] [--repeat N]
+                                         the Python package in release against the CLI (a
+                                         whole run: `sluice.run` vs `sluice run`) and against
+                                         pyiceberg (a scan into pyarrow), on bench-wap's events
+                                         (default 10 x 1000000, 3 runs each, interleaved)
     cargo xtask py-test [-- PYTEST ARGS] build the Python package (crates/sluice-py) in the dev
                                          profile with maturin, install it into xtask's venv
                                          (target/xtask/venv) and run its pytest suite
@@ -93,6 +99,7 @@ enum Task {
     BenchWap(BenchOptions),
     BenchRuns(bench_runs::RunsOptions),
     PyTest(Vec<String>),
+    BenchPy(bench_py::PyBenchOptions),
 }
 
 fn main() -> ExitCode {
@@ -138,6 +145,10 @@ fn run(task: Task) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Task::PyTest(args) => Ok(exit_code(py_test::run(&layout, &args)?)),
+        Task::BenchPy(options) => {
+            bench_py::run(&layout, &options)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -196,6 +207,7 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Task> 
         ["ci", options @ ..] => Ok(Task::Ci(parse_config(options, &env)?)),
         ["bench-wap", options @ ..] => Ok(Task::BenchWap(bench::parse_options(options, &env)?)),
         ["bench-runs", options @ ..] => Ok(Task::BenchRuns(bench_runs::parse_options(options)?)),
+        ["bench-py", options @ ..] => Ok(Task::BenchPy(bench_py::parse_options(options)?)),
         ["py-test", rest @ ..] => {
             let args = match rest {
                 ["--", args @ ..] => args,

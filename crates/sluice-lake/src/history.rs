@@ -68,6 +68,9 @@ pub struct ScanOptions {
     pub batch_size: Option<usize>,
 }
 
+/// Rows per batch of [`Lake::scan_all`] (a reader's default, 1,024, costs per batch).
+const SCAN_BATCH_ROWS: usize = 64 * 1024;
+
 /// A stream of record batches.
 pub type BatchStream = BoxStream<'static, Result<RecordBatch>>;
 
@@ -172,34 +175,7 @@ impl Lake {
         spec: &RefSpec,
         options: &ScanOptions,
     ) -> Result<(ArrowSchemaRef, BatchStream)> {
-        let table = self.load_table(name).await?;
-        let md = table.metadata();
-        let snapshot_id = refs::resolve(&name.to_string(), md, spec)?;
-        let schema = match snapshot_id.and_then(|id| md.snapshot_by_id(id)) {
-            Some(s) => s.schema(md)?,
-            None => md.current_schema().clone(),
-        };
-        if let Some(columns) = &options.columns {
-            for c in columns {
-                if schema.field_by_name(c).is_none() {
-                    return Err(Error::ColumnNotFound {
-                        table: name.to_string(),
-                        column: c.clone(),
-                    });
-                }
-            }
-        }
-        let full = arrow_schema_for(&schema)?;
-        let projected = match &options.columns {
-            Some(columns) => {
-                let indices: Vec<usize> = columns
-                    .iter()
-                    .filter_map(|c| full.index_of(c).ok())
-                    .collect();
-                std::sync::Arc::new(full.project(&indices)?)
-            }
-            None => full,
-        };
+        let (projected, snapshot_id, table) = self.scan_target(name, spec, options).await?;
         let Some(snapshot_id) = snapshot_id else {
             return Ok((projected, futures::stream::empty().boxed()));
         };
@@ -251,6 +227,98 @@ impl Lake {
             files_read,
             files_total,
         })
+    }
+
+    /// Reads all of a ref's rows into memory, using every core: the data files are shared out
+    /// among parallel readers (a single stream decodes on one thread). The rows come in no
+    /// particular order, with the ref's schema.
+    pub async fn scan_all(
+        &self,
+        name: &TableName,
+        spec: &RefSpec,
+        options: &ScanOptions,
+    ) -> Result<(ArrowSchemaRef, Vec<RecordBatch>)> {
+        let (schema, snapshot_id, table) = self.scan_target(name, spec, options).await?;
+        let Some(snapshot_id) = snapshot_id else {
+            return Ok((schema, Vec::new()));
+        };
+        let mut builder = table.iceberg_table().scan().snapshot_id(snapshot_id);
+        builder = match &options.columns {
+            Some(columns) => builder.select(columns.iter().cloned()),
+            None => builder.select_all(),
+        };
+        let scan = builder.build()?;
+        let tasks: Vec<_> = scan.plan_files().await?.try_collect().await?;
+        let readers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, tasks.len().max(1));
+        let mut groups: Vec<Vec<_>> = (0..readers).map(|_| Vec::new()).collect();
+        for (i, task) in tasks.into_iter().enumerate() {
+            groups[i % readers].push(task);
+        }
+        let batch_size = options.batch_size.unwrap_or(SCAN_BATCH_ROWS);
+        let mut handles = Vec::with_capacity(readers);
+        for group in groups {
+            let reader = table
+                .iceberg_table()
+                .reader_builder()
+                .with_batch_size(batch_size)
+                .with_data_file_concurrency_limit(1)
+                .build();
+            handles.push(tokio::spawn(async move {
+                let stream = reader
+                    .read(futures::stream::iter(group.into_iter().map(Ok)).boxed())?
+                    .stream();
+                stream.try_collect::<Vec<RecordBatch>>().await
+            }));
+        }
+        let mut batches = Vec::new();
+        for handle in handles {
+            let read = handle.await.map_err(|e| Error::WorkerFailed {
+                table: name.to_string(),
+                reason: e.to_string(),
+            })??;
+            batches.extend(read);
+        }
+        Ok((schema, batches))
+    }
+
+    /// The schema a scan of `spec` returns (projected), the snapshot it reads, and the table.
+    async fn scan_target(
+        &self,
+        name: &TableName,
+        spec: &RefSpec,
+        options: &ScanOptions,
+    ) -> Result<(ArrowSchemaRef, Option<i64>, crate::catalog::LoadedTable)> {
+        let table = self.load_table(name).await?;
+        let md = table.metadata();
+        let snapshot_id = refs::resolve(&name.to_string(), md, spec)?;
+        let schema = match snapshot_id.and_then(|id| md.snapshot_by_id(id)) {
+            Some(s) => s.schema(md)?,
+            None => md.current_schema().clone(),
+        };
+        if let Some(columns) = &options.columns {
+            for c in columns {
+                if schema.field_by_name(c).is_none() {
+                    return Err(Error::ColumnNotFound {
+                        table: name.to_string(),
+                        column: c.clone(),
+                    });
+                }
+            }
+        }
+        let full = arrow_schema_for(&schema)?;
+        let projected = match &options.columns {
+            Some(columns) => {
+                let indices: Vec<usize> = columns
+                    .iter()
+                    .filter_map(|c| full.index_of(c).ok())
+                    .collect();
+                std::sync::Arc::new(full.project(&indices)?)
+            }
+            None => full,
+        };
+        Ok((projected, snapshot_id, table))
     }
 
     /// Reads a ref's rows into memory (for small tables and tests).

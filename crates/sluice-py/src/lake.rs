@@ -286,19 +286,17 @@ impl NativeLake {
         let read = block_on(
             py,
             move || async move {
-                let (schema, mut stream) = lake
-                    .lake()
-                    .scan(
-                        &table,
-                        &spec,
-                        &ScanOptions {
-                            columns,
-                            batch_size: None,
-                        },
-                    )
-                    .await?;
+                let options = ScanOptions {
+                    columns,
+                    batch_size: None,
+                };
+                let Some(limit) = limit else {
+                    // Everything: the data files are read in parallel.
+                    return lake.lake().scan_all(&table, &spec, &options).await;
+                };
+                let (schema, mut stream) = lake.lake().scan(&table, &spec, &options).await?;
                 let mut batches = Vec::new();
-                let mut left = limit.unwrap_or(usize::MAX);
+                let mut left = limit;
                 while left > 0 {
                     let Some(batch) = stream.try_next().await? else {
                         break;

@@ -237,3 +237,45 @@ async fn the_log_of_main_shows_when_main_reached_each_commit() {
         .unwrap();
     assert!(dev_log.iter().all(|c| c.reached_at == c.timestamp));
 }
+
+/// A parallel read of every row returns what the stream returns, at any ref.
+#[tokio::test]
+async fn scan_all_reads_the_same_rows_as_the_stream() {
+    let t = new_lake().await;
+    let main = RefName::main();
+    for k in 0..5 {
+        t.lake
+            .append_batches(
+                &t.table,
+                &main,
+                &[batch(k * 10..k * 10 + 10)],
+                Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let first = t.lake.log(&t.table, &RefSpec::main(), None).await.unwrap();
+    let oldest = first.last().unwrap().snapshot_id;
+    for spec in [RefSpec::main(), RefSpec::Snapshot(oldest)] {
+        let options = ScanOptions {
+            columns: Some(vec!["id".to_string()]),
+            ..Default::default()
+        };
+        let (schema, batches) = t.lake.scan_all(&t.table, &spec, &options).await.unwrap();
+        assert_eq!(schema.fields().len(), 1);
+        let mut all: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<arrow_array::Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        all.sort_unstable();
+        let expected = ids(&t.lake, &t.table, &spec.to_string()).await;
+        assert_eq!(all, expected, "{spec}");
+    }
+}
