@@ -125,6 +125,95 @@ impl Lake {
     }
 }
 
+impl Lake {
+    /// [`Lake::commit_loop`] over several tables at once: each round loads every table, plans
+    /// each one's change, and sends the changes as one atomic multi-table commit (tables with
+    /// nothing to send are left out). A conflict on any table re-plans them all.
+    pub(crate) async fn commit_many_loop<T, F, Fut>(
+        &self,
+        names: &[TableName],
+        mut plan: F,
+    ) -> Result<Vec<(LoadedTable, T)>>
+    where
+        F: FnMut(Vec<LoadedTable>) -> Fut,
+        Fut: Future<Output = Result<Vec<Plan<T>>>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let mut tables = Vec::with_capacity(names.len());
+            for name in names {
+                tables.push(self.backend.load_table(name).await?);
+            }
+            let plans = plan(tables.clone()).await?;
+            let mut changes = Vec::new();
+            let mut sent = Vec::new();
+            let mut values: Vec<Option<(LoadedTable, T)>> = Vec::with_capacity(names.len());
+            for (i, (table, plan)) in tables.iter().zip(plans).enumerate() {
+                match plan {
+                    Plan::Done(value) => values.push(Some((table.clone(), value))),
+                    Plan::Commit {
+                        requirements,
+                        updates,
+                        value,
+                    } => {
+                        changes.push(crate::catalog::TableChange {
+                            current: table.clone(),
+                            requirements,
+                            updates,
+                        });
+                        sent.push((i, value));
+                        values.push(None);
+                    }
+                }
+            }
+            if changes.is_empty() {
+                return Ok(values.into_iter().flatten().collect());
+            }
+            if let Some(hook) = &self.hook {
+                for change in &changes {
+                    hook.before_commit(&change.current.name, attempt).await;
+                }
+            }
+            let added: Vec<(LoadedTable, iceberg::spec::Snapshot)> = changes
+                .iter()
+                .flat_map(|c| {
+                    c.updates.iter().filter_map(|u| match u {
+                        TableUpdate::AddSnapshot { snapshot } => {
+                            Some((c.current.clone(), snapshot.clone()))
+                        }
+                        _ => None,
+                    })
+                })
+                .collect();
+            match self.backend.commit_many(changes).await {
+                Ok(committed) => {
+                    self.commits.fetch_add(1, Ordering::Relaxed);
+                    for ((i, value), table) in sent.into_iter().zip(committed) {
+                        values[i] = Some((table, value));
+                    }
+                    return Ok(values.into_iter().flatten().collect());
+                }
+                Err(Error::CommitConflict { table, reason }) => {
+                    for (table, snapshot) in &added {
+                        discard_snapshot_files(table, snapshot).await;
+                    }
+                    if attempt >= self.retry.max_attempts {
+                        return Err(Error::TooManyConflicts {
+                            table,
+                            attempts: attempt,
+                            last: reason,
+                        });
+                    }
+                    tracing::debug!(%table, attempt, %reason, "multi-table commit conflict; retrying on fresh metadata");
+                    tokio::time::sleep(self.retry.delay(attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
 /// Deletes the manifest list of a snapshot that was never committed and the manifests it
 /// added. Best effort: a file left behind is unused bytes, never a wrong answer.
 async fn discard_snapshot_files(table: &LoadedTable, snapshot: &iceberg::spec::Snapshot) {

@@ -86,14 +86,14 @@ mod table_name;
 mod writer;
 
 pub use append::{AppendOutcome, AppendRequest};
-pub use catalog::{CatalogConfig, LoadedTable};
+pub use catalog::{CatalogConfig, LoadedTable, MultiTableCommit};
 pub use cleanup::Discarded;
 pub use commit::{CommitHook, CommitRetry};
 pub use error::{Error, Result};
 pub use history::{BatchStream, ColumnRange, Commit, RangeScan, ResolvedRef, ScanOptions};
 pub use lake::{Lake, LakeConfig};
 pub use ledger::LedgerEntry;
-pub use publish::{PublishKind, PublishOutcome, RebaseOptions, Rebased, RefMove};
+pub use publish::{PublishKind, PublishOutcome, RebaseOptions, Rebased, RefMove, TablePublish};
 pub use refs::{MAIN, RefInfo, RefKind, RefName, RefSpec};
 pub use snapshot_producer::WriteOptions;
 pub use table_name::TableName;

@@ -46,72 +46,54 @@ impl Lake {
         branch: bool,
     ) -> Result<i64> {
         let (_, id) = self
-            .commit_loop(name, |table| {
-                let new = new.clone();
-                let from = from.clone();
-                async move {
-                    let md = table.metadata();
-                    if table.refs().contains_key(new.as_str()) {
-                        return Err(Error::RefAlreadyExists {
-                            table: table.name().to_string(),
-                            name: new,
-                        });
-                    }
-                    let mut requirements = vec![
-                        TableRequirement::UuidMatch { uuid: md.uuid() },
-                        TableRequirement::RefSnapshotIdMatch {
-                            r#ref: new.to_string(),
-                            snapshot_id: None,
-                        },
-                    ];
-                    let resolved = refs::resolve(&table.name().to_string(), md, &from)?;
-                    if let RefSpec::Named(n) = &from {
-                        requirements.push(TableRequirement::RefSnapshotIdMatch {
-                            r#ref: n.clone(),
-                            snapshot_id: resolved,
-                        });
-                    }
-                    let mut updates = Vec::new();
-                    let target = match resolved {
-                        Some(id) => id,
-                        None if branch => {
-                            let empty = empty_base_snapshot(&table).await?;
-                            let id = empty.snapshot_id();
-                            updates.push(TableUpdate::AddSnapshot { snapshot: empty });
-                            updates.push(set_branch(MAIN, id));
-                            id
-                        }
-                        None => {
-                            return Err(Error::RefNotFound {
-                                table: table.name().to_string(),
-                                reference: from.to_string(),
-                                reason: "main has no snapshot yet, so there is nothing to tag"
-                                    .to_string(),
-                            });
-                        }
-                    };
-                    updates.push(if branch {
-                        set_branch(new.as_str(), target)
-                    } else {
-                        TableUpdate::SetSnapshotRef {
-                            ref_name: new.to_string(),
-                            reference: SnapshotReference::new(
-                                target,
-                                SnapshotRetention::Tag {
-                                    max_ref_age_ms: None,
-                                },
-                            ),
-                        }
-                    });
-                    Ok(Plan::Commit {
-                        requirements,
-                        updates,
-                        value: target,
-                    })
-                }
+            .commit_loop(name, |table| async move {
+                plan_create_ref(&table, new, from, branch).await
             })
             .await?;
         Ok(id)
+    }
+
+    /// [`Lake::create_branch`] of the same name in several tables, in one atomic
+    /// multi-table commit (see [`Lake::multi_table_commit`]): a lake-wide branch. Returns each
+    /// table's branch head, in the order given. If the name exists in any table, nothing is
+    /// created.
+    pub async fn create_branch_many(
+        &self,
+        names: &[TableName],
+        branch: &RefName,
+        from: &RefSpec,
+    ) -> Result<Vec<i64>> {
+        self.create_ref_many(names, branch, from, true).await
+    }
+
+    /// [`Lake::create_tag`] of the same name in several tables, in one atomic multi-table
+    /// commit: a lake-wide tag.
+    pub async fn create_tag_many(
+        &self,
+        names: &[TableName],
+        tag: &RefName,
+        at: &RefSpec,
+    ) -> Result<Vec<i64>> {
+        self.create_ref_many(names, tag, at, false).await
+    }
+
+    async fn create_ref_many(
+        &self,
+        names: &[TableName],
+        new: &RefName,
+        from: &RefSpec,
+        branch: bool,
+    ) -> Result<Vec<i64>> {
+        let created = self
+            .commit_many_loop(names, |tables| async move {
+                let mut plans = Vec::with_capacity(tables.len());
+                for table in &tables {
+                    plans.push(plan_create_ref(table, new, from, branch).await?);
+                }
+                Ok(plans)
+            })
+            .await?;
+        Ok(created.into_iter().map(|(_, id)| id).collect())
     }
 
     /// Deletes a branch or a tag: `kind` says which, and a ref of the other kind is left alone
@@ -226,6 +208,72 @@ impl Lake {
             .await?;
         Ok(id)
     }
+}
+
+/// The commit that creates branch or tag `new` at `from` in `table`.
+async fn plan_create_ref(
+    table: &LoadedTable,
+    new: &RefName,
+    from: &RefSpec,
+    branch: bool,
+) -> Result<Plan<i64>> {
+    let md = table.metadata();
+    if table.refs().contains_key(new.as_str()) {
+        return Err(Error::RefAlreadyExists {
+            table: table.name().to_string(),
+            name: new.clone(),
+        });
+    }
+    let mut requirements = vec![
+        TableRequirement::UuidMatch { uuid: md.uuid() },
+        TableRequirement::RefSnapshotIdMatch {
+            r#ref: new.to_string(),
+            snapshot_id: None,
+        },
+    ];
+    let resolved = refs::resolve(&table.name().to_string(), md, from)?;
+    if let RefSpec::Named(n) = from {
+        requirements.push(TableRequirement::RefSnapshotIdMatch {
+            r#ref: n.clone(),
+            snapshot_id: resolved,
+        });
+    }
+    let mut updates = Vec::new();
+    let target = match resolved {
+        Some(id) => id,
+        None if branch => {
+            let empty = empty_base_snapshot(table).await?;
+            let id = empty.snapshot_id();
+            updates.push(TableUpdate::AddSnapshot { snapshot: empty });
+            updates.push(set_branch(MAIN, id));
+            id
+        }
+        None => {
+            return Err(Error::RefNotFound {
+                table: table.name().to_string(),
+                reference: from.to_string(),
+                reason: "main has no snapshot yet, so there is nothing to tag".to_string(),
+            });
+        }
+    };
+    updates.push(if branch {
+        set_branch(new.as_str(), target)
+    } else {
+        TableUpdate::SetSnapshotRef {
+            ref_name: new.to_string(),
+            reference: SnapshotReference::new(
+                target,
+                SnapshotRetention::Tag {
+                    max_ref_age_ms: None,
+                },
+            ),
+        }
+    });
+    Ok(Plan::Commit {
+        requirements,
+        updates,
+        value: target,
+    })
 }
 
 pub(crate) fn set_branch(name: &str, snapshot_id: i64) -> TableUpdate {

@@ -76,12 +76,42 @@ impl Pipeline {
         }
         // main moved since the branch was cut: re-apply our appends on top of it, audit the
         // result against the new main, and only then move main.
+        let Staged {
+            snapshot_id: staged,
+            audit,
+        } = self.stage_rebase(options, branch, written, state).await?;
+        match lake
+            .publish_staged_and_delete(name, staged, into_main, Some(&ingested))
+            .await
+        {
+            Ok(outcome) => Ok(Published {
+                snapshot_id: outcome.snapshot_id,
+                kind: PublishKind::Rebase,
+                audit,
+            }),
+            // main moved again: the step is retried (a new rebase).
+            Err(e) => Err(step_error(e)),
+        }
+    }
+
+    /// Re-applies the run's appends on top of the moved `main` as a staged snapshot (main does
+    /// not move yet) and runs the checks again against it. A failed re-audit is a permanent
+    /// step error, with the report kept in `state`.
+    pub(crate) async fn stage_rebase(
+        &self,
+        options: &RunOptions,
+        branch: &RefName,
+        written: &Written,
+        state: &Mutex<RunState>,
+    ) -> Result<Staged, StepError> {
+        let lake = self.lake();
+        let ingested = written.ledger_entry();
         let mut properties = written.properties.clone();
         properties.remove(COMMIT_ID_PROPERTY);
         let staged = lake
             .rebase_appends(
-                name,
-                into_main,
+                &options.table,
+                RefMove::into_main(branch),
                 RebaseOptions {
                     properties,
                     stage: true,
@@ -99,22 +129,21 @@ impl Pipeline {
                 let failing = failing_checks(&report);
                 lock(state).audit_failed = Some(report);
                 return Err(StepError::permanent(format!(
-                    "audit failed after rebasing onto the new main: {failing}"
+                    "audit of {} failed after rebasing onto the new main: {failing}",
+                    options.table
                 )));
             }
             audit = Some(report);
         }
-        match lake
-            .publish_staged_and_delete(name, staged.snapshot_id, into_main, Some(&ingested))
-            .await
-        {
-            Ok(outcome) => Ok(Published {
-                snapshot_id: outcome.snapshot_id,
-                kind: PublishKind::Rebase,
-                audit,
-            }),
-            // main moved again: the step is retried (a new rebase).
-            Err(e) => Err(step_error(e)),
-        }
+        Ok(Staged {
+            snapshot_id: staged.snapshot_id,
+            audit,
+        })
     }
+}
+
+/// A rebase staged on the moved `main`, audited.
+pub(crate) struct Staged {
+    pub(crate) snapshot_id: i64,
+    pub(crate) audit: Option<AuditReport>,
 }

@@ -447,6 +447,76 @@ impl Backend {
     }
 }
 
+/// One table's part of a multi-table commit: the table as read, and what to send.
+pub(crate) struct TableChange {
+    pub(crate) current: LoadedTable,
+    pub(crate) requirements: Vec<TableRequirement>,
+    pub(crate) updates: Vec<TableUpdate>,
+}
+
+/// How a catalog commits changes to several tables at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MultiTableCommit {
+    /// All tables' changes land together or not at all (the SQL catalog: one database
+    /// transaction; a REST catalog that offers `POST /v1/{prefix}/transactions/commit`).
+    Atomic,
+    /// The catalog offers no multi-table commit: changes can only be sent table by table.
+    Unsupported,
+}
+
+impl Backend {
+    /// Whether [`Backend::commit_many`] is available.
+    pub(crate) fn multi_table_commit(&self) -> MultiTableCommit {
+        match self {
+            Backend::Sql { .. } => MultiTableCommit::Atomic,
+            Backend::Rest { commits, .. } if commits.transactions => MultiTableCommit::Atomic,
+            Backend::Rest { .. } => MultiTableCommit::Unsupported,
+        }
+    }
+
+    /// Sends the changes of several tables as one atomic commit: all apply or none does (a
+    /// lost race on any table is an [`Error::CommitConflict`] naming it, and nothing
+    /// changed). Returns the tables as they are after the commit, in the order given.
+    pub(crate) async fn commit_many(&self, changes: Vec<TableChange>) -> Result<Vec<LoadedTable>> {
+        match self {
+            Backend::Sql { pool, name, .. } => {
+                let tables = sql::commit_many_sql(pool, name, changes).await?;
+                Ok(tables.into_iter().map(|t| self.remember(t)).collect())
+            }
+            Backend::Rest { catalog, commits } => {
+                if !commits.transactions {
+                    return Err(Error::Catalog {
+                        table: None,
+                        message: format!(
+                            "the REST catalog at {} does not offer multi-table commits \
+                             (POST /v1/{{prefix}}/transactions/commit is not among the endpoints of its /v1/config)",
+                            commits.uri
+                        ),
+                        retryable: false,
+                    });
+                }
+                let names: Vec<TableName> =
+                    changes.iter().map(|c| c.current.name.clone()).collect();
+                commits.commit_transaction(changes).await?;
+                let mut tables = Vec::with_capacity(names.len());
+                for name in &names {
+                    let table = catalog
+                        .load_table(&name.ident())
+                        .await
+                        .map_err(|e| catalog_error(Some(name), e))?;
+                    tables.push(LoadedTable {
+                        refs: Default::default(),
+                        name: name.clone(),
+                        table,
+                    });
+                }
+                Ok(tables)
+            }
+        }
+    }
+}
+
 fn is_not_found(e: &iceberg::Error) -> bool {
     matches!(
         e.kind(),

@@ -20,6 +20,8 @@ pub(crate) struct RestCommits {
     prefix: Option<String>,
     http: reqwest::Client,
     auth: RestAuth,
+    /// Whether the server lists `POST /v1/{prefix}/transactions/commit` among its endpoints.
+    pub(super) transactions: bool,
 }
 
 enum RestAuth {
@@ -39,7 +41,14 @@ struct ConfigResponse {
     overrides: HashMap<String, String>,
     #[serde(default)]
     defaults: HashMap<String, String>,
+    /// Absent: the server offers only the spec's default endpoints, which do not include
+    /// multi-table commits.
+    #[serde(default)]
+    endpoints: Vec<String>,
 }
+
+/// How the REST spec names the multi-table commit endpoint in `/v1/config`'s `endpoints`.
+const TRANSACTIONS_ENDPOINT: &str = "POST /v1/{prefix}/transactions/commit";
 
 #[derive(Deserialize)]
 struct CommitResponse {
@@ -89,6 +98,7 @@ impl RestCommits {
             prefix: prefix.clone(),
             http,
             auth,
+            transactions: false,
         };
         // The server may announce the prefix to use; ask once.
         let mut request = commits.http.get(format!("{}/v1/config", commits.uri));
@@ -107,6 +117,9 @@ impl RestCommits {
             {
                 commits.prefix = Some(p.clone());
             }
+            commits.transactions = config.endpoints.iter().any(|e| {
+                e.split_whitespace().collect::<Vec<_>>().join(" ") == TRANSACTIONS_ENDPOINT
+            });
         } else {
             return Err(Error::Catalog {
                 table: None,
@@ -172,6 +185,64 @@ impl RestCommits {
                     .unwrap_or_default();
                 Ok(request.bearer_auth(token))
             }
+        }
+    }
+
+    fn base_url(&self) -> String {
+        let mut parts = vec![self.uri.clone(), "v1".to_string()];
+        if let Some(prefix) = &self.prefix {
+            parts.push(prefix.clone());
+        }
+        parts.join("/")
+    }
+
+    /// One `CommitTransactionRequest` with every table's requirements and updates. The server
+    /// answers 204 with no body; the caller loads the tables again.
+    pub(super) async fn commit_transaction(&self, changes: Vec<super::TableChange>) -> Result<()> {
+        let names: Vec<String> = changes.iter().map(|c| c.current.name.to_string()).collect();
+        let table_changes: Vec<serde_json::Value> = changes
+            .into_iter()
+            .map(|c| {
+                let ident = c.current.name.ident();
+                serde_json::json!({
+                    "identifier": { "namespace": ident.namespace().clone().inner(), "name": ident.name() },
+                    "requirements": c.requirements,
+                    "updates": c.updates,
+                })
+            })
+            .collect();
+        let body = serde_json::json!({ "table-changes": table_changes });
+        let url = format!("{}/transactions/commit", self.base_url());
+        let request = self.authorize(self.http.post(url).json(&body)).await?;
+        let response = request.send().await.map_err(|e| rest_error(None, e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = response.text().await.unwrap_or_default();
+        let tables = names.join(", ");
+        match status.as_u16() {
+            409 => Err(Error::CommitConflict {
+                table: tables,
+                reason: rest_message(&text),
+            }),
+            404 => Err(Error::Catalog {
+                table: Some(tables),
+                message: format!(
+                    "the multi-table commit answered 404: {}",
+                    rest_message(&text)
+                ),
+                retryable: false,
+            }),
+            // As for a single table: an unknown outcome is resolved by reading the tables.
+            _ => Err(Error::Catalog {
+                table: Some(tables),
+                message: format!(
+                    "the multi-table commit answered {status}: {}",
+                    rest_message(&text)
+                ),
+                retryable: false,
+            }),
         }
     }
 

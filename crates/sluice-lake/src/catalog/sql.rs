@@ -93,13 +93,21 @@ pub(super) fn sql_error(table: Option<&TableName>, e: sqlx::Error) -> Error {
     }
 }
 
-pub(super) async fn commit_sql(
-    pool: &SqlitePool,
-    catalog_name: &str,
-    current: &LoadedTable,
+/// A change whose new metadata file is written, ready to move the catalog row.
+struct Prepared {
+    current: LoadedTable,
+    current_location: String,
+    new_location: String,
+    new_metadata: iceberg::spec::TableMetadata,
+}
+
+/// Checks the requirements against the metadata read, applies the updates and writes the new
+/// metadata file.
+async fn prepare(
+    current: LoadedTable,
     requirements: Vec<TableRequirement>,
     updates: Vec<TableUpdate>,
-) -> Result<LoadedTable> {
+) -> Result<Prepared> {
     let name = &current.name;
     let current_location = current
         .metadata_location()
@@ -124,40 +132,129 @@ pub(super) async fn commit_sql(
     new_metadata
         .write_to(current.file_io(), &new_location)
         .await?;
-    let new_location = new_location.to_string();
+    Ok(Prepared {
+        current,
+        current_location,
+        new_location: new_location.to_string(),
+        new_metadata,
+    })
+}
+
+/// The compare-and-swap of one catalog row, inside `conn`'s transaction or on its own.
+async fn move_row(
+    conn: &mut sqlx::SqliteConnection,
+    catalog_name: &str,
+    prepared: &Prepared,
+) -> Result<bool> {
+    let name = &prepared.current.name;
     let namespace = name.ident().namespace().join(".");
     let result = sqlx::query(
         "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
          WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? \
          AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL) AND metadata_location = ?",
     )
-    .bind(&new_location)
-    .bind(&current_location)
+    .bind(&prepared.new_location)
+    .bind(&prepared.current_location)
     .bind(catalog_name)
     .bind(&namespace)
     .bind(name.table())
-    .bind(&current_location)
-    .execute(pool)
+    .bind(&prepared.current_location)
+    .execute(conn)
     .await
     .map_err(|e| sql_error(Some(name), e))?;
-    if result.rows_affected() == 0 {
-        // Someone else moved the row; our metadata file is an orphan nobody references.
-        let _ = current.file_io().delete(&new_location).await;
-        return Err(Error::CommitConflict {
-            table: name.to_string(),
-            reason: "the table's metadata changed since it was read".to_string(),
-        });
+    Ok(result.rows_affected() == 1)
+}
+
+fn lost_race(name: &TableName) -> Error {
+    Error::CommitConflict {
+        table: name.to_string(),
+        reason: "the table's metadata changed since it was read".to_string(),
     }
-    let table = Table::builder()
-        .file_io(current.file_io().clone())
-        .identifier(name.ident())
-        .metadata(new_metadata)
-        .metadata_location(new_location)
-        .runtime(iceberg::Runtime::try_current()?)
-        .build()?;
-    Ok(LoadedTable {
-        refs: Default::default(),
-        name: name.clone(),
-        table,
-    })
+}
+
+impl Prepared {
+    fn into_table(self) -> Result<LoadedTable> {
+        let name = self.current.name.clone();
+        let table = Table::builder()
+            .file_io(self.current.file_io().clone())
+            .identifier(name.ident())
+            .metadata(self.new_metadata)
+            .metadata_location(self.new_location)
+            .runtime(iceberg::Runtime::try_current()?)
+            .build()?;
+        Ok(LoadedTable {
+            refs: Default::default(),
+            name,
+            table,
+        })
+    }
+
+    /// The metadata file of a commit that did not happen is referenced by nothing.
+    async fn discard(&self) {
+        let _ = self.current.file_io().delete(&self.new_location).await;
+    }
+}
+
+pub(super) async fn commit_sql(
+    pool: &SqlitePool,
+    catalog_name: &str,
+    current: &LoadedTable,
+    requirements: Vec<TableRequirement>,
+    updates: Vec<TableUpdate>,
+) -> Result<LoadedTable> {
+    let prepared = prepare(current.clone(), requirements, updates).await?;
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| sql_error(Some(&current.name), e))?;
+    if !move_row(&mut conn, catalog_name, &prepared).await? {
+        // Someone else moved the row; our metadata file is an orphan nobody references.
+        prepared.discard().await;
+        return Err(lost_race(&current.name));
+    }
+    prepared.into_table()
+}
+
+/// Several tables' changes in one database transaction: every row moves, or none does.
+pub(super) async fn commit_many_sql(
+    pool: &SqlitePool,
+    catalog_name: &str,
+    changes: Vec<super::TableChange>,
+) -> Result<Vec<LoadedTable>> {
+    let mut prepared: Vec<Prepared> = Vec::with_capacity(changes.len());
+    for change in changes {
+        match prepare(change.current, change.requirements, change.updates).await {
+            Ok(p) => prepared.push(p),
+            Err(e) => {
+                for p in &prepared {
+                    p.discard().await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    let moved = async {
+        let mut tx = pool.begin().await.map_err(|e| sql_error(None, e))?;
+        for p in &prepared {
+            if !move_row(&mut tx, catalog_name, p).await? {
+                tx.rollback().await.map_err(|e| sql_error(None, e))?;
+                return Err(lost_race(&p.current.name));
+            }
+        }
+        Ok(tx)
+    }
+    .await;
+    let tx = match moved {
+        Ok(tx) => tx,
+        Err(e) => {
+            for p in &prepared {
+                p.discard().await;
+            }
+            return Err(e);
+        }
+    };
+    // A failed COMMIT leaves its outcome to the database: the metadata files stay, since a
+    // row may point at them.
+    tx.commit().await.map_err(|e| sql_error(None, e))?;
+    prepared.into_iter().map(Prepared::into_table).collect()
 }

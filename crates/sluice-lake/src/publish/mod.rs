@@ -181,54 +181,9 @@ impl Lake {
         remove_source: bool,
         attempts: &LedgerAttempts<'_>,
     ) -> Result<PublishOutcome> {
-        let RefMove { source, target } = refs;
         let (_, outcome) = self
-            .commit_loop(name, |table| {
-                let (target, source) = (target.clone(), source.clone());
-                async move {
-                    let target_head = branch_head(&table, &target)?;
-                    let source_head = branch_head(&table, &source)?.ok_or_else(|| Error::BranchNotFound {
-                        table: table.name().to_string(),
-                        branch: source.to_string(),
-                    })?;
-                    if target_head == Some(source_head) && !remove_source {
-                        return Ok(Plan::Done(PublishOutcome {
-                            kind: PublishKind::UpToDate,
-                            snapshot_id: source_head,
-                            previous: target_head,
-                        }));
-                    }
-                    let ancestry = refs::ancestry(table.metadata(), Some(source_head));
-                    if let Some(t) = target_head
-                        && !ancestry.contains(&t)
-                    {
-                        return Err(Error::CannotPublish {
-                            table: table.name().to_string(),
-                            source_ref: source.to_string(),
-                            target: target.to_string(),
-                            reason: format!(
-                                "`{target}` moved to {t}, which is not an ancestor of `{source}` ({source_head}); a fast-forward is impossible, rebase instead"
-                            ),
-                        });
-                    }
-                    let mut updates = Vec::new();
-                    if target_head != Some(source_head) {
-                        updates.push(set_branch(target.as_str(), source_head));
-                    }
-                    if remove_source {
-                        updates.push(TableUpdate::RemoveSnapshotRef { ref_name: source.to_string() });
-                    }
-                    updates.extend(attempts.next(&table).await?);
-                    Ok(Plan::Commit {
-                        requirements: moves(&table, &target, target_head, &source, source_head),
-                        updates,
-                        value: PublishOutcome {
-                            kind: if target_head == Some(source_head) { PublishKind::UpToDate } else { PublishKind::FastForward },
-                            snapshot_id: source_head,
-                            previous: target_head,
-                        },
-                    })
-                }
+            .commit_loop(name, |table| async move {
+                plan_fast_forward(&table, refs, remove_source, attempts).await
             })
             .await?;
         Ok(outcome)
@@ -313,58 +268,8 @@ impl Lake {
         attempts: &LedgerAttempts<'_>,
     ) -> Result<PublishOutcome> {
         let (_, outcome) = self
-            .commit_loop(name, |table| {
-                let target = target.clone();
-                let remove = remove.cloned();
-                async move {
-                    let removal: Vec<TableUpdate> = remove
-                        .filter(|b| table.refs().contains_key(b.as_str()))
-                        .map(|b| TableUpdate::RemoveSnapshotRef { ref_name: b.to_string() })
-                        .into_iter()
-                        .collect();
-                    let md = table.metadata();
-                    let target_head = branch_head(&table, &target)?;
-                    if target_head == Some(snapshot_id) && removal.is_empty() {
-                        return Ok(Plan::Done(PublishOutcome {
-                            kind: PublishKind::UpToDate,
-                            snapshot_id,
-                            previous: target_head,
-                        }));
-                    }
-                    let staged = md.snapshot_by_id(snapshot_id).ok_or_else(|| Error::RefNotFound {
-                        table: table.name().to_string(),
-                        reference: snapshot_id.to_string(),
-                        reason: "no staged snapshot with that id".to_string(),
-                    })?;
-                    if target_head != Some(snapshot_id) && staged.parent_snapshot_id() != target_head {
-                        return Err(Error::CommitConflict {
-                            table: table.name().to_string(),
-                            reason: format!(
-                                "`{target}` moved to {} after snapshot {snapshot_id} was staged on {}",
-                                fmt_id(target_head),
-                                fmt_id(staged.parent_snapshot_id())
-                            ),
-                        });
-                    }
-                    Ok(Plan::Commit {
-                        requirements: vec![
-                            TableRequirement::UuidMatch { uuid: md.uuid() },
-                            TableRequirement::RefSnapshotIdMatch {
-                                r#ref: target.to_string(),
-                                snapshot_id: target_head,
-                            },
-                        ],
-                        updates: std::iter::once(set_branch(target.as_str(), snapshot_id))
-                            .chain(removal)
-                            .chain(attempts.next(&table).await?)
-                            .collect(),
-                        value: PublishOutcome {
-                            kind: PublishKind::Rebase,
-                            snapshot_id,
-                            previous: target_head,
-                        },
-                    })
-                }
+            .commit_loop(name, |table| async move {
+                plan_staged(&table, target, snapshot_id, remove, attempts).await
             })
             .await?;
         Ok(outcome)
@@ -456,6 +361,208 @@ impl Lake {
         }
         attempts.finish(name, result.is_ok()).await;
         result
+    }
+}
+
+/// The commit that fast-forwards `refs.target` to the head of `refs.source` (and removes the
+/// source when asked), with the next ledger version when `attempts` records one.
+async fn plan_fast_forward(
+    table: &LoadedTable,
+    refs: RefMove<'_>,
+    remove_source: bool,
+    attempts: &LedgerAttempts<'_>,
+) -> Result<Plan<PublishOutcome>> {
+    let RefMove { source, target } = refs;
+    let target_head = branch_head(table, target)?;
+    let source_head = branch_head(table, source)?.ok_or_else(|| Error::BranchNotFound {
+        table: table.name().to_string(),
+        branch: source.to_string(),
+    })?;
+    if target_head == Some(source_head) && !remove_source {
+        return Ok(Plan::Done(PublishOutcome {
+            kind: PublishKind::UpToDate,
+            snapshot_id: source_head,
+            previous: target_head,
+        }));
+    }
+    let ancestry = refs::ancestry(table.metadata(), Some(source_head));
+    if let Some(t) = target_head
+        && !ancestry.contains(&t)
+    {
+        return Err(Error::CannotPublish {
+            table: table.name().to_string(),
+            source_ref: source.to_string(),
+            target: target.to_string(),
+            reason: format!(
+                "`{target}` moved to {t}, which is not an ancestor of `{source}` ({source_head}); a fast-forward is impossible, rebase instead"
+            ),
+        });
+    }
+    let mut updates = Vec::new();
+    if target_head != Some(source_head) {
+        updates.push(set_branch(target.as_str(), source_head));
+    }
+    if remove_source {
+        updates.push(TableUpdate::RemoveSnapshotRef {
+            ref_name: source.to_string(),
+        });
+    }
+    updates.extend(attempts.next(table).await?);
+    Ok(Plan::Commit {
+        requirements: moves(table, target, target_head, source, source_head),
+        updates,
+        value: PublishOutcome {
+            kind: if target_head == Some(source_head) {
+                PublishKind::UpToDate
+            } else {
+                PublishKind::FastForward
+            },
+            snapshot_id: source_head,
+            previous: target_head,
+        },
+    })
+}
+
+/// The commit that moves `target` to the staged snapshot `snapshot_id` (and removes `remove`
+/// when it still exists), with the next ledger version when `attempts` records one.
+async fn plan_staged(
+    table: &LoadedTable,
+    target: &RefName,
+    snapshot_id: i64,
+    remove: Option<&RefName>,
+    attempts: &LedgerAttempts<'_>,
+) -> Result<Plan<PublishOutcome>> {
+    let removal: Vec<TableUpdate> = remove
+        .filter(|b| table.refs().contains_key(b.as_str()))
+        .map(|b| TableUpdate::RemoveSnapshotRef {
+            ref_name: b.to_string(),
+        })
+        .into_iter()
+        .collect();
+    let md = table.metadata();
+    let target_head = branch_head(table, target)?;
+    if target_head == Some(snapshot_id) && removal.is_empty() {
+        return Ok(Plan::Done(PublishOutcome {
+            kind: PublishKind::UpToDate,
+            snapshot_id,
+            previous: target_head,
+        }));
+    }
+    let staged = md
+        .snapshot_by_id(snapshot_id)
+        .ok_or_else(|| Error::RefNotFound {
+            table: table.name().to_string(),
+            reference: snapshot_id.to_string(),
+            reason: "no staged snapshot with that id".to_string(),
+        })?;
+    if target_head != Some(snapshot_id) && staged.parent_snapshot_id() != target_head {
+        return Err(Error::CommitConflict {
+            table: table.name().to_string(),
+            reason: format!(
+                "`{target}` moved to {} after snapshot {snapshot_id} was staged on {}",
+                fmt_id(target_head),
+                fmt_id(staged.parent_snapshot_id())
+            ),
+        });
+    }
+    Ok(Plan::Commit {
+        requirements: vec![
+            TableRequirement::UuidMatch { uuid: md.uuid() },
+            TableRequirement::RefSnapshotIdMatch {
+                r#ref: target.to_string(),
+                snapshot_id: target_head,
+            },
+        ],
+        updates: std::iter::once(set_branch(target.as_str(), snapshot_id))
+            .chain(removal)
+            .chain(attempts.next(table).await?)
+            .collect(),
+        value: PublishOutcome {
+            kind: PublishKind::Rebase,
+            snapshot_id,
+            previous: target_head,
+        },
+    })
+}
+
+/// One table's part of [`Lake::publish_many`].
+#[derive(Clone, Copy, Debug)]
+pub struct TablePublish<'a> {
+    /// The table.
+    pub table: &'a TableName,
+    /// Its source (audit branch) and target (`main`).
+    pub refs: RefMove<'a>,
+    /// A snapshot staged by [`Lake::rebase_appends`] to move the target to (it must still be
+    /// built on the target's head); `None`: fast-forward the target to the source's head.
+    pub staged: Option<i64>,
+    /// Remove the source branch in the same commit.
+    pub delete_source: bool,
+    /// Recorded in the table's ingest ledger in the same commit.
+    pub ingested: Option<&'a LedgerEntry>,
+}
+
+impl Lake {
+    /// How this lake's catalog commits several tables at once.
+    pub fn multi_table_commit(&self) -> crate::catalog::MultiTableCommit {
+        self.backend.multi_table_commit()
+    }
+
+    /// Publishes several tables in ONE atomic multi-table catalog commit: every target moves
+    /// (and every ledger records its entry) or none does. Each table is planned as
+    /// [`Lake::fast_forward_and_delete`] or [`Lake::publish_staged_and_delete`] would; a
+    /// conflict on any table re-plans them all on fresh metadata.
+    ///
+    /// [`Error::CannotPublish`] names a table whose target moved so that a fast-forward is
+    /// impossible, and [`Error::CommitConflict`] one whose staged snapshot is no longer built
+    /// on its target's head: the caller rebases (and audits) that table and calls again.
+    /// Needs [`crate::MultiTableCommit::Atomic`]; other catalogs fail before sending anything.
+    pub async fn publish_many(&self, items: &[TablePublish<'_>]) -> Result<Vec<PublishOutcome>> {
+        if self.multi_table_commit() != crate::catalog::MultiTableCommit::Atomic {
+            return Err(Error::Catalog {
+                table: None,
+                message: "this catalog offers no atomic multi-table commit".to_string(),
+                retryable: false,
+            });
+        }
+        let names: Vec<TableName> = items.iter().map(|i| i.table.clone()).collect();
+        let attempts: Vec<LedgerAttempts<'_>> = items
+            .iter()
+            .map(|i| LedgerAttempts::new(self, i.ingested))
+            .collect();
+        let attempts = &attempts;
+        let result = self
+            .commit_many_loop(&names, |tables| async move {
+                let mut plans = Vec::with_capacity(tables.len());
+                for ((table, item), attempts) in tables.iter().zip(items).zip(attempts) {
+                    if item.delete_source
+                        && (item.refs.source.is_main() || item.refs.source == item.refs.target)
+                    {
+                        return Err(Error::RefNotAllowed {
+                            message: format!(
+                                "cannot delete `{}` of {} while publishing into it",
+                                item.refs.source, item.table
+                            ),
+                        });
+                    }
+                    let plan = match item.staged {
+                        Some(id) => {
+                            let remove = item.delete_source.then_some(item.refs.source);
+                            plan_staged(table, item.refs.target, id, remove, attempts).await?
+                        }
+                        None => {
+                            plan_fast_forward(table, item.refs, item.delete_source, attempts)
+                                .await?
+                        }
+                    };
+                    plans.push(plan);
+                }
+                Ok(plans)
+            })
+            .await;
+        for (name, attempts) in names.iter().zip(attempts) {
+            attempts.finish(name, result.is_ok()).await;
+        }
+        Ok(result?.into_iter().map(|(_, outcome)| outcome).collect())
     }
 }
 

@@ -5,6 +5,7 @@ mod chunk_copy;
 mod common;
 mod concurrency;
 mod model;
+mod multi_table;
 mod partitioned;
 mod publish;
 mod pyiceberg;
