@@ -50,7 +50,7 @@ pub enum Command {
     },
     /// One Write-Audit-Publish run over the new files of a source.
     #[command(
-        after_help = "Example:\n  sluice run --source ./raw --table analytics.events --checks checks.toml --message \"hourly load\""
+        after_help = "Examples:\n  sluice run --source ./raw --table analytics.events --checks checks.toml --message \"hourly load\"\n  sluice run --job wap.toml      # several tables, published together"
     )]
     Run(RunArgs),
     /// Poll a source and run whenever new files arrive; stops cleanly on Ctrl-C or SIGTERM after the current run.
@@ -166,11 +166,15 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Parquet files: a directory, a file:// or s3:// prefix, or one file.
-    #[arg(long)]
-    pub source: String,
+    #[arg(long, required_unless_present = "job")]
+    pub source: Option<String>,
     /// Target table NS.TABLE (created from the first file's schema if missing).
-    #[arg(long)]
-    pub table: String,
+    #[arg(long, required_unless_present = "job")]
+    pub table: Option<String>,
+    /// A job file (TOML, see docs/lake.md): several tables, each with its source, checks and
+    /// mode, written on one branch, audited together and published together or not at all.
+    #[arg(long, conflicts_with_all = ["source", "table", "checks", "partition_by", "mode", "on_schema_change"])]
+    pub job: Option<PathBuf>,
     /// Checks file (TOML, see docs/checks.md).
     #[arg(long)]
     pub checks: Option<PathBuf>,

@@ -108,6 +108,10 @@ impl Pipeline {
         &self.lake
     }
 
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Finishes or rolls back what dead processes left open.
     pub async fn recover(&self) -> Result<RecoveryReport> {
         Ok(self.engine.recover().await?)

@@ -8,6 +8,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::error::Result;
+use crate::job::JobOptions;
+use crate::job_run::JobReport;
 use crate::options::RunOptions;
 use crate::pipeline::Pipeline;
 use crate::report::{RunReport, RunStatus};
@@ -156,6 +158,100 @@ impl Pipeline {
             let mut batch = options.clone();
             batch.files = Some(chunk);
             let report = self.run(&batch).await?;
+            on_report(&report);
+            let failed = matches!(report.status, RunStatus::Failed | RunStatus::AuditFailed);
+            reports.push(report);
+            if failed {
+                break;
+            }
+        }
+        Ok(reports)
+    }
+}
+
+/// The batch each file of a table falls in: its ordinal / n in file-name order, or its time
+/// window. The same slot across tables makes one job run.
+fn slots(mut files: Vec<SourceFile>, batching: Batching) -> Vec<(i64, SourceFile)> {
+    match batching {
+        Batching::Files(n) => {
+            files.sort_by(|a, b| a.location.cmp(&b.location));
+            let n = n.max(1);
+            files
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| ((i / n) as i64, f))
+                .collect()
+        }
+        Batching::Window(window) => {
+            let width = window.as_millis().max(1) as i64;
+            files
+                .into_iter()
+                .map(|f| {
+                    let slot = f
+                        .modified
+                        .map(|t| t.timestamp_millis().div_euclid(width))
+                        .unwrap_or(i64::MIN);
+                    (slot, f)
+                })
+                .collect()
+        }
+    }
+}
+
+impl Pipeline {
+    /// [`Pipeline::watch`] of a job: every poll runs the job when any of its tables has new
+    /// files.
+    pub async fn watch_job(
+        &self,
+        job: &JobOptions,
+        every: Duration,
+        stop: &StopSignal,
+        mut on_report: impl FnMut(&JobReport),
+    ) -> Result<()> {
+        while !stop.is_stopped() {
+            match self.run_job(job).await {
+                Ok(report) if report.status == RunStatus::NothingToDo => {}
+                Ok(report) => on_report(&report),
+                Err(e) => {
+                    tracing::warn!(error = %e, "job could not start; retrying at the next tick")
+                }
+            }
+            stop.sleep(every).await;
+        }
+        Ok(())
+    }
+
+    /// [`Pipeline::backfill`] of a job: the pending files of every table are cut into batches
+    /// the same way (the n-th batch of `Files(n)`, or the same time window, of every table
+    /// make one job run), oldest first, each batch one transaction over all its tables.
+    pub async fn backfill_job(
+        &self,
+        job: &JobOptions,
+        batching: Batching,
+        stop: &StopSignal,
+        mut on_report: impl FnMut(&JobReport),
+    ) -> Result<Vec<JobReport>> {
+        let mut by_slot: std::collections::BTreeMap<i64, Vec<Vec<SourceFile>>> =
+            std::collections::BTreeMap::new();
+        for (i, options) in job.tables.iter().enumerate() {
+            let pending = self.pending_files(&options.source, &options.table).await?;
+            for (slot, file) in slots(pending, batching) {
+                by_slot
+                    .entry(slot)
+                    .or_insert_with(|| vec![Vec::new(); job.tables.len()])[i]
+                    .push(file);
+            }
+        }
+        let mut reports = Vec::new();
+        for files in by_slot.into_values() {
+            if stop.is_stopped() {
+                break;
+            }
+            let mut batch = job.clone();
+            for (options, files) in batch.tables.iter_mut().zip(files) {
+                options.files = Some(files);
+            }
+            let report = self.run_job(&batch).await?;
             on_report(&report);
             let failed = matches!(report.status, RunStatus::Failed | RunStatus::AuditFailed);
             reports.push(report);

@@ -30,6 +30,11 @@ pub(super) async fn log(ctx: &Ctx<'_>, target: &str, limit: Option<usize>) -> Re
                         .get(sluice_lake::summary::AUDIT_PROPERTY)
                         .cloned()
                         .unwrap_or_default(),
+                    // The run that made the commit: the same id on every table a job wrote.
+                    c.summary
+                        .get(sluice_lake::summary::RUN_ID_PROPERTY)
+                        .cloned()
+                        .unwrap_or_default(),
                 ]
             })
             .collect();
@@ -44,12 +49,13 @@ pub(super) async fn log(ctx: &Ctx<'_>, target: &str, limit: Option<usize>) -> Re
                     "AUTHOR",
                     "ADDED",
                     "ROWS",
-                    "AUDIT"
+                    "AUDIT",
+                    "RUN"
                 ],
                 &rows,
                 Fit {
-                    whole: &[0, 1],
-                    droppable: &[4, 2, 5, 7],
+                    whole: &[0, 1, 8],
+                    droppable: &[8, 4, 2, 5, 7],
                 }
             )
         );

@@ -6,25 +6,31 @@ use anyhow::Result;
 use sluice_wap::StopSignal;
 
 use super::Ctx;
-use super::run::run_options;
+use super::run::{job_options, run_options};
 use crate::cli::RunArgs;
 use crate::exit_code;
-use crate::render::{self, report::print_run};
+use crate::render::{
+    self,
+    report::{print_job, print_run},
+};
 use crate::signals::Signals;
 
 /// The exit code is 1 when the highest code of its runs is a failure's, else 0: a failed
 /// audit rolls back only its own batch, and watching goes on.
 pub(super) async fn watch(ctx: &Ctx<'_>, run: &RunArgs, every: Duration) -> Result<u8> {
     let pipeline = ctx.pipeline().await?;
+    if let Some(path) = &run.job {
+        return watch_job(ctx, &pipeline, run, path, every).await;
+    }
     let options = run_options(ctx, run)?;
     let stop = StopSignal::new();
     let signals = Signals::listen(Some(stop.clone()), options.cancel.clone());
     if !ctx.cli.quiet && !ctx.cli.json {
         eprintln!(
             "watching {} every {} for {} (Ctrl-C stops after the current run)",
-            run.source,
+            options.source,
             render::duration(every),
-            run.table
+            options.table
         );
     }
     let mut worst = exit_code::SUCCESS;
@@ -32,6 +38,40 @@ pub(super) async fn watch(ctx: &Ctx<'_>, run: &RunArgs, every: Duration) -> Resu
         .watch(&options, every, &stop, |report| {
             worst = worst.max(exit_code::of_run(report.status));
             print_run(ctx, report);
+        })
+        .await?;
+    Ok(signals
+        .exit_code()
+        .unwrap_or(if worst == exit_code::FAILURE {
+            exit_code::FAILURE
+        } else {
+            exit_code::SUCCESS
+        }))
+}
+
+async fn watch_job(
+    ctx: &Ctx<'_>,
+    pipeline: &sluice_wap::Pipeline,
+    run: &RunArgs,
+    path: &std::path::Path,
+    every: Duration,
+) -> Result<u8> {
+    let job = job_options(ctx, run, path)?;
+    let stop = StopSignal::new();
+    let signals = Signals::listen(Some(stop.clone()), job.cancel.clone());
+    if !ctx.cli.quiet && !ctx.cli.json {
+        eprintln!(
+            "watching the {} table(s) of {} every {} (Ctrl-C stops after the current run)",
+            job.tables.len(),
+            path.display(),
+            render::duration(every),
+        );
+    }
+    let mut worst = exit_code::SUCCESS;
+    pipeline
+        .watch_job(&job, every, &stop, |report| {
+            worst = worst.max(exit_code::of_run(report.status));
+            print_job(ctx, report);
         })
         .await?;
     Ok(signals

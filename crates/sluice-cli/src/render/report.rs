@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use sluice_checks::AuditReport;
-use sluice_wap::{RunReport, RunStatus};
+use sluice_wap::{JobReport, RunReport, RunStatus};
 
 use crate::commands::Ctx;
 use crate::render::{Fit, table};
@@ -150,6 +150,95 @@ pub fn print_run(ctx: &Ctx<'_>, report: &RunReport) {
         && !ctx.cli.quiet
     {
         print_audit(audit);
+    }
+}
+
+/// A job report as `--json` prints it: the job's outcome and one run document per table.
+pub fn job_json(report: &JobReport) -> serde_json::Value {
+    let durations: serde_json::Map<String, serde_json::Value> = report
+        .steps
+        .iter()
+        .map(|s| (format!("{}_ms", s.step), json!(s.millis)))
+        .collect();
+    let mut error = report.error.clone();
+    if let Some(e) = &mut error
+        && !report.undo_failed.is_empty()
+    {
+        e.push_str("; run `sluice recover` to finish the rollback");
+    }
+    json!({
+        "run_id": report.run_id.map(|id| id.to_string()).unwrap_or_default(),
+        "status": report.status.as_str(),
+        "branch": report.branch,
+        "run_key": report.run_key,
+        "atomic": report.atomic,
+        "tables": report.tables.iter().map(run_json).collect::<Vec<_>>(),
+        "failed_step": report.failed_step,
+        "error": error,
+        "durations": durations,
+        "commits": report.commits,
+    })
+}
+
+/// A job report: one JSON document with `--json`, else the job's outcome, then each table's.
+pub fn print_job(ctx: &Ctx<'_>, report: &JobReport) {
+    if ctx.cli.json {
+        ctx.print_json(&job_json(report));
+        return;
+    }
+    let s = &ctx.style;
+    let names: Vec<String> = report.tables.iter().map(|t| t.table.to_string()).collect();
+    let how = if report.atomic {
+        "in one commit"
+    } else {
+        "table by table"
+    };
+    match report.status {
+        RunStatus::Published => {
+            outln!(
+                "{} job run {} over {} ({how})",
+                s.good("published"),
+                report.run_id.map(|i| i.to_string()).unwrap_or_default(),
+                names.join(", ")
+            );
+            for table in &report.tables {
+                print_run(ctx, table);
+            }
+        }
+        RunStatus::NothingToDo => outln!(
+            "{}: no new files for {}",
+            s.dim("nothing to do"),
+            names.join(", ")
+        ),
+        RunStatus::AuditFailed => {
+            outln!(
+                "{} in job run {}: rolled back, no table was published",
+                s.bad("audit failed"),
+                report.run_id.map(|i| i.to_string()).unwrap_or_default()
+            );
+            for table in &report.tables {
+                print_run(ctx, table);
+            }
+        }
+        RunStatus::Interrupted | RunStatus::Failed => {
+            eprintln!(
+                "{} in step {}: {}",
+                s.bad(if report.status == RunStatus::Failed {
+                    "job failed"
+                } else {
+                    "job stopped"
+                }),
+                report.failed_step.as_deref().unwrap_or("start"),
+                report.error.as_deref().unwrap_or("unknown error")
+            );
+            if !report.undo_failed.is_empty() {
+                eprintln!("undoing it failed too: run `sluice recover` to finish the rollback");
+            }
+            eprintln!(
+                "nothing was published; main of {} is unchanged",
+                names.join(", ")
+            );
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod crash;
 mod faults;
 mod first_hour;
 mod interop;
+mod jobs;
 mod ledger;
 mod locations;
 mod runs;

@@ -1,0 +1,250 @@
+//! `sluice run --job`: several tables on one branch, audited together, published in one
+//! catalog commit or not at all; killed at every step, recovered, exactly once.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use crate::common::*;
+
+const JOB: &str = r#"
+[[table]]
+name = "shop.orders"
+source = "raw/orders"
+checks = "orders.toml"
+
+[[table]]
+name = "shop.order_lines"
+source = "raw/lines"
+checks = "lines.toml"
+"#;
+
+/// A lake with the job file, the checks of both tables (order lines: no null user), and a
+/// first batch of both tables published.
+fn job_env() -> Env {
+    let env = Env::new();
+    std::fs::write(env.path("wap.toml"), JOB).unwrap();
+    std::fs::write(
+        env.path("orders.toml"),
+        "[[check]]\nkind = \"unique\"\ncolumns = [\"event_id\"]\nscope = \"table\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        env.path("lines.toml"),
+        "[[check]]\nkind = \"not_null\"\ncolumns = [\"user_id\"]\n",
+    )
+    .unwrap();
+    write(&env.path("raw/orders/o0.parquet"), &events(0..10, false));
+    write(&env.path("raw/lines/l0.parquet"), &events(100..130, false));
+    let (code, first) = env.json(&["run", "--job", "wap.toml"]);
+    assert_eq!(code, 0, "{first}");
+    assert_eq!(first["status"], "published", "{first}");
+    env
+}
+
+fn ids(env: &Env, table: &str) -> Vec<i64> {
+    env.event_ids(table)
+}
+
+fn branches_of(env: &Env, table: &str) -> Vec<String> {
+    let (code, refs) = env.json(&["branch", "list", table]);
+    assert_eq!(code, 0, "{refs}");
+    refs.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn no_run_branches(env: &Env) {
+    for table in ["shop.orders", "shop.order_lines"] {
+        let branches = branches_of(env, table);
+        assert!(
+            branches.iter().all(|b| !b.starts_with("sluice/")),
+            "{table}: {branches:?}"
+        );
+    }
+}
+
+#[test]
+fn a_job_publishes_every_table_in_one_commit_and_a_rerun_only_what_is_new() {
+    let env = job_env();
+    assert_eq!(ids(&env, "shop.orders"), (0..10).collect::<Vec<_>>());
+    assert_eq!(
+        ids(&env, "shop.order_lines"),
+        (100..130).collect::<Vec<_>>()
+    );
+    no_run_branches(&env);
+
+    // New files for both: one job run, one publish commit for both tables.
+    write(&env.path("raw/orders/o1.parquet"), &events(10..15, false));
+    write(&env.path("raw/lines/l1.parquet"), &events(130..140, false));
+    let (code, report) = env.json(&["run", "--job", "wap.toml"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["status"], "published");
+    assert_eq!(report["atomic"], true);
+    assert!(report["durations"]["write_ms"].is_u64(), "{report}");
+    let run_id = report["run_id"].as_str().unwrap().to_string();
+    let tables = report["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 2);
+    assert_eq!(tables[0]["rows"], 5);
+    assert_eq!(tables[1]["rows"], 10);
+    // Each table: one write commit; both tables: one publish commit.
+    assert_eq!(report["commits"], 3, "{report}");
+    // Every table's commit names the shared run.
+    for table in ["shop.orders", "shop.order_lines"] {
+        let (_, log) = env.json(&["log", table]);
+        assert_eq!(log[0]["summary"]["sluice.run-id"], run_id, "{table}: {log}");
+    }
+
+    // Only the lines have new files: the orders are left alone.
+    write(&env.path("raw/lines/l2.parquet"), &events(140..145, false));
+    let (code, report) = env.json(&["run", "--job", "wap.toml"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["tables"][0]["status"], "nothing_to_do");
+    assert_eq!(report["tables"][1]["status"], "published");
+    assert_eq!(ids(&env, "shop.orders"), (0..15).collect::<Vec<_>>());
+    assert_eq!(
+        ids(&env, "shop.order_lines"),
+        (100..145).collect::<Vec<_>>()
+    );
+
+    let (code, report) = env.json(&["run", "--job", "wap.toml"]);
+    assert_eq!(code, 0);
+    assert_eq!(report["status"], "nothing_to_do");
+}
+
+#[test]
+fn one_failing_audit_publishes_no_table_and_leaves_no_branch() {
+    let env = job_env();
+    write(&env.path("raw/orders/o1.parquet"), &events(10..15, false));
+    // Null users: the order lines' audit fails.
+    write(&env.path("raw/lines/l1.parquet"), &events(130..140, true));
+    let (code, report) = env.json(&["run", "--job", "wap.toml"]);
+    assert_eq!(code, 3, "{report}");
+    assert_eq!(report["status"], "audit_failed");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("shop.order_lines"), "{error}");
+    assert_eq!(report["tables"][0]["checks"][0]["status"], "pass");
+    assert_eq!(report["tables"][1]["checks"][0]["status"], "fail");
+    assert_eq!(ids(&env, "shop.orders"), (0..10).collect::<Vec<_>>());
+    assert_eq!(
+        ids(&env, "shop.order_lines"),
+        (100..130).collect::<Vec<_>>()
+    );
+    no_run_branches(&env);
+
+    // In words: the job's verdict, then each table's.
+    let out = env.sluice(&["run", "--job", "wap.toml"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("no table was published"), "{text}");
+    assert!(text.contains("shop.order_lines"), "{text}");
+}
+
+#[test]
+fn a_job_file_with_a_mistake_is_refused_before_anything_is_written() {
+    let env = Env::new();
+    std::fs::write(
+        env.path("wap.toml"),
+        "[[table]]\nname = \"shop.orders\"\nsource = \"raw/missing\"\n",
+    )
+    .unwrap();
+    let out = env.sluice(&["run", "--job", "wap.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("wap.toml") && err.contains("shop.orders"),
+        "{err}"
+    );
+    assert!(err.contains("raw/missing"), "{err}");
+    let out = env.sluice(&["run", "--job", "wap.toml", "--table", "x.y"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_job_killed_at_any_step_lands_both_tables_or_neither_exactly_once() {
+    for point in ["write", "after-write", "audit", "publish", "after-publish"] {
+        let env = job_env();
+        write(&env.path("raw/orders/o1.parquet"), &events(10..15, false));
+        write(&env.path("raw/lines/l1.parquet"), &events(130..140, false));
+        let mut child = env
+            .cmd()
+            .env("SLUICE_PAUSE_AT", point)
+            .args(["run", "--job", "wap.toml"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let reached = BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains(&format!("paused at {point}")));
+        assert!(reached, "the job never reached {point}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let (code, recovered) = env.json(&["recover", "--wait"]);
+        assert_eq!(code, 0, "{point}: {recovered}");
+        no_run_branches(&env);
+        let orders = ids(&env, "shop.orders");
+        let lines = ids(&env, "shop.order_lines");
+        // Both or neither.
+        assert_eq!(orders.len() > 10, lines.len() > 30, "{point}");
+        if point == "after-publish" {
+            assert_eq!(orders.len(), 15, "{point}: published before the kill");
+        } else {
+            assert_eq!(orders.len(), 10, "{point}: nothing may be published");
+        }
+        let (code, rerun) = env.json(&["run", "--job", "wap.toml"]);
+        assert_eq!(code, 0, "{point}: {rerun}");
+        assert_eq!(
+            ids(&env, "shop.orders"),
+            (0..15).collect::<Vec<_>>(),
+            "{point}"
+        );
+        assert_eq!(
+            ids(&env, "shop.order_lines"),
+            (100..140).collect::<Vec<_>>(),
+            "{point}"
+        );
+    }
+}
+
+#[test]
+fn a_table_whose_main_moved_during_the_job_is_rebased_audited_and_published_with_the_other() {
+    let env = job_env();
+    write(&env.path("raw/orders/o1.parquet"), &events(10..15, false));
+    write(&env.path("raw/lines/l1.parquet"), &events(130..140, false));
+    // The job waits before its publish commit while another writer appends to the orders.
+    let mut child = env
+        .cmd()
+        .env("SLUICE_PAUSE_AT", "publish")
+        .env("SLUICE_PAUSE_SECS", "4")
+        .args(["--json", "run", "--job", "wap.toml"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reached = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("paused at publish"));
+    assert!(reached);
+    write(&env.path("other/o9.parquet"), &events(900..905, false));
+    let (code, other) = env.json(&["run", "--source", "other", "--table", "shop.orders"]);
+    assert_eq!(code, 0, "{other}");
+    let out = child.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["status"], "published");
+    assert_eq!(report["tables"][0]["publish"], "rebase", "{report}");
+    assert_eq!(report["tables"][1]["publish"], "fast_forward", "{report}");
+    let expected: Vec<i64> = (0..15).chain(900..905).collect();
+    assert_eq!(ids(&env, "shop.orders"), expected);
+    assert_eq!(
+        ids(&env, "shop.order_lines"),
+        (100..140).collect::<Vec<_>>()
+    );
+    no_run_branches(&env);
+}
