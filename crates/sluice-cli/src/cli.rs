@@ -111,10 +111,18 @@ pub enum Command {
         limit: Option<usize>,
     },
     /// Publish a branch into another: fast-forward, or rebase of its appends.
-    #[command(after_help = "Example:\n  sluice merge analytics.events fix-1 --into main")]
+    #[command(
+        after_help = "Examples:\n  sluice merge analytics.events fix-1 --into main\n  sluice merge --tables shop.orders,shop.order_lines fix-1   # one atomic commit"
+    )]
     Merge {
+        /// NS.TABLE, then BRANCH; with --tables, only BRANCH.
+        #[arg(value_name = "TABLE")]
         table: String,
-        branch: String,
+        #[arg(value_name = "BRANCH")]
+        branch: Option<String>,
+        /// Merge BRANCH of each of these tables (comma-separated) in one atomic catalog commit.
+        #[arg(long, value_delimiter = ',', value_parser = trimmed)]
+        tables: Vec<String>,
         #[arg(long, default_value = "main")]
         into: String,
     },
@@ -259,10 +267,18 @@ pub enum BranchCommand {
     #[command(after_help = "Example:\n  sluice branch list analytics.events")]
     List { table: String },
     /// Create a branch.
-    #[command(after_help = "Example:\n  sluice branch create analytics.events dev --from main")]
+    #[command(
+        after_help = "Examples:\n  sluice branch create analytics.events dev --from main\n  sluice branch create --tables shop.orders,shop.order_lines dev   # in every table, one commit"
+    )]
     Create {
+        /// NS.TABLE, then NAME; with --tables, only NAME.
+        #[arg(value_name = "TABLE")]
         table: String,
-        name: String,
+        #[arg(value_name = "NAME")]
+        name: Option<String>,
+        /// Create the branch in each of these tables (comma-separated), in one atomic commit.
+        #[arg(long, value_delimiter = ',', value_parser = trimmed)]
+        tables: Vec<String>,
         /// Ref to start from: a branch, a tag, a snapshot id or REF@TIME.
         #[arg(long, alias = "at", default_value = "main")]
         from: String,
@@ -278,10 +294,18 @@ pub enum TagCommand {
     #[command(after_help = "Example:\n  sluice tag list analytics.events")]
     List { table: String },
     /// Create a tag.
-    #[command(after_help = "Example:\n  sluice tag create analytics.events v1 --at main")]
+    #[command(
+        after_help = "Examples:\n  sluice tag create analytics.events v1 --at main\n  sluice tag create --tables shop.orders,shop.order_lines v1   # in every table, one commit"
+    )]
     Create {
+        /// NS.TABLE, then NAME; with --tables, only NAME.
+        #[arg(value_name = "TABLE")]
         table: String,
-        name: String,
+        #[arg(value_name = "NAME")]
+        name: Option<String>,
+        /// Create the tag in each of these tables (comma-separated), in one atomic commit.
+        #[arg(long, value_delimiter = ',', value_parser = trimmed)]
+        tables: Vec<String>,
         /// What to tag: a branch, a tag, a snapshot id or REF@TIME.
         #[arg(long, alias = "from", default_value = "main")]
         at: String,
@@ -298,7 +322,8 @@ pub enum RefAction<'a> {
     },
     Create {
         table: &'a str,
-        name: &'a str,
+        name: Option<&'a str>,
+        tables: &'a [String],
         from: &'a str,
     },
     Delete {
@@ -311,7 +336,17 @@ impl BranchCommand {
     pub fn action(&self) -> RefAction<'_> {
         match self {
             BranchCommand::List { table } => RefAction::List { table },
-            BranchCommand::Create { table, name, from } => RefAction::Create { table, name, from },
+            BranchCommand::Create {
+                table,
+                name,
+                tables,
+                from,
+            } => RefAction::Create {
+                table,
+                name: name.as_deref(),
+                tables,
+                from,
+            },
             BranchCommand::Delete { table, name } => RefAction::Delete { table, name },
         }
     }
@@ -321,9 +356,15 @@ impl TagCommand {
     pub fn action(&self) -> RefAction<'_> {
         match self {
             TagCommand::List { table } => RefAction::List { table },
-            TagCommand::Create { table, name, at } => RefAction::Create {
+            TagCommand::Create {
                 table,
                 name,
+                tables,
+                at,
+            } => RefAction::Create {
+                table,
+                name: name.as_deref(),
+                tables,
                 from: at,
             },
             TagCommand::Delete { table, name } => RefAction::Delete { table, name },

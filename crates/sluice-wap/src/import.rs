@@ -19,7 +19,9 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use sluice_lake::summary::IMPORT_RECORD_PROPERTY;
-use sluice_lake::{LedgerEntry, PublishOutcome, RefMove, RefName, RefSpec, TableName};
+use sluice_lake::{
+    LedgerEntry, PublishOutcome, RebaseOptions, RefMove, RefName, RefSpec, TableName, TablePublish,
+};
 
 use crate::error::{Error, Result};
 use crate::options::RunOptions;
@@ -162,13 +164,94 @@ impl Pipeline {
             source: branch,
             target: into,
         };
+        match self.merge_entry(table, branch, into).await? {
+            None => Ok(lake.publish(table, refs, HashMap::new()).await?),
+            Some(entry) => Ok(lake
+                .publish_recording(table, refs, HashMap::new(), &entry)
+                .await?),
+        }
+    }
+
+    /// [`Pipeline::merge`] of the same branch of several tables (a lake-wide branch), in one
+    /// atomic multi-table catalog commit: every table's `into` moves, or none does. A table
+    /// whose `into` moved since the branch was cut gets its appends rebased (staged) first. The
+    /// branches stay.
+    pub async fn merge_many(
+        &self,
+        tables: &[TableName],
+        branch: &RefName,
+        into: &RefName,
+    ) -> Result<Vec<PublishOutcome>> {
+        let lake = self.lake();
+        let mut entries = Vec::with_capacity(tables.len());
+        for table in tables {
+            entries.push(self.merge_entry(table, branch, into).await?);
+        }
+        let refs = RefMove {
+            source: branch,
+            target: into,
+        };
+        let mut staged: Vec<Option<i64>> = vec![None; tables.len()];
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            let items: Vec<TablePublish<'_>> = tables
+                .iter()
+                .zip(&entries)
+                .zip(&staged)
+                .map(|((table, entry), staged)| TablePublish {
+                    table,
+                    refs,
+                    staged: *staged,
+                    delete_source: false,
+                    ingested: entry.as_ref(),
+                })
+                .collect();
+            let moved = match lake.publish_many(&items).await {
+                Ok(outcomes) => return Ok(outcomes),
+                Err(
+                    sluice_lake::Error::CannotPublish { table, .. }
+                    | sluice_lake::Error::CommitConflict { table, .. },
+                ) if rounds <= 2 * tables.len() + 2 => table,
+                Err(e) => return Err(e.into()),
+            };
+            let Some(i) = tables.iter().position(|t| t.to_string() == moved) else {
+                return Err(sluice_lake::Error::CommitConflict {
+                    table: moved,
+                    reason: "the multi-table commit was refused".to_string(),
+                }
+                .into());
+            };
+            let rebased = lake
+                .rebase_appends(
+                    &tables[i],
+                    refs,
+                    RebaseOptions {
+                        properties: HashMap::new(),
+                        stage: true,
+                    },
+                )
+                .await?;
+            staged[i] = Some(rebased.snapshot_id);
+        }
+    }
+
+    /// What a merge of `branch` into `into` adds to the table's ingest ledger: the source
+    /// files of the imports on the branch (into `main` only). Refuses files `main` holds.
+    async fn merge_entry(
+        &self,
+        table: &TableName,
+        branch: &RefName,
+        into: &RefName,
+    ) -> Result<Option<LedgerEntry>> {
         if !into.is_main() {
-            return Ok(lake.publish(table, refs, HashMap::new()).await?);
+            return Ok(None);
         }
         let records = self.import_records(table, branch).await?;
         if records.is_empty() {
-            return Ok(lake.publish(table, refs, HashMap::new()).await?);
+            return Ok(None);
         }
+        let lake = self.lake();
         let files: BTreeSet<String> = records.iter().flat_map(|r| r.files.clone()).collect();
         let files: Vec<String> = files.into_iter().collect();
         let published = lake.published_files(table, &files).await?;
@@ -187,13 +270,10 @@ impl Pipeline {
             }
             .into());
         }
-        let entry = LedgerEntry {
+        Ok(Some(LedgerEntry {
             run_key: records[0].run_key.clone(),
             files,
-        };
-        Ok(lake
-            .publish_recording(table, refs, HashMap::new(), &entry)
-            .await?)
+        }))
     }
 
     /// The records of the imports on `branch` since it forked from `main`, newest first.

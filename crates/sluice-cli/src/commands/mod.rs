@@ -77,8 +77,12 @@ pub async fn execute(cli: &Cli) -> Result<u8> {
         Command::Merge {
             table,
             branch,
+            tables,
             into,
-        } => merge::merge(&ctx, table, branch, into).await,
+        } => {
+            let (tables, branch) = lake_wide(table, branch.as_deref(), tables, "BRANCH")?;
+            merge::merge(&ctx, &tables, branch, into).await
+        }
         Command::Rollback { table, to, branch } => {
             rollback::rollback(&ctx, table, to, branch).await
         }
@@ -95,6 +99,35 @@ pub async fn execute(cli: &Cli) -> Result<u8> {
             key_columns,
         } => check::check(&ctx, target, checks, *samples, key_columns).await,
     }
+}
+
+/// The tables and the ref name of a command that takes `TABLE NAME`, or `--tables A,B NAME`
+/// (then the one positional value is the name).
+fn lake_wide<'a>(
+    first: &'a str,
+    second: Option<&'a str>,
+    tables: &'a [String],
+    what: &str,
+) -> Result<(Vec<TableName>, &'a str)> {
+    let (names, name): (Vec<&str>, &str) = match (tables.is_empty(), second) {
+        (true, Some(name)) => (vec![first], name),
+        (true, None) => {
+            bail!("give the table and the {what}: TABLE {what}, or --tables A,B {what}")
+        }
+        (false, None) => (tables.iter().map(String::as_str).collect(), first),
+        (false, Some(_)) => bail!(
+            "with --tables give only the {what} (the tables come from --tables), e.g. --tables ns.a,ns.b {what}"
+        ),
+    };
+    let mut parsed = Vec::with_capacity(names.len());
+    for n in names {
+        let t: TableName = n.parse()?;
+        if parsed.contains(&t) {
+            bail!("--tables names {t} twice");
+        }
+        parsed.push(t);
+    }
+    Ok((parsed, name))
 }
 
 /// `NS.TABLE` (its `main`) or `NS.TABLE@REF`.

@@ -41,11 +41,33 @@ pub(super) async fn refs(ctx: &Ctx<'_>, action: RefAction<'_>, kind: RefKind) ->
         RefAction::Create {
             table: t,
             name,
+            tables,
             from,
         } => {
-            let table_name: TableName = t.parse()?;
+            let (names, name) = super::lake_wide(t, name, tables, "NAME")?;
             let ref_name = RefName::new(name)?;
             let spec = RefSpec::parse(from)?;
+            if !tables.is_empty() {
+                let ids = match kind {
+                    RefKind::Branch => lake.create_branch_many(&names, &ref_name, &spec).await?,
+                    RefKind::Tag => lake.create_tag_many(&names, &ref_name, &spec).await?,
+                };
+                if ctx.cli.json {
+                    let created: Vec<serde_json::Value> = names
+                        .iter()
+                        .zip(&ids)
+                        .map(|(t, id)| json!({"table": t.to_string(), "snapshot_id": id}))
+                        .collect();
+                    ctx.print_json(&json!({kind.as_str(): name, "tables": created}));
+                } else {
+                    for (t, id) in names.iter().zip(&ids) {
+                        outln!("created {kind} {name} of {t} at snapshot {id}");
+                    }
+                }
+                return Ok(exit_code::SUCCESS);
+            }
+            let table_name = names[0].clone();
+            let t = table_name.to_string();
             let id = match kind {
                 RefKind::Branch => lake.create_branch(&table_name, &ref_name, &spec).await?,
                 RefKind::Tag => lake.create_tag(&table_name, &ref_name, &spec).await?,

@@ -248,3 +248,72 @@ fn a_table_whose_main_moved_during_the_job_is_rebased_audited_and_published_with
     );
     no_run_branches(&env);
 }
+
+fn head_of(env: &Env, table: &str, reference: &str) -> Option<i64> {
+    let (code, refs) = env.json(&["branch", "list", table]);
+    assert_eq!(code, 0, "{refs}");
+    let (_, tags) = env.json(&["tag", "list", table]);
+    refs.as_array()
+        .unwrap()
+        .iter()
+        .chain(tags.as_array().unwrap())
+        .find(|r| r["name"] == reference)
+        .map(|r| r["snapshot_id"].as_i64().unwrap())
+}
+
+#[test]
+fn lake_wide_branches_and_tags_are_made_and_merged_in_every_table_at_once() {
+    let env = job_env();
+    let tables = "shop.orders,shop.order_lines";
+    let (code, created) = env.json(&["branch", "create", "--tables", tables, "dev"]);
+    assert_eq!(code, 0, "{created}");
+    assert_eq!(created["tables"].as_array().unwrap().len(), 2);
+
+    // main moves in both tables; `dev` stays behind.
+    write(&env.path("raw/orders/o1.parquet"), &events(10..15, false));
+    write(&env.path("raw/lines/l1.parquet"), &events(130..140, false));
+    assert_eq!(env.json(&["run", "--job", "wap.toml"]).0, 0);
+    assert_ne!(
+        head_of(&env, "shop.orders", "dev"),
+        head_of(&env, "shop.orders", "main")
+    );
+
+    // One merge brings `dev` of both tables up to main.
+    let (code, merged) = env.json(&["merge", "--tables", tables, "main", "--into", "dev"]);
+    assert_eq!(code, 0, "{merged}");
+    for table in ["shop.orders", "shop.order_lines"] {
+        assert_eq!(
+            head_of(&env, table, "dev"),
+            head_of(&env, table, "main"),
+            "{table}"
+        );
+    }
+    assert_eq!(
+        ids(&env, "shop.order_lines@dev"),
+        (100..140).collect::<Vec<_>>()
+    );
+
+    let (code, tagged) = env.json(&["tag", "create", "--tables", tables, "v1"]);
+    assert_eq!(code, 0, "{tagged}");
+    assert_eq!(
+        head_of(&env, "shop.orders", "v1"),
+        head_of(&env, "shop.orders", "main")
+    );
+
+    // `v1` exists in the orders: creating it in both fails and creates it in neither.
+    let (code, _) = env.json(&["tag", "create", "shop.order_lines", "v2"]);
+    assert_eq!(code, 0);
+    let out = env.sluice(&["tag", "create", "--tables", tables, "v2"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("v2") && err.contains("shop.order_lines"),
+        "{err}"
+    );
+    assert_eq!(head_of(&env, "shop.orders", "v2"), None);
+
+    // Both ways of naming the tables at once is a usage mistake, said in the command's words.
+    let out = env.sluice(&["branch", "create", "--tables", tables, "shop.orders", "x"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tables"));
+}
