@@ -282,6 +282,8 @@ struct State {
     plan: FaultPlan,
     rng: SplitMix64,
     stats: FaultStats,
+    /// `METHOD /path` of every request, in arrival order (the query left out).
+    seen: Vec<String>,
 }
 
 /// The fault drawn for one request.
@@ -302,7 +304,9 @@ impl Shared {
     fn draw(&self, kind: RequestKind) -> Draw {
         let mut state = self.lock();
         state.stats.requests[kind.index()] += 1;
-        let State { plan, rng, stats } = &mut *state;
+        let State {
+            plan, rng, stats, ..
+        } = &mut *state;
         let eligible = plan.requests.contains(&kind) && !plan.faults.is_empty();
         // Every request draws the same number of values, so one request's kind does not shift
         // the faults of the ones after it.
@@ -350,6 +354,7 @@ impl FaultProxy {
                 rng: SplitMix64(plan.seed),
                 plan,
                 stats: FaultStats::default(),
+                seen: Vec::new(),
             }),
         });
         let accept_shared = shared.clone();
@@ -380,6 +385,12 @@ impl FaultProxy {
     /// Counters since the proxy started.
     pub fn stats(&self) -> FaultStats {
         self.shared.lock().stats.clone()
+    }
+
+    /// `METHOD /path` of every request relayed since the proxy started, oldest first: with
+    /// [`FaultPlan::none`] the proxy is a recorder of what a client sent (to any HTTP server).
+    pub fn requests_seen(&self) -> Vec<String> {
+        self.shared.lock().seen.clone()
     }
 }
 
@@ -422,6 +433,13 @@ fn relay_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
             return Ok(());
         };
         let kind = RequestKind::classify(&request.method, &request.target);
+        {
+            let path = request.target.split('?').next().unwrap_or_default();
+            shared
+                .lock()
+                .seen
+                .push(format!("{} {path}", request.method));
+        }
         let draw = shared.draw(kind);
         let error_answer = || error_response(draw.status, request.method == "HEAD");
         match draw.fault {

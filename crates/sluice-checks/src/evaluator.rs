@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::{Array, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{Schema, SchemaRef};
 use arrow_select::filter::prep_null_mask_filter;
 use chrono::{DateTime, Utc};
@@ -294,6 +294,44 @@ impl Evaluator {
             }
         }
         Ok(())
+    }
+
+    /// The other tables' columns that `relationships` checks compare with, as
+    /// `(namespace.table, column)`, each once. Feed their values with
+    /// [`observe_reference`](Self::observe_reference) before [`finish`](Self::finish).
+    pub fn references(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for slot in self.slots.iter().filter(|s| s.bound.is_ok()) {
+            if let Some(r) = slot.def.spec.reference()
+                && !out.contains(&r)
+            {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    /// Feeds values of column `column` of table `table` (one of
+    /// [`references`](Self::references)) to the checks that compare with it. A column of a
+    /// type a check cannot compare marks that check `error`.
+    pub fn observe_reference(&mut self, table: &str, column: &str, values: &ArrayRef) {
+        for slot in &mut self.slots {
+            if slot.failure.is_some()
+                || slot
+                    .def
+                    .spec
+                    .reference()
+                    .as_ref()
+                    .map(|(t, c)| (t.as_str(), c.as_str()))
+                    != Some((table, column))
+            {
+                continue;
+            }
+            let Ok(bound) = &mut slot.bound else { continue };
+            if let Err(e) = bound.observe_reference(values) {
+                slot.failure = Some(e);
+            }
+        }
     }
 
     /// Feeds one batch of new rows. The batch must contain the columns of

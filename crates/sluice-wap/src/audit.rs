@@ -144,6 +144,40 @@ pub(crate) async fn observe_existing(
     }))
 }
 
+/// Feeds the `relationships` checks the values they compare with: each referenced table as
+/// it is at `at` (the run's branch, or the ref an ad-hoc audit reads) when it has that ref, so
+/// that a job's tables see each other's new rows, else as it is in `main`.
+pub(crate) async fn observe_references(
+    lake: &sluice_lake::Lake,
+    ev: &mut Evaluator,
+    at: &RefSpec,
+) -> Result<()> {
+    for (table, column) in ev.references() {
+        let name: TableName = table.parse()?;
+        let loaded = lake.load_table(&name).await?;
+        let spec = match at {
+            RefSpec::Named(n) if loaded.metadata().snapshot_for_ref(n).is_some() => at.clone(),
+            _ => RefSpec::main(),
+        };
+        let (_, mut stream) = lake
+            .scan(
+                &name,
+                &spec,
+                &ScanOptions {
+                    columns: Some(vec![column.clone()]),
+                    batch_size: Some(BATCH_ROWS),
+                },
+            )
+            .await?;
+        while let Some(batch) = stream.try_next().await? {
+            if let Some(values) = batch.column_by_name(&column) {
+                ev.observe_reference(&table, &column, values);
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Pipeline {
     /// Runs the checks against a ref of a table (an ad-hoc audit; nothing changes).
     pub async fn audit_ref(
@@ -156,6 +190,7 @@ impl Pipeline {
         let lake = self.lake();
         let resolved = lake.resolve(table, spec).await?;
         let mut evaluator = suite.evaluator(&resolved.schema, options);
+        observe_references(lake, &mut evaluator, spec).await?;
         let columns = evaluator.required_columns();
         if evaluator.needs_data() {
             let (_, mut stream) = lake
@@ -193,6 +228,7 @@ impl Pipeline {
             .await?;
         let table = lake.load_table(name).await?;
         let mut ev = evaluator(options, suite, &resolved.schema, &table);
+        observe_references(lake, &mut ev, &RefSpec::from(branch)).await?;
         let footers = read_footers(lake.stores(), sources).await?;
         if let Some(main) = new_main {
             let ranges = column_ranges(&table, &footers, &ev.existing_columns());

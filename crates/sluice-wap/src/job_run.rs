@@ -130,7 +130,8 @@ impl Pipeline {
             commits: 0,
         };
         let mut pending = Vec::new();
-        for (slot, options) in job.tables.iter().enumerate() {
+        for slot in write_order(job)? {
+            let options = &job.tables[slot];
             self.check_partition_spec(options).await?;
             let listed = match &options.files {
                 Some(files) => files.clone(),
@@ -483,6 +484,52 @@ impl Pipeline {
         }
         Ok(out)
     }
+}
+
+/// The order the tables are written in: a table whose `relationships` checks read another
+/// table of the job comes after it (so that its audit sees that table's new rows on the
+/// branch); otherwise the job file's order. A cycle is an error that names it.
+fn write_order(job: &JobOptions) -> Result<Vec<usize>> {
+    let names: Vec<String> = job.tables.iter().map(|t| t.table.to_string()).collect();
+    let needs: Vec<Vec<usize>> = job
+        .tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            t.checks
+                .as_ref()
+                .map(|c| c.referenced_tables())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|r| names.iter().position(|n| n == r))
+                .filter(|j| *j != i)
+                .collect()
+        })
+        .collect();
+    let mut order = Vec::with_capacity(names.len());
+    let mut placed = vec![false; names.len()];
+    while order.len() < names.len() {
+        let next = (0..names.len()).find(|i| !placed[*i] && needs[*i].iter().all(|j| placed[*j]));
+        match next {
+            Some(i) => {
+                placed[i] = true;
+                order.push(i);
+            }
+            None => {
+                let cycle: Vec<&str> = (0..names.len())
+                    .filter(|i| !placed[*i])
+                    .map(|i| names[i].as_str())
+                    .collect();
+                return Err(Error::Config(format!(
+                    "job {}: the relationships checks of {} reference each other in a cycle; \
+                     one of them must check against main only (move it to a table outside the cycle)",
+                    job.source,
+                    cycle.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(order)
 }
 
 fn record(steps: &mut Vec<StepTiming>, step: &str, took: Duration) {

@@ -207,6 +207,9 @@ impl Pipeline {
             .checks
             .as_ref()
             .map(|suite| evaluator(options, suite, &table_schema, &table));
+        if let Some(ev) = audit.as_mut() {
+            crate::audit::observe_references(lake, ev, &RefSpec::from(branch)).await?;
+        }
         let mut main_files_read = None;
         if let (Some(ev), Some(base)) = (audit.as_mut(), base) {
             let ranges = column_ranges(&table, &footers, &ev.existing_columns());

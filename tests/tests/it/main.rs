@@ -10,6 +10,7 @@
 mod append;
 mod bad_input;
 mod interop;
+mod jobs;
 mod publish;
 mod refs;
 mod rollback;

@@ -115,6 +115,20 @@ pub struct CheckSuite {
 }
 
 impl CheckSuite {
+    /// The other tables the suite's `relationships` checks read, as `namespace.table`, each
+    /// once, in the order of the checks.
+    pub fn referenced_tables(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for def in &self.checks {
+            if let Some((table, _)) = def.spec.reference()
+                && !out.contains(&table)
+            {
+                out.push(table);
+            }
+        }
+        out
+    }
+
     /// Parses and validates a check file's text.
     ///
     /// Errors carry the line and column of the problem: TOML syntax, an unknown `kind`, an unknown

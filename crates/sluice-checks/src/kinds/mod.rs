@@ -23,7 +23,7 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
+use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Schema};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -41,6 +41,7 @@ mod length;
 mod not_null;
 mod range;
 mod regex;
+mod relationships;
 mod row_count;
 pub(crate) mod rows;
 mod schema;
@@ -139,6 +140,24 @@ pub(crate) trait Check: fmt::Debug + Send + Sync + Sized + 'static {
     /// reads; empty for kinds that do not look at existing rows.
     fn existing_columns(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// The other table and its column whose values the check compares with
+    /// ([`observe_reference`](Check::observe_reference) is fed them); `None` for kinds that
+    /// look at this table only.
+    fn reference(&self) -> Option<(String, String)> {
+        None
+    }
+
+    /// Adds values of the referenced column (see [`reference`](Check::reference)).
+    fn observe_reference(
+        &self,
+        bound: &Self::Bound,
+        state: &mut Self::State,
+        column: &ArrayRef,
+    ) -> Result<(), String> {
+        let _ = (bound, state, column);
+        Ok(())
     }
 
     /// Adds rows already in the target. Called only when
@@ -249,6 +268,7 @@ pub(crate) trait ParsedCheck: fmt::Debug + Send + Sync {
     fn default_name(&self) -> String;
     fn reads_data(&self) -> bool;
     fn existing_columns(&self) -> Vec<String>;
+    fn reference(&self) -> Option<(String, String)>;
     fn bind(self: Arc<Self>, schema: &Schema) -> Result<Box<dyn BoundCheck>, String>;
 }
 
@@ -264,6 +284,9 @@ impl<K: Check> ParsedCheck for K {
     }
     fn existing_columns(&self) -> Vec<String> {
         Check::existing_columns(self)
+    }
+    fn reference(&self) -> Option<(String, String)> {
+        Check::reference(self)
     }
     fn bind(self: Arc<Self>, schema: &Schema) -> Result<Box<dyn BoundCheck>, String> {
         let bound = Arc::new(Check::bind(self.as_ref(), schema)?);
@@ -286,6 +309,7 @@ pub(crate) trait BoundCheck: fmt::Debug + Send + Sync {
     fn apply_stats(&mut self, stats: &TableStats) -> bool;
     fn update(&mut self, input: &Input<'_>) -> Result<(), String>;
     fn observe_existing(&mut self, batch: &RecordBatch) -> Result<(), KeyError>;
+    fn observe_reference(&mut self, column: &ArrayRef) -> Result<(), String>;
     /// Adds the state of `other`, which must be an accumulator of the same kind.
     fn merge(&mut self, other: Box<dyn BoundCheck>, sample_size: usize) -> Result<(), String>;
     fn finish(self: Box<Self>, judge: &Judge) -> Outcome;
@@ -343,6 +367,11 @@ impl<K: Check> BoundCheck for Accumulator<K> {
     fn observe_existing(&mut self, batch: &RecordBatch) -> Result<(), KeyError> {
         self.check
             .observe_existing(&self.bound, &mut self.state, batch)
+    }
+
+    fn observe_reference(&mut self, column: &ArrayRef) -> Result<(), String> {
+        self.check
+            .observe_reference(&self.bound, &mut self.state, column)
     }
 
     fn merge(&mut self, other: Box<dyn BoundCheck>, sample_size: usize) -> Result<(), String> {
@@ -428,6 +457,7 @@ register_kinds! {
     Freshness => freshness::Freshness, "The newest timestamp is no older than a duration before the run time.";
     Schema => schema::Schema, "Required columns exist with the given types.";
     Expression => expression::Expression, "A boolean predicate holds for every row.";
+    Relationships => relationships::Relationships, "Every value of a column exists in a column of another table.";
 }
 
 impl CheckKind {

@@ -317,3 +317,61 @@ fn lake_wide_branches_and_tags_are_made_and_merged_in_every_table_at_once() {
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tables"));
 }
+
+#[test]
+fn relationships_see_the_other_tables_rows_on_the_same_branch() {
+    let env = Env::new();
+    // The lines come first in the file; they reference the orders, so the orders are written
+    // first and the lines' check sees the orders of the same batch.
+    std::fs::write(
+        env.path("wap.toml"),
+        r#"
+[[table]]
+name = "shop.order_lines"
+source = "raw/lines"
+checks = "lines.toml"
+
+[[table]]
+name = "shop.orders"
+source = "raw/orders"
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        env.path("lines.toml"),
+        "[[check]]\nkind = \"relationships\"\ncolumn = \"user_id\"\nto_table = \"shop.orders\"\nto_column = \"event_id\"\n",
+    )
+    .unwrap();
+    write(&env.path("raw/orders/o0.parquet"), &events(0..10, false));
+    // user ids 0..9: the orders of this very batch.
+    write(&env.path("raw/lines/l0.parquet"), &events(100..110, false));
+    let (code, first) = env.json(&["run", "--job", "wap.toml"]);
+    assert_eq!(code, 0, "{first}");
+    let check = &first["tables"][0]["checks"][0];
+    assert_eq!(check["kind"], "relationships", "{first}");
+    assert_eq!(check["status"], "pass", "{check}");
+
+    // user ids 30..39 exist nowhere: the job fails, naming them.
+    write(&env.path("raw/lines/l1.parquet"), &events(130..140, false));
+    let (code, second) = env.json(&["run", "--job", "wap.toml"]);
+    assert_eq!(code, 3, "{second}");
+    let check = &second["tables"][0]["checks"][0];
+    assert_eq!(check["status"], "fail", "{check}");
+    assert_eq!(check["rows_failing"], 10, "{check}");
+    let samples = check["samples"].as_array().unwrap();
+    assert!(
+        !samples.is_empty() && samples[0]["user_id"].as_i64().unwrap() >= 30,
+        "{check}"
+    );
+    assert_eq!(
+        ids(&env, "shop.order_lines"),
+        (100..110).collect::<Vec<_>>()
+    );
+
+    // Once the orders arrive (in the same job run as the waiting lines), everything lands.
+    write(&env.path("raw/orders/o1.parquet"), &events(30..40, false));
+    let (code, third) = env.json(&["run", "--job", "wap.toml"]);
+    assert_eq!(code, 0, "{third}");
+    assert_eq!(ids(&env, "shop.order_lines").len(), 20);
+    assert_eq!(ids(&env, "shop.orders").len(), 20);
+}
