@@ -17,10 +17,19 @@ pub const DELETE_BRANCH: &str = "delete-branch";
 /// snapshots and every file it wrote (see [`Lake::discard_run`]).
 pub const DISCARD_RUN: &str = "discard-run";
 
-/// The compensations of a WAP run, over `lake`.
+/// Name of the commit action that publishes one table of a job published table by table
+/// (`atomic = false`): run once the job's transaction commits, and by `recover` when the
+/// process died before every table was published (the job rolls forward).
+pub const PUBLISH_TABLE: &str = "publish-table";
+
+/// The compensations and commit actions of a WAP run, over `lake`.
 pub(crate) fn registry(lake: &Arc<Lake>) -> Registry {
-    let (branch_lake, discard_lake) = (lake.clone(), lake.clone());
+    let (branch_lake, discard_lake, publish_lake) = (lake.clone(), lake.clone(), lake.clone());
     Registry::new()
+        .with_handler(PUBLISH_TABLE, move |payload| {
+            let lake = publish_lake.clone();
+            async move { publish_table(&lake, &payload).await }
+        })
         .with_handler(DELETE_BRANCH, move |payload| {
             let lake = branch_lake.clone();
             async move { delete_branch(&lake, &payload).await }
@@ -53,6 +62,72 @@ impl DiscardRun {
     pub(crate) fn to_payload(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
     }
+}
+
+/// What the `publish-table` commit action is given: an audited branch of one table, and the
+/// rebase of it staged on `main` when `main` had moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PublishTable {
+    pub(crate) table: TableName,
+    pub(crate) branch: String,
+    pub(crate) staged: Option<i64>,
+    pub(crate) run_key: String,
+    pub(crate) files: Vec<String>,
+}
+
+/// The `publish-table` commit action: moves `main` to the audited branch (or its staged
+/// rebase), deletes the branch and records the files in the ledger, in one commit. If `main`
+/// moved again since the audit, the branch's appends are re-applied on top (appends only).
+/// Idempotent: a table whose run key is in its ledger only loses its branch.
+async fn publish_table(lake: &Lake, raw: &serde_json::Value) -> Result<(), StepError> {
+    let PublishTable {
+        table,
+        branch,
+        staged,
+        run_key,
+        files,
+    } = payload(PUBLISH_TABLE, raw)?;
+    let branch = branch_name(PUBLISH_TABLE, &branch)?;
+    if lake
+        .run_key_published(&table, &run_key)
+        .await
+        .map_err(step_error)?
+    {
+        lake.delete_ref_if_exists(&table, &branch)
+            .await
+            .map_err(step_error)?;
+        return Ok(());
+    }
+    let entry = sluice_lake::LedgerEntry { run_key, files };
+    let into_main = sluice_lake::RefMove::into_main(&branch);
+    let result = match staged {
+        Some(id) => {
+            lake.publish_staged_and_delete(&table, id, into_main, Some(&entry))
+                .await
+        }
+        None => {
+            lake.fast_forward_and_delete(&table, into_main, Some(&entry))
+                .await
+        }
+    };
+    match result {
+        Ok(_) => {}
+        Err(
+            sluice_lake::Error::CannotPublish { .. } | sluice_lake::Error::CommitConflict { .. },
+        ) => {
+            tracing::warn!(%table, "main moved after the audit; re-applying the audited appends on top");
+            lake.publish_recording(&table, into_main, Default::default(), &entry)
+                .await
+                .map_err(step_error)?;
+            lake.delete_ref_if_exists(&table, &branch)
+                .await
+                .map_err(step_error)?;
+        }
+        Err(e) => return Err(step_error(e)),
+    }
+    tracing::info!(%table, "published");
+    crate::interrupt::pause_env("between-tables").await;
+    Ok(())
 }
 
 /// A compensation's payload, or a permanent failure that names the compensation.

@@ -32,6 +32,25 @@ pub(crate) async fn pause_point(options: &RunOptions, point: &str) {
     }
 }
 
+/// Crash testing, with the `test-hooks` feature only: a pause point outside a run's own code
+/// (a commit action), reached when `SLUICE_PAUSE_AT=<point>`. Points: `between-tables` (a job
+/// published table by table has published one table).
+#[cfg(feature = "test-hooks")]
+pub(crate) async fn pause_env(point: &str) {
+    if std::env::var("SLUICE_PAUSE_AT").is_ok_and(|p| p == point) {
+        let secs = std::env::var("SLUICE_PAUSE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3600);
+        eprintln!("sluice: paused at {point}");
+        tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+    }
+}
+
+/// Without the `test-hooks` feature nothing pauses.
+#[cfg(not(feature = "test-hooks"))]
+pub(crate) async fn pause_env(_point: &str) {}
+
 /// Without the `test-hooks` feature a run never pauses.
 #[cfg(not(feature = "test-hooks"))]
 pub(crate) async fn pause_point(_options: &RunOptions, _point: &str) {}

@@ -22,11 +22,11 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use sluice_checks::AuditReport;
 use sluice_lake::{LedgerEntry, MultiTableCommit, RefMove, RefName, RefSpec, TablePublish};
-use sluice_txn::{Outcome, RetryPolicy, StepError};
+use sluice_txn::{Outcome, RetryPolicy, StepContext, StepError};
 use uuid::Uuid;
 
 use crate::audit::failing_checks;
-use crate::compensations::{DISCARD_RUN, DiscardRun};
+use crate::compensations::{DISCARD_RUN, DiscardRun, PUBLISH_TABLE, PublishTable};
 use crate::error::{Error, Result};
 use crate::interrupt::{check_cancelled, pause_point};
 use crate::job::JobOptions;
@@ -260,9 +260,9 @@ impl Pipeline {
                 let published: Vec<Published> = tx
                     .step("publish")
                     .retry(RetryPolicy::new(5).with_base_delay(Duration::from_millis(50)))
-                    .run(async |_| {
+                    .run(async |s| {
                         pause_point(first, "publish").await;
-                        self.publish_job(job.atomic, pending_ref, branch, &written)
+                        self.publish_job(&s, job.atomic, pending_ref, branch, &written)
                             .await
                     })
                     .await?;
@@ -378,6 +378,15 @@ impl Pipeline {
                 t.failure = failure.clone();
             }
         }
+        if !job.atomic && status == RunStatus::Published {
+            // Published by the commit actions: each table's main is where they left it.
+            for p in &pending {
+                let t = &mut report.tables[p.slot];
+                if let Ok(resolved) = self.lake().resolve(&t.table, &RefSpec::main()).await {
+                    t.snapshot_id = resolved.snapshot_id;
+                }
+            }
+        }
         record(&mut report.steps, "total", started.elapsed());
         report.commits = self.lake().commits_made() - commits_before;
         Ok(report)
@@ -388,6 +397,7 @@ impl Pipeline {
     /// branch.
     async fn publish_job(
         &self,
+        step: &StepContext,
         atomic: bool,
         pending: &[Pending<'_>],
         branch: &RefName,
@@ -404,11 +414,9 @@ impl Pipeline {
             );
         }
         if !atomic {
-            let mut out = Vec::with_capacity(pending.len());
-            for ((p, w), _) in pending.iter().zip(written).zip(&done) {
-                out.push(self.publish(p.options, branch, w, &p.state).await?);
-            }
-            return Ok(out);
+            return self
+                .stage_table_by_table(step, pending, branch, written, &entries, &done)
+                .await;
         }
         let mut staged: Vec<Option<crate::publish::Staged>> =
             pending.iter().map(|_| None).collect();
@@ -481,6 +489,70 @@ impl Pipeline {
                     audit: staged[i].take().and_then(|s| s.audit),
                 });
             }
+        }
+        Ok(out)
+    }
+}
+
+impl Pipeline {
+    /// The publish step of a job published table by table (`atomic = false`): each table is
+    /// made ready (rebased and audited again when its `main` moved) and its publish staged as a
+    /// commit action, in the job's order. The actions run once the transaction commits, and a
+    /// recovery finishes them after a crash: the job rolls forward.
+    async fn stage_table_by_table(
+        &self,
+        step: &StepContext,
+        pending: &[Pending<'_>],
+        branch: &RefName,
+        written: &[Written],
+        entries: &[LedgerEntry],
+        done: &[bool],
+    ) -> std::result::Result<Vec<Published>, StepError> {
+        let lake = self.lake();
+        let mut out = Vec::with_capacity(pending.len());
+        for (i, p) in pending.iter().enumerate() {
+            let table = &p.options.table;
+            let mut staged = None;
+            let mut kind = sluice_lake::PublishKind::UpToDate;
+            if !done[i] {
+                let main = lake
+                    .resolve(table, &RefSpec::main())
+                    .await
+                    .map_err(step_error)?
+                    .snapshot_id;
+                let on_branch = lake
+                    .log(table, &RefSpec::from(branch), None)
+                    .await
+                    .map_err(step_error)?;
+                kind = sluice_lake::PublishKind::FastForward;
+                if let Some(main) = main
+                    && !on_branch.iter().any(|c| c.snapshot_id == main)
+                {
+                    staged = Some(
+                        self.stage_rebase(p.options, branch, &written[i], &p.state)
+                            .await?,
+                    );
+                    kind = sluice_lake::PublishKind::Rebase;
+                }
+            }
+            step.stage_commit_action(
+                PUBLISH_TABLE,
+                PublishTable {
+                    table: table.clone(),
+                    branch: branch.to_string(),
+                    staged: staged.as_ref().map(|s| s.snapshot_id),
+                    run_key: entries[i].run_key.clone(),
+                    files: entries[i].files.clone(),
+                },
+            )
+            .await
+            .map_err(step_error)?;
+            out.push(Published {
+                // Known once the commit action ran: filled in from `main` after the run.
+                snapshot_id: staged.as_ref().map(|s| s.snapshot_id).unwrap_or_default(),
+                kind,
+                audit: staged.and_then(|s| s.audit),
+            });
         }
         Ok(out)
     }

@@ -375,3 +375,62 @@ source = "raw/orders"
     assert_eq!(ids(&env, "shop.order_lines").len(), 20);
     assert_eq!(ids(&env, "shop.orders").len(), 20);
 }
+
+#[test]
+fn a_job_published_table_by_table_rolls_forward_after_a_crash_between_tables() {
+    let env = job_env();
+    let job = std::fs::read_to_string(env.path("wap.toml")).unwrap();
+    std::fs::write(env.path("wap.toml"), format!("atomic = false\n{job}")).unwrap();
+    write(&env.path("raw/orders/o1.parquet"), &events(10..15, false));
+    write(&env.path("raw/lines/l1.parquet"), &events(130..140, false));
+    // Killed after the orders were published, before the lines were.
+    let mut child = env
+        .cmd()
+        .env("SLUICE_PAUSE_AT", "between-tables")
+        .args(["run", "--job", "wap.toml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reached = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("paused at between-tables"));
+    assert!(reached, "the job never published its first table");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // What a reader sees in between: the first table's new rows, not yet the second's.
+    assert_eq!(ids(&env, "shop.orders"), (0..15).collect::<Vec<_>>());
+    assert_eq!(
+        ids(&env, "shop.order_lines"),
+        (100..130).collect::<Vec<_>>()
+    );
+
+    // The journal has the commit: recovery publishes the rest instead of undoing it.
+    let (code, recovered) = env.json(&["recover", "--wait"]);
+    assert_eq!(code, 0, "{recovered}");
+    assert_eq!(
+        ids(&env, "shop.order_lines"),
+        (100..140).collect::<Vec<_>>()
+    );
+    assert_eq!(ids(&env, "shop.orders"), (0..15).collect::<Vec<_>>());
+    no_run_branches(&env);
+    let (code, again) = env.json(&["run", "--job", "wap.toml"]);
+    assert_eq!(code, 0);
+    assert_eq!(again["status"], "nothing_to_do", "{again}");
+
+    // Without a crash: both published, and the report says how.
+    write(&env.path("raw/orders/o2.parquet"), &events(15..20, false));
+    write(&env.path("raw/lines/l2.parquet"), &events(140..150, false));
+    let (code, report) = env.json(&["run", "--job", "wap.toml"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["atomic"], false);
+    assert_eq!(report["tables"][1]["publish"], "fast_forward", "{report}");
+    assert!(report["tables"][1]["snapshot_id"].is_i64(), "{report}");
+    assert_eq!(
+        ids(&env, "shop.order_lines"),
+        (100..150).collect::<Vec<_>>()
+    );
+    no_run_branches(&env);
+}

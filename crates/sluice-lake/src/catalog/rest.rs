@@ -117,9 +117,7 @@ impl RestCommits {
             {
                 commits.prefix = Some(p.clone());
             }
-            commits.transactions = config.endpoints.iter().any(|e| {
-                e.split_whitespace().collect::<Vec<_>>().join(" ") == TRANSACTIONS_ENDPOINT
-            });
+            commits.transactions = offers_transactions(&config.endpoints);
         } else {
             return Err(Error::Catalog {
                 table: None,
@@ -306,6 +304,13 @@ impl RestCommits {
     }
 }
 
+/// Whether a `/v1/config` `endpoints` list offers multi-table commits (spacing aside).
+fn offers_transactions(endpoints: &[String]) -> bool {
+    endpoints
+        .iter()
+        .any(|e| e.split_whitespace().collect::<Vec<_>>().join(" ") == TRANSACTIONS_ENDPOINT)
+}
+
 fn rest_message(body: &str) -> String {
     serde_json::from_str::<serde_json::Value>(body)
         .ok()
@@ -322,5 +327,29 @@ pub(super) fn rest_error(table: Option<&TableName>, e: reqwest::Error) -> Error 
         table: table.map(ToString::to_string),
         message: format!("REST catalog: {e}"),
         retryable: e.is_timeout() || e.is_connect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_table_commits_are_used_only_when_the_server_lists_them() {
+        let listed = |json: &str| {
+            let config: ConfigResponse = serde_json::from_str(json).unwrap();
+            offers_transactions(&config.endpoints)
+        };
+        assert!(listed(
+            r#"{"defaults": {}, "overrides": {}, "endpoints": ["GET /v1/config", "POST /v1/{prefix}/transactions/commit"]}"#
+        ));
+        assert!(listed(
+            r#"{"endpoints": ["POST  /v1/{prefix}/transactions/commit"]}"#
+        ));
+        // No `endpoints`: the spec's default set, which has no multi-table commit.
+        assert!(!listed(r#"{"defaults": {}, "overrides": {}}"#));
+        assert!(!listed(
+            r#"{"endpoints": ["POST /v1/{prefix}/namespaces/{namespace}/tables/{table}"]}"#
+        ));
     }
 }
