@@ -236,6 +236,53 @@ impl NativeLake {
         to_python(py, &outcome)
     }
 
+    /// Publishes `branch` of every table of `tables` into `into` in one atomic catalog commit.
+    fn merge_tables<'py>(
+        &self,
+        py: Python<'py>,
+        tables: Vec<String>,
+        branch: &str,
+        into: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let names = tables
+            .iter()
+            .map(|t| table_name(py, t))
+            .collect::<PyResult<Vec<_>>>()?;
+        let (source, target) = (ref_name(py, branch)?, ref_name(py, into)?);
+        let pipeline = self.pipeline.clone();
+        let outcomes = block_on(
+            py,
+            move || async move { pipeline.merge_many(&names, &source, &target).await },
+            OnInterrupt::Abandon,
+        )?
+        .map_err(|e| errors::from_wap(py, e))?;
+        to_python(py, &outcomes)
+    }
+
+    /// One job (a job file: several tables written on one branch, audited together,
+    /// published together). Ctrl-C stops it at its next safe point and raises
+    /// `KeyboardInterrupt`.
+    #[pyo3(signature = (job, author=None))]
+    fn run_job<'py>(
+        &self,
+        py: Python<'py>,
+        job: PathBuf,
+        author: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let author = author.unwrap_or_else(|| sluice_wap::default_author(self.author.as_deref()));
+        let job = sluice_wap::JobOptions::from_path(&job, Some(author))
+            .map_err(|e| errors::from_wap(py, e))?;
+        let stop: StopSignal = job.cancel.clone();
+        let pipeline = self.pipeline.clone();
+        let report = block_on(
+            py,
+            move || async move { pipeline.run_job(&job).await },
+            OnInterrupt::Stop(&move || stop.stop()),
+        )?
+        .map_err(|e| errors::from_wap(py, e))?;
+        to_python(py, &report)
+    }
+
     /// Moves `branch` back to `to` (one of its ancestors); returns the snapshot id.
     fn rollback(&self, py: Python<'_>, table: &str, to: &str, branch: &str) -> PyResult<i64> {
         let (table, to, branch) = (

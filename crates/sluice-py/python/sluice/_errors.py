@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._types import RunReport
+    from ._types import JobReport, RunReport
 
 
 class SluiceError(Exception):
@@ -33,10 +33,10 @@ class InvalidInput(SluiceError, ValueError):
 class AuditFailed(SluiceError):
     """A run's audit failed: nothing was published and the run was rolled back.
 
-    ``report`` is the run's :class:`~sluice.RunReport`; ``report.audit`` says which checks
-    failed and holds samples of the failing rows.
+    ``report`` is the run's :class:`~sluice.RunReport` (``report.audit`` says which checks
+    failed and holds samples of the failing rows), or a job's :class:`~sluice.JobReport`.
     """
 
-    def __init__(self, message: str, report: RunReport | None = None) -> None:
+    def __init__(self, message: str, report: RunReport | JobReport | None = None) -> None:
         super().__init__(message)
         self.report = report

@@ -11,7 +11,16 @@ import pyarrow as pa
 
 from . import _errors
 from ._sluice import NativeLake
-from ._types import AuditReport, Commit, ImportReport, Publish, Ref, RunReport, RunSummary
+from ._types import (
+    AuditReport,
+    Commit,
+    ImportReport,
+    JobReport,
+    Publish,
+    Ref,
+    RunReport,
+    RunSummary,
+)
 
 #: A checks file (TOML, see docs/checks.md), or the checks themselves as a list of dicts with
 #: the same keys: ``[{"kind": "not_null", "columns": ["user_id"]}]``.
@@ -104,6 +113,39 @@ class Lake:
         ``main`` already holds one of them (imported and merged elsewhere), nothing changes and
         :class:`~sluice.ConflictError` names it."""
         return Publish._from(self._native.merge(table, branch, into))
+
+    def merge_tables(self, tables: Sequence[str], branch: str, into: str = "main") -> list[Publish]:
+        """Publishes ``branch`` of every table in ``tables`` (a lake-wide branch) into
+        ``into`` in ONE atomic catalog commit: every table moves, or none does.
+
+        >>> lake.merge_tables(["shop.orders", "shop.order_lines"], "fix-1")  # doctest: +SKIP
+        """
+        return [Publish._from(p) for p in self._native.merge_tables(list(tables), branch, into)]
+
+    def run_job(
+        self,
+        job: str | os.PathLike[str],
+        *,
+        author: str | None = None,
+        raise_on_failure: bool = True,
+    ) -> JobReport:
+        """Runs a job file (``wap.toml``, see ``docs/lake.md``): every table written on one
+        branch, all audited, published together in one catalog commit or not at all. The same
+        job as ``sluice run --job``.
+
+        Raises :class:`~sluice.AuditFailed` (carrying the :class:`JobReport`) when a table's
+        audit failed, another :class:`~sluice.SluiceError` when the job failed; either way no
+        table was published. With ``raise_on_failure=False`` the report is returned instead.
+
+        >>> report = lake.run_job("wap.toml")                          # doctest: +SKIP
+        >>> report.table("shop.orders").rows                           # doctest: +SKIP
+        """
+        report = JobReport._from(self._native.run_job(os.fspath(job), author))
+        if raise_on_failure and report.status == "audit_failed":
+            raise _errors.AuditFailed(f"{report.error}; rolled back, no table was published", report)
+        if raise_on_failure and report.status == "failed":
+            raise _errors.SluiceError(f"job failed in step {report.failed_step}: {report.error}")
+        return report
 
     def import_files(
         self,

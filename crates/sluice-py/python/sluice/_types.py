@@ -203,6 +203,50 @@ class RunReport:
 
 
 @dataclass(frozen=True)
+class JobReport:
+    """What one job (several tables, one transaction) did.
+
+    ``status`` is the job's, shared by every table: ``published``, ``nothing_to_do``,
+    ``audit_failed``, ``failed`` or ``interrupted``. ``tables`` has one :class:`RunReport` per
+    table of the job file, in its order; ``raw`` holds every field, as
+    ``sluice --json run --job`` prints.
+    """
+
+    status: str
+    run_id: str | None
+    branch: str | None
+    atomic: bool
+    tables: list[RunReport]
+    failed_step: str | None
+    error: str | None
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def published(self) -> bool:
+        return self.status == "published"
+
+    def table(self, name: str) -> RunReport:
+        """The report of table ``name``."""
+        for t in self.tables:
+            if t.table == name:
+                return t
+        raise KeyError(name)
+
+    @classmethod
+    def _from(cls, d: dict[str, Any]) -> JobReport:
+        return cls(
+            status=d["status"],
+            run_id=d.get("run_id"),
+            branch=d.get("branch"),
+            atomic=d.get("atomic", True),
+            tables=[RunReport._from(t) for t in d.get("tables") or []],
+            failed_step=d.get("failed_step"),
+            error=d.get("error"),
+            raw=d,
+        )
+
+
+@dataclass(frozen=True)
 class RunSummary:
     """One past run, as ``sluice runs list`` shows it."""
 
