@@ -352,9 +352,13 @@ impl Pipeline {
             t.status = status;
             t.table_existed = s.table_existed;
             t.table_created = s.table_created;
+            let mut total = Duration::ZERO;
             for (step, took) in s.timings.drain(..) {
+                total += took;
                 t.record(&step, took);
             }
+            // A table's own steps; the job's steps (audit, publish) are the job report's.
+            t.record("total", total);
             if let Some(w) = &s.written {
                 t.rows = w.rows;
                 t.copied_as_is = w.copied_as_is;

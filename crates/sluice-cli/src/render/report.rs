@@ -217,7 +217,17 @@ pub fn print_job(ctx: &Ctx<'_>, report: &JobReport) {
                 report.run_id.map(|i| i.to_string()).unwrap_or_default()
             );
             for table in &report.tables {
-                print_run(ctx, table);
+                let failed = table.audit.as_ref().is_some_and(|a| !a.publishable());
+                if failed {
+                    print_run(ctx, table);
+                } else if table.status != RunStatus::NothingToDo {
+                    outln!(
+                        "{}: {} passed its own audit and was rolled back with the job; {}",
+                        s.dim("rolled back"),
+                        table.table,
+                        unchanged(table)
+                    );
+                }
             }
         }
         RunStatus::Interrupted | RunStatus::Failed => {
