@@ -434,3 +434,89 @@ fn a_job_published_table_by_table_rolls_forward_after_a_crash_between_tables() {
     );
     no_run_branches(&env);
 }
+
+/// A REST catalog that answers `GET /v1/config` without listing multi-table commits (the
+/// spec's default endpoint set), and 404 to everything else; records each request line.
+fn catalog_without_transactions() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&request);
+            let line = text.lines().next().unwrap_or_default().to_string();
+            let (status, body) = if line.starts_with("GET /v1/config") {
+                ("200 OK", r#"{"defaults": {}, "overrides": {}}"#)
+            } else {
+                (
+                    "404 Not Found",
+                    r#"{"error": {"message": "not here", "type": "NotFoundException", "code": 404}}"#,
+                )
+            };
+            log.lock().unwrap().push(line);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+#[test]
+fn a_rest_catalog_without_multi_table_commits_fails_the_job_before_anything_is_written() {
+    let env = Env::new();
+    let (uri, seen) = catalog_without_transactions();
+    std::fs::write(
+        env.path("sluice.toml"),
+        format!(
+            "[catalog]\ntype = \"rest\"\nuri = \"{uri}\"\nwarehouse = \"w\"\n\n[journal]\nlocation = \".sluice/journal\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(env.path("wap.toml"), JOB).unwrap();
+    std::fs::write(env.path("orders.toml"), "").unwrap();
+    std::fs::write(env.path("lines.toml"), "").unwrap();
+    write(&env.path("raw/orders/o0.parquet"), &events(0..10, false));
+    write(&env.path("raw/lines/l0.parquet"), &events(100..130, false));
+
+    let out = env.sluice(&["run", "--job", "wap.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for needle in [
+        "wap.toml",
+        "transactions/commit",
+        "nothing was written",
+        "atomic = false",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in: {stderr}");
+    }
+    // Only the configuration was read: no table loaded, created or committed.
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "the catalog was never asked");
+    assert!(
+        seen.iter().all(|l| l.starts_with("GET /v1/config")),
+        "requests beyond /v1/config: {seen:?}"
+    );
+    // No journal entry: nothing to roll back or recover.
+    let journal = env.path(".sluice/journal");
+    let entries = std::fs::read_dir(&journal).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(
+        entries,
+        0,
+        "journal entries written under {}",
+        journal.display()
+    );
+}
