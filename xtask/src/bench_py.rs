@@ -116,6 +116,7 @@ pub fn run(layout: &Layout, options: &PyBenchOptions) -> Result<()> {
         &layout.target_dir().join("bench-wap"),
         options.files,
         options.rows,
+        "zstd",
     )?;
     let script = bench_dir.join("bench_py.py");
     fs::write(&script, SCRIPT)?;

@@ -120,6 +120,7 @@ pub fn run(layout: &Layout, options: &RunsOptions) -> Result<()> {
         &bench_dir,
         options.runs,
         options.rows,
+        "zstd",
     )?;
     let mut files: Vec<PathBuf> = fs::read_dir(&data)?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -76,6 +76,8 @@ BENCH OPTIONS:
                         partitioned (copy into a table partitioned by day(ts), the events
                         spread over 30 days); repeat the flag for several [default all four]
     --peer-dir <DIR>    holds gen_events.py and wap_pyiceberg.py [default ../shared/bench]
+    --compression <C>   the generated sources' codec: zstd, snappy (pyarrow's and Spark's
+                        default), gzip or none [default zstd]
     --target <TARGET>   embedded: SQLite catalog and local warehouse per run; rest: the REST
                         catalog and S3 server of `services up` (sluice writes bench_wap.events,
                         the peer ns.events, both dropped before each run) [default embedded]

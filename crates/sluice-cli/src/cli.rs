@@ -195,8 +195,9 @@ pub struct RunArgs {
     /// are unpartitioned.
     #[arg(long, value_parser = partition_spec)]
     pub partition_by: Option<String>,
-    /// Copy mode: decode and re-encode every file. By default a zstd file with statistics,
-    /// the table's types and large enough row groups has its column chunks copied as they are.
+    /// Copy mode: decode and re-encode every file (in the table's codec). By default a file
+    /// with statistics, the table's types, large enough row groups and a common codec (zstd,
+    /// snappy, gzip, lz4_raw) has its column chunks copied as they are.
     #[arg(long)]
     pub rewrite: bool,
     /// Commit message.

@@ -30,6 +30,33 @@ impl Lake {
         .await
     }
 
+    /// Sets table properties (e.g. `write.parquet.compression-codec`), keeping the others.
+    pub async fn set_table_properties(
+        &self,
+        name: &TableName,
+        properties: HashMap<String, String>,
+    ) -> Result<()> {
+        let properties = &properties;
+        self.commit_loop(name, |table| async move {
+            let md = table.metadata();
+            if properties
+                .iter()
+                .all(|(k, v)| md.properties().get(k) == Some(v))
+            {
+                return Ok(Plan::Done(()));
+            }
+            Ok(Plan::Commit {
+                requirements: vec![TableRequirement::UuidMatch { uuid: md.uuid() }],
+                updates: vec![TableUpdate::SetProperties {
+                    updates: properties.clone(),
+                }],
+                value: (),
+            })
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Gives a table that lacks one (e.g. created by another engine) a name mapping, so that
     /// files without field ids, registered in place, read correctly in every engine.
     pub async fn ensure_name_mapping(&self, name: &TableName) -> Result<()> {

@@ -21,7 +21,7 @@ use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::file_writer::location_generator::DefaultFileNameGenerator;
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{BrotliLevel, Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::catalog::LoadedTable;
@@ -43,6 +43,64 @@ pub const TARGET_FILE_SIZE_PROPERTY: &str = "write.target-file-size-bytes";
 
 /// The table property bounding a column chunk's dictionary, in bytes.
 pub const DICTIONARY_SIZE_PROPERTY: &str = "write.parquet.dict-size-bytes";
+
+/// The table property naming the codec new data files are compressed with.
+pub const COMPRESSION_CODEC_PROPERTY: &str = "write.parquet.compression-codec";
+
+/// The table property giving the codec's level (zstd, gzip and brotli have levels).
+pub const COMPRESSION_LEVEL_PROPERTY: &str = "write.parquet.compression-level";
+
+/// The codec new data files of `table` are written with: the table's
+/// `write.parquet.compression-codec` (`zstd`, `snappy`, `gzip`, `lz4`, `brotli` or
+/// `uncompressed`, as Iceberg names them) at its `write.parquet.compression-level`, else zstd at
+/// `options.zstd_level`. Iceberg's `lz4` is written as parquet's `LZ4_RAW`, the framing every
+/// current reader decodes.
+pub fn table_codec(table: &LoadedTable, options: &WriteOptions) -> Result<Compression> {
+    let properties = table.metadata().properties();
+    let codec = properties
+        .get(COMPRESSION_CODEC_PROPERTY)
+        .map(|c| c.trim().to_ascii_lowercase());
+    let level = match properties.get(COMPRESSION_LEVEL_PROPERTY) {
+        None => None,
+        Some(text) => Some(text.trim().parse::<u32>().map_err(|_| {
+            Error::Config(format!(
+                "table {}: {COMPRESSION_LEVEL_PROPERTY} = {text:?} is not a whole number; set \
+                 it to the codec's level or remove it",
+                table.name()
+            ))
+        })?),
+    };
+    let bad_level = |codec: &str, e: parquet::errors::ParquetError| {
+        Error::Config(format!(
+            "table {}: {COMPRESSION_LEVEL_PROPERTY} is not a level of {codec} ({e})",
+            table.name()
+        ))
+    };
+    Ok(match codec.as_deref() {
+        None | Some("zstd") => {
+            let level = level.map_or(options.zstd_level, |l| l as i32);
+            Compression::ZSTD(ZstdLevel::try_new(level).map_err(|e| bad_level("zstd", e))?)
+        }
+        Some("snappy") => Compression::SNAPPY,
+        Some("gzip") => Compression::GZIP(match level {
+            Some(l) => GzipLevel::try_new(l).map_err(|e| bad_level("gzip", e))?,
+            None => GzipLevel::default(),
+        }),
+        Some("lz4") | Some("lz4_raw") => Compression::LZ4_RAW,
+        Some("brotli") => Compression::BROTLI(match level {
+            Some(l) => BrotliLevel::try_new(l).map_err(|e| bad_level("brotli", e))?,
+            None => BrotliLevel::default(),
+        }),
+        Some("uncompressed") | Some("none") => Compression::UNCOMPRESSED,
+        Some(other) => {
+            return Err(Error::Config(format!(
+                "table {}: {COMPRESSION_CODEC_PROPERTY} = {other:?} is not a codec sluice \
+                 writes; use zstd, snappy, gzip, lz4, brotli or uncompressed",
+                table.name()
+            )));
+        }
+    })
+}
 
 /// The size data files roll over at: the table's `write.target-file-size-bytes` when set,
 /// otherwise `options.target_file_size`.
@@ -94,11 +152,7 @@ impl TableWriter {
         let metadata = table.metadata();
         let schema = metadata.current_schema().clone();
         let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(options.zstd_level).map_err(|e| {
-                    Error::Config(format!("invalid zstd level {}: {e}", options.zstd_level))
-                })?,
-            ))
+            .set_compression(table_codec(table, options)?)
             .set_max_row_group_row_count(Some(options.max_row_group_rows))
             // A column whose distinct values outgrow the dictionary falls back to plain
             // encoding; a small bound stops early on such columns (ids, timestamps, session

@@ -1,4 +1,4 @@
-//! The source events, generated once per (files, rows) by the peer's `gen_events.py`.
+//! The source events, generated once per (files, rows, codec) by the peer's `gen_events.py`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -8,18 +8,24 @@ use anyhow::{Context, Result, bail};
 
 use super::tail;
 
-/// Generates the events once per (files, rows): a finished directory carries a `complete` marker,
-/// so an interrupted generation is redone rather than measured.
+/// Generates the events once per (files, rows, codec): a finished directory carries a
+/// `complete` marker, so an interrupted generation is redone rather than measured. zstd sources
+/// keep the directory name they had before the codec could be chosen.
 pub(crate) fn generate_events(
     python: &Path,
     generator: &Path,
     bench_dir: &Path,
     files: u32,
     rows: u64,
+    compression: &str,
 ) -> Result<PathBuf> {
+    let suffix = match compression {
+        "zstd" => String::new(),
+        other => format!("-{other}"),
+    };
     let data = bench_dir
         .join("data")
-        .join(format!("events-f{}-r{}", files, rows));
+        .join(format!("events-f{files}-r{rows}{suffix}"));
     if data.join("complete").is_file() {
         println!("using the events generated before in {}", data.display());
         return Ok(data);
@@ -29,7 +35,7 @@ pub(crate) fn generate_events(
             .with_context(|| format!("cannot remove the partial data {}", data.display()))?;
     }
     println!(
-        "generating {} files x {} rows into {}",
+        "generating {} files x {} rows ({compression}) into {}",
         files,
         rows,
         data.display()
@@ -39,6 +45,8 @@ pub(crate) fn generate_events(
         .arg(&data)
         .arg(files.to_string())
         .arg(rows.to_string())
+        .arg("--compression")
+        .arg(compression)
         .output()
         .with_context(|| format!("cannot run {}", python.display()))?;
     if !output.status.success() {
@@ -60,7 +68,7 @@ pub(crate) fn generate_events(
     }
     fs::write(
         data.join("complete"),
-        format!("files={} rows={}\n", files, rows),
+        format!("files={files} rows={rows} compression={compression}\n"),
     )?;
     Ok(data)
 }

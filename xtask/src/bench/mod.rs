@@ -76,7 +76,14 @@ pub fn run(layout: &Layout, options: &BenchOptions) -> Result<()> {
     let python = layout.venv_python();
 
     let bench_dir = layout.target_dir().join("bench-wap");
-    let data = generate_events(&python, &generator, &bench_dir, options.files, options.rows)?;
+    let data = generate_events(
+        &python,
+        &generator,
+        &bench_dir,
+        options.files,
+        options.rows,
+        &options.compression,
+    )?;
     let data_by_day = if options.modes.iter().any(|m| m.spread_over_days()) {
         Some(spread_over_days(&python, &data, 30)?)
     } else {

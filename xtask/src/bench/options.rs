@@ -132,6 +132,8 @@ pub struct BenchOptions {
     pub peer_dir: Option<PathBuf>,
     pub modes: Vec<Mode>,
     pub target: Target,
+    /// The generated sources' parquet codec (`gen_events.py --compression`).
+    pub compression: String,
 }
 
 impl Default for BenchOptions {
@@ -143,6 +145,7 @@ impl Default for BenchOptions {
             peer_dir: None,
             modes: Mode::ALL.to_vec(),
             target: Target::Embedded,
+            compression: "zstd".to_string(),
         }
     }
 }
@@ -177,6 +180,15 @@ pub fn parse_options(
             "--rows" => parsed.rows = positive(flag, value()?)?,
             "--repeat" => parsed.repeat = positive(flag, value()?)?,
             "--peer-dir" => parsed.peer_dir = Some(PathBuf::from(value()?)),
+            "--compression" => match value()? {
+                codec @ ("zstd" | "snappy" | "gzip" | "none") => {
+                    parsed.compression = codec.to_string()
+                }
+                other => bail!(
+                    "--compression {other:?} is not a codec the generator writes: zstd, snappy \
+                     (pyarrow's and Spark's default), gzip or none"
+                ),
+            },
             "--mode" => {
                 let mode = Mode::parse(value()?)?;
                 if !modes.contains(&mode) {
@@ -250,6 +262,7 @@ mod tests {
             vec![Mode::Copy, Mode::Rewrite, Mode::Register, Mode::Partitioned]
         );
         assert_eq!(options.target, Target::Embedded);
+        assert_eq!(options.compression, "zstd");
     }
 
     #[test]
@@ -266,6 +279,7 @@ mod tests {
             "register",
             "--target",
             "embedded",
+            "--compression=snappy",
         ])
         .unwrap();
         assert_eq!(
@@ -277,6 +291,7 @@ mod tests {
                 peer_dir: Some(PathBuf::from("/opt/peer")),
                 modes: vec![Mode::Register],
                 target: Target::Embedded,
+                compression: "snappy".to_string(),
             }
         );
     }
@@ -322,6 +337,7 @@ mod tests {
         assert!(error(&["--rows", "-5"]).contains("\"-5\""));
         assert!(error(&["--repeat"]).contains("needs a value"));
         assert!(error(&["--mode", "append"]).contains("append"));
+        assert!(error(&["--compression", "lzo"]).contains("\"lzo\""));
         assert_eq!(
             parse(&["--mode", "rewrite"]).unwrap().modes,
             vec![Mode::Rewrite]

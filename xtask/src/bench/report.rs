@@ -24,13 +24,14 @@ fn steps_text(steps: &[(String, f64)], names: &[&str]) -> String {
 /// The human-readable result.
 pub(super) fn table(options: &BenchOptions, data_bytes: u64, results: &[ModeResult]) -> String {
     let mut out = format!(
-        "\nbench-wap, target {} ({}): {} files x {} rows ({:.0} MB of parquet), median of {} \
+        "\nbench-wap, target {} ({}): {} files x {} rows ({:.0} MB of {} parquet), median of {} \
          run(s) per tool, {} cores\n\n",
         options.target.name(),
         options.target.description(),
         options.files,
         options.rows,
         data_bytes as f64 / 1e6,
+        options.compression,
         options.repeat,
         cores()
     );
@@ -157,6 +158,7 @@ pub(super) fn result_json(
             Json::object([
                 ("files", Json::Number(options.files.to_string())),
                 ("rows_per_file", Json::Number(options.rows.to_string())),
+                ("compression", Json::string(&options.compression)),
                 (
                     "rows",
                     Json::Number((u64::from(options.files) * options.rows).to_string()),

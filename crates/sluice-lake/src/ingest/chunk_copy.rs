@@ -49,7 +49,8 @@ pub const MAX_COPIED_ROW_GROUP_BYTES: u64 = 256 * 1024 * 1024;
 ///
 /// * every column is a top-level primitive column of the table, stored with the type and the
 ///   nullability the table's own writer would use (no `INT96`, decimals or fixed-size binaries);
-/// * every column chunk is compressed with zstd, the table's codec, and carries statistics
+/// * every column chunk is compressed with a codec every Iceberg reader decodes (zstd, snappy,
+///   gzip or lz4_raw; see [`keeps_codec`]) or with the table's own codec, and carries statistics
 ///   (null count, and exact bounds unless it holds only nulls) that Iceberg's metrics come from,
 ///   and its page offsets agree with its size and the file's;
 /// * its row groups are no larger than [`WriteOptions::max_row_group_rows`] and average at least
@@ -108,6 +109,7 @@ fn blocker(
             ));
         }
     }
+    let table_codec = crate::writer::table_codec(table, options).map_err(|e| e.to_string())?;
     let row_groups = metadata.row_groups();
     if row_groups.is_empty() {
         return Err("it has no row groups".to_string());
@@ -143,9 +145,10 @@ fn blocker(
         }
         for column in row_group.columns() {
             let name = column.column_path().string();
-            if !matches!(column.compression(), Compression::ZSTD(_)) {
+            if !keeps_codec(column.compression(), table_codec) {
                 return Err(format!(
-                    "column `{name}` is compressed with {} rather than zstd",
+                    "column `{name}` is compressed with {}, which copy mode re-encodes (it keeps \
+                     zstd, snappy, gzip and lz4_raw chunks, and the table's {table_codec})",
                     column.compression()
                 ));
             }
@@ -180,6 +183,19 @@ fn blocker(
         }
     }
     Ok(())
+}
+
+/// Whether copy mode keeps column chunks compressed with `source` as they are, in a table whose
+/// new files are written with `table`. Kept: zstd, snappy, gzip and lz4_raw at any level, the
+/// codecs every Iceberg reader decodes (Java's parquet reader, PyIceberg/pyarrow, DuckDB, Trino,
+/// Spark), and the table's own codec. Re-encoded: uncompressed chunks (a table asks for
+/// compression), the Hadoop-framed `LZ4` that parquet deprecated, LZO and brotli, which some
+/// readers cannot decode, unless the table itself is written with that codec.
+pub fn keeps_codec(source: Compression, table: Compression) -> bool {
+    matches!(
+        source,
+        Compression::ZSTD(_) | Compression::SNAPPY | Compression::GZIP(_) | Compression::LZ4_RAW
+    ) || std::mem::discriminant(&source) == std::mem::discriminant(&table)
 }
 
 /// Whether a column is stored the way the table's writer stores its type.

@@ -33,6 +33,8 @@ pub(super) async fn copy<O: IngestObserver>(
 ) -> Result<Ingested<O>, O::Error> {
     let write = &options.write;
     let schema = arrow_schema_for(table.metadata().current_schema())?;
+    // A codec the table names but sluice cannot write fails before any file is read.
+    crate::writer::table_codec(table, write)?;
     // Files the table can keep as they are get their column chunks copied; the others are
     // decoded and written again.
     let mut copied_as_is = 0;

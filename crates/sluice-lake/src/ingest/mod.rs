@@ -36,7 +36,10 @@ use crate::schema::arrow_schema_for;
 use crate::snapshot_producer::WriteOptions;
 
 pub use crate::snapshot_producer::unsupported_table_reason;
-pub use chunk_copy::{MAX_COPIED_ROW_GROUP_BYTES, MIN_COPIED_ROW_GROUP_BYTES, chunk_copy_blocker};
+pub use crate::writer::table_codec;
+pub use chunk_copy::{
+    MAX_COPIED_ROW_GROUP_BYTES, MIN_COPIED_ROW_GROUP_BYTES, chunk_copy_blocker, keeps_codec,
+};
 pub use register::{check_registrable, column_ranges};
 
 /// Sees every row an ingest brings into a table (the audit, in a WAP run).

@@ -176,16 +176,16 @@ async fn files_the_table_would_store_differently_are_not_copied() {
     };
     let good = || props(zstd(), EnabledStatistics::Chunk, 1000);
 
-    let snappy = blocker(
-        "snappy.parquet",
+    let uncompressed = blocker(
+        "uncompressed.parquet",
         vec![batch(0..10)],
-        props(Compression::SNAPPY, EnabledStatistics::Chunk, 1000),
+        props(Compression::UNCOMPRESSED, EnabledStatistics::Chunk, 1000),
     )
     .await
     .unwrap();
     assert!(
-        snappy.contains("SNAPPY") && snappy.contains("zstd"),
-        "{snappy}"
+        uncompressed.contains("UNCOMPRESSED") && uncompressed.contains("re-encodes"),
+        "{uncompressed}"
     );
 
     let no_stats = blocker(
@@ -355,4 +355,152 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Copy mode keeps the codecs every Iceberg reader decodes, and the table's own; the table's
+/// `write.parquet.compression-codec` is what re-encoded files are written with.
+#[tokio::test]
+async fn copy_mode_keeps_readable_codecs_and_writes_the_tables_codec() {
+    let t = new_lake().await;
+    let src = tempfile::tempdir().unwrap();
+    let footer_of = |name: &str, compression: Compression| {
+        let path = src.path().join(name);
+        write_parquet_with(
+            &path,
+            &[batch(0..500)],
+            props(compression, EnabledStatistics::Chunk, 1000),
+        );
+        let lake = &t.lake;
+        async move { read_footer(lake.stores(), &file_url(&path)).await.unwrap() }
+    };
+    let table = t.lake.load_table(&t.table).await.unwrap();
+    let kept = [
+        ("zstd", zstd()),
+        ("snappy", Compression::SNAPPY),
+        ("gzip", Compression::GZIP(Default::default())),
+        ("lz4_raw", Compression::LZ4_RAW),
+    ];
+    for (name, codec) in kept {
+        let footer = footer_of(&format!("{name}.parquet"), codec).await;
+        assert_eq!(
+            chunk_copy_blocker(&table, &footer, &any_size()),
+            None,
+            "{name} chunks are kept"
+        );
+    }
+    let re_encoded = [
+        ("uncompressed", Compression::UNCOMPRESSED),
+        ("lz4", Compression::LZ4),
+        ("brotli", Compression::BROTLI(Default::default())),
+    ];
+    for (name, codec) in re_encoded {
+        let footer = footer_of(&format!("{name}.parquet"), codec).await;
+        let why = chunk_copy_blocker(&table, &footer, &any_size())
+            .unwrap_or_else(|| panic!("{name} chunks must be re-encoded"));
+        assert!(why.contains(&codec.to_string()), "{why}");
+    }
+
+    // A snappy source file is copied as it is: the new file's chunks are snappy.
+    let snappy = footer_of("copied.parquet", Compression::SNAPPY).await;
+    let ingested = t
+        .lake
+        .ingest(
+            &table,
+            vec![snappy.clone()],
+            &copy_options(any_size()),
+            None::<SeenIds>,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ingested.copied_as_is, 1);
+    assert_eq!(
+        codecs_of(ingested.files[0].file_path()),
+        vec![Compression::SNAPPY]
+    );
+
+    // A table written uncompressed keeps uncompressed chunks too; re-encoded files follow the
+    // table's codec.
+    t.lake
+        .set_table_properties(
+            &t.table,
+            [(
+                "write.parquet.compression-codec".to_string(),
+                "uncompressed".to_string(),
+            )]
+            .into(),
+        )
+        .await
+        .unwrap();
+    let table = t.lake.load_table(&t.table).await.unwrap();
+    let uncompressed = footer_of("plain.parquet", Compression::UNCOMPRESSED).await;
+    assert_eq!(chunk_copy_blocker(&table, &uncompressed, &any_size()), None);
+
+    t.lake
+        .set_table_properties(
+            &t.table,
+            [(
+                "write.parquet.compression-codec".to_string(),
+                "gzip".to_string(),
+            )]
+            .into(),
+        )
+        .await
+        .unwrap();
+    let table = t.lake.load_table(&t.table).await.unwrap();
+    let rewrite = sluice_lake::ingest::IngestOptions {
+        rewrite: true,
+        ..copy_options(any_size())
+    };
+    let ingested = t
+        .lake
+        .ingest(&table, vec![snappy.clone()], &rewrite, None::<SeenIds>)
+        .await
+        .unwrap();
+    assert_eq!(ingested.copied_as_is, 0);
+    let codecs = codecs_of(ingested.files[0].file_path());
+    assert!(
+        matches!(codecs[..], [Compression::GZIP(_)]),
+        "re-encoded with the table's codec: {codecs:?}"
+    );
+
+    // A codec sluice does not write is named, with the property and the table.
+    t.lake
+        .set_table_properties(
+            &t.table,
+            [(
+                "write.parquet.compression-codec".to_string(),
+                "lzo".to_string(),
+            )]
+            .into(),
+        )
+        .await
+        .unwrap();
+    let table = t.lake.load_table(&t.table).await.unwrap();
+    let err = t
+        .lake
+        .ingest(&table, vec![snappy], &rewrite, None::<SeenIds>)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("write.parquet.compression-codec")
+            && err.contains("lzo")
+            && err.contains(&t.table.to_string()),
+        "{err}"
+    );
+}
+
+/// The distinct codecs of a data file's column chunks.
+fn codecs_of(location: &str) -> Vec<Compression> {
+    let path = location.strip_prefix("file://").unwrap_or(location);
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut codecs: Vec<Compression> = Vec::new();
+    for rg in reader.metadata().row_groups() {
+        for c in rg.columns() {
+            if !codecs.contains(&c.compression()) {
+                codecs.push(c.compression());
+            }
+        }
+    }
+    codecs
 }
