@@ -1,5 +1,6 @@
 //! `cargo xtask py-test`: builds the Python package (`crates/sluice-py`) in the dev profile with
-//! maturin, installs it into xtask's venv and runs its pytest suite.
+//! maturin (with its crash-testing pause points), installs it into xtask's venv and runs its
+//! pytest suite.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -30,7 +31,15 @@ pub fn run(layout: &Layout, pytest_args: &[String]) -> Result<ExitStatus> {
     let manifest = layout.workspace.join("crates/sluice-py/Cargo.toml");
     let mut build = Command::new(bin.join("maturin"));
     build
-        .args(["build", "--profile", "dev", "--locked", "--manifest-path"])
+        .args([
+            "build",
+            "--profile",
+            "dev",
+            "--locked",
+            "--features",
+            "test-hooks",
+        ])
+        .arg("--manifest-path")
         .arg(&manifest)
         .arg("--interpreter")
         .arg(&python)
