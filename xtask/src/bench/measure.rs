@@ -16,11 +16,13 @@ use super::sluice::sluice_measurement;
 use super::tail;
 use super::timing::{Measurement, Summary, read_peak_kib, timed};
 
-/// The two programs being compared.
+/// The two programs being compared, and (rewrite mode) the re-encode floor beside them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tool {
     Peer,
     Sluice,
+    /// `reencode-floor`: arrow-rs decoding and re-encoding the files, nothing else.
+    Floor,
 }
 
 impl Tool {
@@ -28,6 +30,7 @@ impl Tool {
         match self {
             Tool::Peer => "pyiceberg",
             Tool::Sluice => "sluice",
+            Tool::Floor => "floor",
         }
     }
 }
@@ -37,17 +40,27 @@ pub(super) struct ModeResult {
     pub(super) mode: Mode,
     pub(super) peer_runs: Vec<Measurement>,
     pub(super) sluice_runs: Vec<Measurement>,
+    /// Rewrite mode: the re-encode floor's runs (empty in the other modes).
+    pub(super) floor_runs: Vec<Measurement>,
 }
 
 impl ModeResult {
     pub(super) fn ratio(&self) -> f64 {
         Summary::of(&self.sluice_runs).wall_s / Summary::of(&self.peer_runs).wall_s
     }
+
+    /// sluice's wall time over the re-encode floor's, when the floor was measured.
+    pub(super) fn over_floor(&self) -> Option<f64> {
+        (!self.floor_runs.is_empty())
+            .then(|| Summary::of(&self.sluice_runs).wall_s / Summary::of(&self.floor_runs).wall_s)
+    }
 }
 
 /// Everything a measurement needs.
 pub(super) struct Bench {
     pub(super) sluice: PathBuf,
+    /// `reencode-floor`, measured beside rewrite mode when it was built.
+    pub(super) floor: Option<PathBuf>,
     pub(super) python: PathBuf,
     pub(super) peer_script: PathBuf,
     pub(super) data: PathBuf,
@@ -71,15 +84,18 @@ impl Bench {
                 mode,
                 peer_runs: Vec::new(),
                 sluice_runs: Vec::new(),
+                floor_runs: Vec::new(),
             };
             for repeat in 0..options.repeat {
                 // Interleaved, and the first to run alternates, so drift in the machine's load
                 // falls on both tools alike.
-                let order = if repeat % 2 == 0 {
-                    [Tool::Peer, Tool::Sluice]
-                } else {
-                    [Tool::Sluice, Tool::Peer]
-                };
+                let mut order = vec![Tool::Peer, Tool::Sluice];
+                if mode == Mode::Rewrite && self.floor.is_some() {
+                    order.push(Tool::Floor);
+                }
+                if repeat % 2 == 1 {
+                    order.reverse();
+                }
                 for tool in order {
                     let measurement = self.measure(tool, mode)?;
                     println!(
@@ -113,6 +129,7 @@ impl Bench {
                     match tool {
                         Tool::Peer => result.peer_runs.push(measurement),
                         Tool::Sluice => result.sluice_runs.push(measurement),
+                        Tool::Floor => result.floor_runs.push(measurement),
                     }
                 }
             }
@@ -196,6 +213,18 @@ impl Bench {
                 }
                 self.sluice_run(&time_file, &lake, &source, "ns.events", mode)
             }
+            (Tool::Floor, _) => {
+                let floor = self
+                    .floor
+                    .as_ref()
+                    .context("reencode-floor was not built")?;
+                let mut command = timed(&time_file, floor);
+                command
+                    .arg(dir.join("out"))
+                    .arg(cores().to_string())
+                    .args(parquet_files(&source)?);
+                command
+            }
             (Tool::Sluice, Some(rest)) => {
                 let config = lake.join("sluice.toml");
                 fs::write(&config, rest.sluice_toml())
@@ -222,6 +251,7 @@ impl Bench {
         let measurement = match tool {
             Tool::Peer => peer_measurement(&output, wall_s, peak_kib),
             Tool::Sluice => sluice_measurement(&output, wall_s, peak_kib),
+            Tool::Floor => floor_measurement(&output, wall_s, peak_kib),
         }
         .with_context(|| {
             format!(
@@ -258,4 +288,43 @@ impl Bench {
             .arg(&self.checks);
         command
     }
+}
+
+/// The floor writes as many files at once as sluice does by default: one per core.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `reencode-floor` prints `{"seconds": S, "rows": N}`.
+fn floor_measurement(
+    output: &std::process::Output,
+    wall_s: f64,
+    peak_kib: u64,
+) -> Result<Measurement> {
+    if !output.status.success() {
+        bail!(
+            "reencode-floor failed ({}):\n{}",
+            output.status,
+            tail(&output.stderr, 20)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = crate::json::Json::parse(&stdout).context("reencode-floor printed no JSON")?;
+    let rows = report
+        .get("rows")
+        .and_then(crate::json::Json::as_u64)
+        .context("reencode-floor reported no rows")?;
+    let seconds = report
+        .get("seconds")
+        .and_then(crate::json::Json::as_f64)
+        .context("reencode-floor reported no seconds")?;
+    Ok(Measurement {
+        wall_s,
+        peak_kib,
+        rows,
+        steps: vec![("write".to_string(), seconds)],
+        commits: None,
+        copied_as_is: None,
+        partition_files: None,
+    })
 }

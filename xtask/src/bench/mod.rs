@@ -72,6 +72,12 @@ pub fn run(layout: &Layout, options: &BenchOptions) -> Result<()> {
     let peer_script = peer_file(&peer_dir, "wap_pyiceberg.py")?;
 
     let sluice = build_sluice(layout)?;
+    // Rewrite mode is measured against the floor of re-encoding as well as against the peer.
+    let floor = if options.modes.contains(&options::Mode::Rewrite) {
+        Some(sluice::build_floor(layout)?)
+    } else {
+        None
+    };
     python::ensure(layout, python::BENCH)?;
     let python = layout.venv_python();
 
@@ -109,6 +115,7 @@ pub fn run(layout: &Layout, options: &BenchOptions) -> Result<()> {
     };
     let bench = Bench {
         sluice,
+        floor,
         python,
         peer_script,
         data,

@@ -29,6 +29,33 @@ pub(crate) fn build_sluice(layout: &Layout) -> Result<PathBuf> {
     Ok(binary)
 }
 
+/// `cargo build --release -p sluice-benches --bin reencode-floor --locked`; returns the binary.
+pub(super) fn build_floor(layout: &Layout) -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    println!("building: cargo build --release -p sluice-benches --bin reencode-floor --locked");
+    let status = Command::new(&cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "sluice-benches",
+            "--bin",
+            "reencode-floor",
+            "--locked",
+        ])
+        .current_dir(&layout.workspace)
+        .status()
+        .with_context(|| format!("cannot run {cargo}"))?;
+    if !status.success() {
+        bail!("building reencode-floor in release failed ({status})");
+    }
+    let binary = layout.target_dir().join("release").join("reencode-floor");
+    if !binary.is_file() {
+        bail!("the release build did not produce {}", binary.display());
+    }
+    Ok(binary)
+}
+
 pub(super) fn sluice_measurement(
     output: &Output,
     wall_s: f64,
