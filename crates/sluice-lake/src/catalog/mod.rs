@@ -118,6 +118,17 @@ impl LoadedTable {
         self.table.metadata_location()
     }
 
+    /// The snapshot `spec` names in this table (`None`: `main` of a table with no snapshot
+    /// yet); a ref that does not exist is [`crate::Error::RefNotFound`].
+    pub fn resolve(&self, spec: &crate::RefSpec) -> crate::Result<Option<i64>> {
+        crate::refs::resolve(&self.name.to_string(), self.table.metadata(), spec)
+    }
+
+    /// Whether the table has a branch or tag of that name.
+    pub fn has_ref(&self, name: &str) -> bool {
+        self.table.metadata().snapshot_for_ref(name).is_some()
+    }
+
     /// The iceberg `Table`, for reading with iceberg's own scan API.
     pub fn iceberg_table(&self) -> &Table {
         &self.table
