@@ -140,7 +140,7 @@ pub enum Command {
     /// Read rows of a ref (time travel with NS.T@TAG, NS.T@SNAPSHOT_ID, NS.T@main@TIME, where TIME
     /// is as `sluice log` prints it, e.g. 2026-11-25T10:00:00.123Z).
     #[command(
-        after_help = "Example:\n  sluice scan analytics.events@main@2026-11-25T10:00:00Z --columns event_id,amount --limit 5"
+        after_help = "Examples:\n  sluice scan analytics.events@main@2026-11-25T10:00:00Z --columns event_id,amount --limit 5\n  sluice scan analytics.events --where \"amount > 100 AND country = 'IT'\" --format csv"
     )]
     Scan {
         /// NS.TABLE or NS.TABLE@REF.
@@ -148,13 +148,24 @@ pub enum Command {
         /// Comma-separated columns.
         #[arg(long, value_delimiter = ',', value_parser = trimmed)]
         columns: Option<Vec<String>>,
-        /// Rows to print at most (0: none, only the columns). Default: 20 for a table (stderr
-        /// says when more exist), every row for csv and json.
-        #[arg(long)]
-        limit: Option<usize>,
-        /// table: for reading; csv and json: every row, for programs (--json means json).
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        /// Only rows for which this SQL condition holds; files whose partition values or
+        /// column bounds rule it out are not read (see docs/sql.md).
+        #[arg(long = "where", value_name = "CONDITION")]
+        filter: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Run one read-only SQL query over the lake's tables at any branch, tag, snapshot or time.
+    /// A table at a ref is one quoted name: ns."t@audit", "ns.t@v1", ns."t@main@2026-11-30T10:00:00Z";
+    /// a table without @ is read at main. EXPLAIN shows the files each scan reads.
+    #[command(
+        after_help = "Examples:\n  sluice sql \"SELECT event_type, count(*) FROM analytics.events GROUP BY 1\"\n  sluice sql 'SELECT count(*) FROM analytics.\"events@audit\" a LEFT JOIN analytics.events m USING (event_id) WHERE m.event_id IS NULL'\n  sluice sql \"SELECT * FROM analytics.events WHERE amount > 100\" --format parquet --output big.parquet\n\nSee docs/sql.md for names, functions and what is pushed into the scan."
+    )]
+    Sql {
+        /// The query (SELECT, WITH, VALUES or EXPLAIN).
+        query: String,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Audit a ref with a checks file and print the report (nothing changes).
     #[command(after_help = "Example:\n  sluice check analytics.events@main --checks checks.toml")]
@@ -247,6 +258,24 @@ pub enum Format {
     Table,
     Csv,
     Json,
+    Parquet,
+}
+
+/// How `scan` and `sql` write rows.
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Rows to print at most (0: none, only the columns). Default: 20 for a table on the
+    /// terminal (stderr says when more exist), every row otherwise.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// table: for reading; csv, json and parquet: every row, for programs (--json means
+    /// json; parquet needs --output).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write the rows to this file instead of standard output (it appears only when
+    /// complete).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -135,16 +135,16 @@ impl<'a> SqlSession<'a> {
         spec: Option<&RefSpec>,
     ) -> Result<RefTable> {
         let table = self.lake.load_table(name).await?;
-        let snapshot_id = match (spec, &self.default_ref) {
-            (Some(spec), _) => table.resolve(spec)?,
-            (None, DefaultRef::BranchOrMain(branch)) if table.has_ref(branch) => {
-                table.resolve(&RefSpec::Named(branch.clone()))?
-            }
-            (None, _) => table.resolve(&RefSpec::main())?,
-        };
-        let label = match (spec, snapshot_id) {
-            (None, Some(id)) => format!("{label}@{id}"),
-            _ => label.to_string(),
+        let (snapshot_id, label) = match (spec, &self.default_ref) {
+            (Some(spec), _) => (table.resolve(spec)?, label.to_string()),
+            (None, DefaultRef::BranchOrMain(branch)) if table.has_ref(branch) => (
+                table.resolve(&RefSpec::Named(branch.clone()))?,
+                format!("{label}@{branch}"),
+            ),
+            (None, _) => (
+                table.resolve(&RefSpec::main())?,
+                format!("{label}@{}", sluice_lake::MAIN),
+            ),
         };
         Ok(RefTable::new(label, &table, snapshot_id)?)
     }

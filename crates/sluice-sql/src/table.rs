@@ -121,7 +121,8 @@ impl TableProvider for RefTable {
             return Ok(Arc::new(EmptyExec::new(schema)));
         };
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        let predicate = iceberg_datafusion::physical_plan::convert_filters_to_predicate(filters);
+        let predicate =
+            iceberg_datafusion::physical_plan::convert_filters_to_predicate(&pushable(filters));
         let batch_size = state.config().batch_size();
         let mut builder = self
             .table
@@ -165,6 +166,22 @@ impl TableProvider for RefTable {
             batch_size,
         }))
     }
+}
+
+/// The filters whose Iceberg form means the same: none with a cast. Iceberg's translation drops
+/// a cast and compares the column itself (`CAST(amount AS BIGINT) = 5` would become
+/// `amount = 5`), and the reader filters rows with what it is given, so a rounding cast would
+/// lose rows. Those filters are applied by DataFusion above the scan instead.
+fn pushable(filters: &[Expr]) -> Vec<Expr> {
+    use datafusion::common::tree_node::TreeNode;
+    filters
+        .iter()
+        .filter(|f| {
+            !f.exists(|e| Ok(matches!(e, Expr::Cast(_) | Expr::TryCast(_))))
+                .unwrap_or(true)
+        })
+        .cloned()
+        .collect()
 }
 
 /// Shares files out among at most `partitions` groups, the largest first into the group with

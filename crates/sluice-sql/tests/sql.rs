@@ -174,7 +174,10 @@ async fn filters_prune_files_and_explain_shows_it() {
         )
         .await,
     );
-    assert!(plan.contains("SluiceScan: ns.events@"), "{plan}");
+    assert!(
+        plan.contains("SluiceScan: ns.events@main snapshot="),
+        "{plan}"
+    );
     assert!(plan.contains("files=1 of 3"), "{plan}");
     assert!(
         plan.contains("predicate=[(id >= 200) AND (id < 205)]"),
@@ -359,4 +362,37 @@ async fn a_registered_alias_and_plain_datafusion_work_together() {
     assert_eq!(one_int(&batches), 14);
     let names = batches[0].column(0).data_type().clone();
     assert_eq!(names, DataType::Int64);
+}
+
+#[tokio::test]
+async fn a_rounding_cast_in_a_filter_loses_no_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::connect(&LakeConfig::embedded(dir.path()).unwrap())
+        .await
+        .unwrap();
+    let table: TableName = "ns.prices".parse().unwrap();
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "amount",
+        DataType::Float64,
+        true,
+    )]));
+    lake.create_table(&table, &schema).await.unwrap();
+    let values = RecordBatch::try_new(
+        schema,
+        vec![Arc::new(Float64Array::from(vec![
+            4.5, 5.0, 5.25, 5.75, 6.5,
+        ]))],
+    )
+    .unwrap();
+    lake.append_batches(&table, &RefName::main(), &[values], Default::default())
+        .await
+        .unwrap();
+    let session = SqlSession::new(&lake);
+    // 5.0, 5.25 and 5.75 all truncate to 5.
+    let batches = rows(
+        &session,
+        "SELECT count(*) FROM ns.prices WHERE CAST(amount AS BIGINT) = 5",
+    )
+    .await;
+    assert_eq!(one_int(&batches), 3);
 }

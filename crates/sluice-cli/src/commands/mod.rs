@@ -10,9 +10,11 @@ mod merge;
 mod recover;
 mod refs;
 mod rollback;
+mod rows;
 mod run;
 mod runs;
 mod scan;
+mod sql;
 mod tables;
 mod watch;
 
@@ -89,9 +91,19 @@ pub async fn execute(cli: &Cli) -> Result<u8> {
         Command::Scan {
             target,
             columns,
-            limit,
-            format,
-        } => scan::scan(&ctx, target, columns.clone(), *limit, *format).await,
+            filter,
+            out,
+        } => {
+            scan::scan(
+                &ctx,
+                target,
+                columns.clone(),
+                filter.as_deref(),
+                rows_out(cli, target, out),
+            )
+            .await
+        }
+        Command::Sql { query, out } => sql::sql(&ctx, query, rows_out(cli, "the query", out)).await,
         Command::Check {
             target,
             checks,
@@ -131,6 +143,20 @@ fn lake_wide<'a>(
 }
 
 /// `NS.TABLE` (its `main`) or `NS.TABLE@REF`.
+/// Where and how `scan` and `sql` write their rows (`--json` means JSON).
+fn rows_out<'a>(cli: &Cli, label: &'a str, args: &'a crate::cli::OutputArgs) -> rows::RowsOut<'a> {
+    rows::RowsOut {
+        label,
+        format: if cli.json {
+            crate::cli::Format::Json
+        } else {
+            args.format
+        },
+        limit: args.limit,
+        output: args.output.as_deref(),
+    }
+}
+
 fn parse_target(target: &str) -> Result<(TableName, RefSpec)> {
     let (table, reference) = match target.split_once('@') {
         Some((t, r)) => (t, RefSpec::parse(r)?),

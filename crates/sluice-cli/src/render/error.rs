@@ -68,12 +68,16 @@ fn explain_missing_credentials(text: String) -> String {
 
 /// What to do about a lake error whose remedy is a `sluice` command, said right after it.
 fn lake_next_step(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let lake = cause.downcast_ref::<sluice_lake::Error>().or_else(|| {
-        match cause.downcast_ref::<sluice_wap::Error>() {
+    let lake = cause
+        .downcast_ref::<sluice_lake::Error>()
+        .or_else(|| match cause.downcast_ref::<sluice_wap::Error>() {
             Some(sluice_wap::Error::Lake(e)) => Some(e),
             _ => None,
-        }
-    })?;
+        })
+        .or_else(|| match cause.downcast_ref::<sluice_sql::Error>() {
+            Some(sluice_sql::Error::Lake(e)) => Some(e),
+            _ => None,
+        })?;
     next_step(lake)
 }
 

@@ -11,3 +11,4 @@ mod jobs;
 mod ledger;
 mod locations;
 mod runs;
+mod sql;
