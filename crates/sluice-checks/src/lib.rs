@@ -108,5 +108,6 @@ pub use error::{Error, Result};
 pub use evaluator::{DataRequirement, EvalOptions, Evaluator};
 pub use expr::Literal;
 pub use kinds::{CheckKind, UniqueScope};
-pub use report::{AuditReport, CheckResult, Evidence, Sample, Status};
+pub use report::{AuditReport, CheckResult, Evidence, QueryAnswer, Sample, Status};
+pub use sample::samples_of;
 pub use stats::{ColumnStats, StatValue, TableStats};

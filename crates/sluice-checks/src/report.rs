@@ -45,6 +45,8 @@ pub enum Evidence {
     Statistics,
     /// The schema alone.
     Schema,
+    /// A SQL query over the audited ref (`sql` checks).
+    Query,
     /// Nothing: the check could not run.
     None,
 }
@@ -82,6 +84,63 @@ pub struct CheckResult {
     pub message: String,
     /// Where the answer came from.
     pub evidence: Evidence,
+}
+
+/// What running a `sql` check's query gave.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryAnswer {
+    /// The query ran: how many rows it returned (the failing rows) and the first of them.
+    Rows {
+        /// Rows returned.
+        failing: u64,
+        /// The first rows, at most the sample size, every column.
+        samples: Vec<Sample>,
+    },
+    /// The query could not be planned or run; the engine's message.
+    Failed(String),
+}
+
+impl CheckResult {
+    /// The result of a `sql` check from its query's answer: it passes when the query returned
+    /// no row; a query that failed is `error`.
+    pub fn from_query(def: &crate::CheckDef, answer: QueryAnswer) -> CheckResult {
+        let mut result = CheckResult {
+            name: def.name().to_string(),
+            kind: def.kind(),
+            severity: def.severity(),
+            status: Status::Pass,
+            rows_checked: 0,
+            rows_failing: 0,
+            observed: serde_json::Value::Null,
+            threshold: serde_json::json!({ "failing_rows": 0 }),
+            samples: Vec::new(),
+            partitions: Vec::new(),
+            message: String::new(),
+            evidence: Evidence::Query,
+        };
+        match answer {
+            QueryAnswer::Rows { failing, samples } => {
+                result.rows_failing = failing;
+                result.observed = serde_json::json!({ "failing_rows": failing });
+                if failing == 0 {
+                    result.message = "the query returned no rows".to_string();
+                } else {
+                    result.status = match def.severity() {
+                        crate::Severity::Error => Status::Fail,
+                        crate::Severity::Warn => Status::Warn,
+                    };
+                    result.message = format!("the query returned {failing} failing row(s)");
+                    result.samples = samples;
+                }
+            }
+            QueryAnswer::Failed(message) => {
+                result.status = Status::Error;
+                result.evidence = Evidence::None;
+                result.message = format!("check could not run: {message}");
+            }
+        }
+        result
+    }
 }
 
 /// The report of one audit: every check's result.

@@ -68,3 +68,17 @@ pub(crate) fn sample_rows(
         })
         .collect()
 }
+
+/// Rows `rows` of `batch` as samples, every column.
+pub fn samples_of(batch: &RecordBatch, rows: std::ops::Range<usize>) -> Vec<Sample> {
+    let schema = batch.schema();
+    rows.map(|row| {
+        schema
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .map(|(field, array)| (field.name().clone(), json_cell(array.as_ref(), row)))
+            .collect()
+    })
+    .collect()
+}

@@ -207,7 +207,57 @@ impl Pipeline {
                 evaluator.update(&batch)?;
             }
         }
-        Ok(evaluator.finish())
+        let sample_size = evaluator.options().sample_size;
+        let mut report = evaluator.finish();
+        // A branch other than main: the other tables a query names are read at that branch
+        // where they have it, as a run on that branch would see them.
+        let default_ref = match spec {
+            RefSpec::Named(name) if name != sluice_lake::MAIN => {
+                sluice_sql::DefaultRef::BranchOrMain(name.clone())
+            }
+            _ => sluice_sql::DefaultRef::Main,
+        };
+        crate::sql_checks::run(
+            lake,
+            suite,
+            &crate::sql_checks::Audited {
+                table,
+                snapshot_id: resolved.snapshot_id,
+                default_ref,
+                sample_size,
+            },
+            &mut report,
+        )
+        .await?;
+        Ok(report)
+    }
+
+    /// The run's verdict on its branch: the one-pass checks' report from the write step, with
+    /// the `sql` checks run over the branch's snapshot.
+    pub(crate) async fn audit_branch(
+        &self,
+        options: &RunOptions,
+        branch: &RefName,
+        snapshot_id: i64,
+        one_pass: Option<&AuditReport>,
+    ) -> Result<Option<AuditReport>> {
+        let (Some(suite), Some(report)) = (&options.checks, one_pass) else {
+            return Ok(one_pass.cloned());
+        };
+        let mut report = report.clone();
+        crate::sql_checks::run(
+            self.lake(),
+            suite,
+            &crate::sql_checks::Audited {
+                table: &options.table,
+                snapshot_id: Some(snapshot_id),
+                default_ref: sluice_sql::DefaultRef::BranchOrMain(branch.to_string()),
+                sample_size: options.sample_size,
+            },
+            &mut report,
+        )
+        .await?;
+        Ok(Some(report))
     }
 
     /// The checks again, over the rows the run appended (read from its source files: in
@@ -301,6 +351,31 @@ pub fn audit_summary(report: &AuditReport) -> String {
     } else {
         format!("failed: {}", failing_checks(report))
     }
+}
+
+/// The summary line of a branch's write commit: the one-pass checks' verdict, and how many
+/// `sql` checks run over the branch next (a published commit passed them too).
+pub(crate) fn write_summary(report: &AuditReport, suite: Option<&CheckSuite>) -> String {
+    let sql: Vec<&str> = suite
+        .map(|s| s.sql_checks().map(|c| c.name()).collect())
+        .unwrap_or_default();
+    if sql.is_empty() {
+        return audit_summary(report);
+    }
+    let one_pass = AuditReport {
+        run_time: report.run_time,
+        checks: report
+            .checks
+            .iter()
+            .filter(|c| !sql.contains(&c.name.as_str()))
+            .cloned()
+            .collect(),
+    };
+    format!(
+        "{}; then {} sql check(s) on the branch",
+        audit_summary(&one_pass),
+        sql.len()
+    )
 }
 
 /// The names of the checks that block publishing.

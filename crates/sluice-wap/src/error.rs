@@ -14,6 +14,23 @@ pub enum Error {
     /// The checks file is invalid.
     #[error(transparent)]
     Checks(#[from] sluice_checks::Error),
+    /// A `sql` check's query is not a query sluice can run (checked before anything is
+    /// written).
+    #[error("check `{check}` (sql): {message}")]
+    InvalidSqlCheck {
+        /// The check's name.
+        check: String,
+        /// The parser's message, with its line and column.
+        message: String,
+    },
+    /// A `sql` check's query could not read the lake (storage, catalog).
+    #[error("check `{check}` (sql): {source}")]
+    SqlCheckRead {
+        /// The check's name.
+        check: String,
+        /// What failed.
+        source: Box<sluice_lake::Error>,
+    },
     /// The source cannot be listed.
     #[error("cannot list the source {source_url}: {reason}")]
     Source {

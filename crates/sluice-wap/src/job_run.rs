@@ -133,6 +133,9 @@ impl Pipeline {
         for slot in write_order(job)? {
             let options = &job.tables[slot];
             self.check_partition_spec(options).await?;
+            if let Some(suite) = &options.checks {
+                crate::sql_checks::validate(self.lake(), suite, &options.table)?;
+            }
             let listed = match &options.files {
                 Some(files) => files.clone(),
                 None => list_source(self.lake(), &options.source).await?,
@@ -228,16 +231,36 @@ impl Pipeline {
                 check_cancelled(first)?;
                 *lock(step_ref) = Some("audit".into());
                 let audit_started = Instant::now();
-                let verdicts: Vec<bool> = tx
+                // Every table is written before any sql check runs, so a check that joins
+                // tables of the job sees all of them at the job's branch.
+                let audited: Vec<Option<AuditReport>> = tx
                     .step("audit")
                     .run(async |_| {
                         pause_point(first, "audit").await;
-                        Ok(written
-                            .iter()
-                            .map(|w| w.audit.as_ref().is_none_or(AuditReport::publishable))
-                            .collect())
+                        let mut out = Vec::with_capacity(written.len());
+                        for (p, w) in pending_ref.iter().zip(&written) {
+                            out.push(
+                                self.audit_branch(
+                                    p.options,
+                                    branch,
+                                    w.snapshot_id,
+                                    w.audit.as_ref(),
+                                )
+                                .await
+                                .map_err(step_error)?,
+                            );
+                        }
+                        Ok(out)
                     })
                     .await?;
+                for ((p, w), report) in pending_ref.iter().zip(written.iter_mut()).zip(audited) {
+                    w.audit = report;
+                    lock(&p.state).written = Some(w.clone());
+                }
+                let verdicts: Vec<bool> = written
+                    .iter()
+                    .map(|w| w.audit.as_ref().is_none_or(AuditReport::publishable))
+                    .collect();
                 lock(timings_ref).push(("audit".into(), audit_started.elapsed()));
                 check_cancelled(first)?;
                 let mut failing = Vec::new();

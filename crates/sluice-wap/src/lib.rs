@@ -51,6 +51,7 @@ mod publish;
 mod report;
 mod schedule;
 mod source;
+mod sql_checks;
 mod write;
 
 pub use audit::audit_summary;

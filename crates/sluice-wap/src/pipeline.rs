@@ -156,6 +156,9 @@ impl Pipeline {
         let table = &options.table;
         let mut report = RunReport::new(table.clone(), options.mode);
         self.check_partition_spec(options).await?;
+        if let Some(suite) = &options.checks {
+            crate::sql_checks::validate(&self.lake, suite, table)?;
+        }
         let listed = match &options.files {
             Some(files) => files.clone(),
             None => list_source(&self.lake, &options.source).await?,
@@ -190,7 +193,7 @@ impl Pipeline {
                 let branch = &branch;
                 lock(state).step = Some("write".into());
                 let write_started = Instant::now();
-                let written: Written = tx
+                let mut written: Written = tx
                     .step("write")
                     .retry(RetryPolicy::no_retry())
                     .run(async |step| {
@@ -224,13 +227,23 @@ impl Pipeline {
                     s.step = Some("audit".into());
                 }
                 let audit_started = Instant::now();
-                let verdict: bool = tx
+                let audited: Option<AuditReport> = tx
                     .step("audit")
                     .run(async |_| {
                         pause_point(options, "audit").await;
-                        Ok(written.audit.as_ref().is_none_or(AuditReport::publishable))
+                        self.audit_branch(
+                            options,
+                            branch,
+                            written.snapshot_id,
+                            written.audit.as_ref(),
+                        )
+                        .await
+                        .map_err(step_error)
                     })
                     .await?;
+                written.audit = audited;
+                lock(state).written = Some(written.clone());
+                let verdict = written.audit.as_ref().is_none_or(AuditReport::publishable);
                 lock(state)
                     .timings
                     .push(("audit".into(), audit_started.elapsed()));

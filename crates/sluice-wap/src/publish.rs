@@ -125,6 +125,12 @@ impl Pipeline {
                 .reaudit(options, suite, branch, &ingested.files, staged.parent_id)
                 .await
                 .map_err(step_error)?;
+            // The sql checks see the rebased snapshot, the one main will point at.
+            let report = self
+                .audit_branch(options, branch, staged.snapshot_id, Some(&report))
+                .await
+                .map_err(step_error)?
+                .unwrap_or(report);
             if !report.publishable() {
                 let failing = failing_checks(&report);
                 lock(state).audit_failed = Some(report);

@@ -24,7 +24,7 @@ use sluice_lake::{
     schema::{arrow_schema_for, diff_schemas, unsupported_columns},
 };
 
-use crate::audit::{Audit, audit_summary, evaluator, label_partitions, observe_existing};
+use crate::audit::{Audit, evaluator, label_partitions, observe_existing, write_summary};
 use crate::error::{Error, Result};
 use crate::interrupt::pause_point;
 use crate::options::{Mode, RunOptions, SchemaChange};
@@ -254,7 +254,7 @@ impl Pipeline {
                 AUDIT_PROPERTY.to_string(),
                 audit
                     .as_ref()
-                    .map(audit_summary)
+                    .map(|report| write_summary(report, options.checks.as_ref()))
                     .unwrap_or_else(|| "no checks".to_string()),
             ),
             (

@@ -83,6 +83,12 @@ impl CheckDef {
         self.filter.as_ref().map(|(_, text)| text.as_str())
     }
 
+    /// The query of a `sql` check (with its `{{ this }}` placeholders as written), which the
+    /// caller runs and reports with [`crate::CheckResult::from_query`]; `None` for other kinds.
+    pub fn sql_query(&self) -> Option<&str> {
+        self.spec.sql_query()
+    }
+
     /// The columns the check reads, including those of its `where` filter.
     pub fn columns(&self) -> Vec<String> {
         let mut columns = self.spec.columns();
@@ -127,6 +133,11 @@ impl CheckSuite {
             }
         }
         out
+    }
+
+    /// The `sql` checks, in file order.
+    pub fn sql_checks(&self) -> impl Iterator<Item = &CheckDef> {
+        self.checks.iter().filter(|c| c.sql_query().is_some())
     }
 
     /// Parses and validates a check file's text.
@@ -261,6 +272,11 @@ fn validate(raw: RawCheck) -> std::result::Result<(CheckDef, bool), ConfigProble
         Some(m) if (0.0..=1.0).contains(&m) => m,
         Some(m) => return Err(format!("`mostly` must be between 0 and 1, got {m}").into()),
     };
+    if kind == CheckKind::Sql && filter_text.is_some() {
+        return Err(
+            "field `where` does not apply to a `sql` check: filter in its query's WHERE".into(),
+        );
+    }
     let filter = match filter_text {
         None => None,
         Some(text) => Some((parse_expr(&text, "where")?, text)),

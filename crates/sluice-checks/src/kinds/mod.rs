@@ -45,6 +45,7 @@ mod relationships;
 mod row_count;
 pub(crate) mod rows;
 mod schema;
+mod sql;
 mod unique;
 
 pub use unique::UniqueScope;
@@ -135,6 +136,12 @@ pub(crate) trait Check: fmt::Debug + Send + Sync + Sized + 'static {
 
     /// The verdict.
     fn finish(&self, bound: &Self::Bound, state: Self::State, judge: &Judge) -> Outcome;
+
+    /// The query of a `sql` check, which the caller runs (see [`crate::CheckResult::from_query`]);
+    /// `None` for every other kind.
+    fn sql_query(&self) -> Option<&str> {
+        None
+    }
 
     /// Columns of the rows already in the target that [`observe_existing`](Check::observe_existing)
     /// reads; empty for kinds that do not look at existing rows.
@@ -269,6 +276,7 @@ pub(crate) trait ParsedCheck: fmt::Debug + Send + Sync {
     fn reads_data(&self) -> bool;
     fn existing_columns(&self) -> Vec<String>;
     fn reference(&self) -> Option<(String, String)>;
+    fn sql_query(&self) -> Option<&str>;
     fn bind(self: Arc<Self>, schema: &Schema) -> Result<Box<dyn BoundCheck>, String>;
 }
 
@@ -287,6 +295,9 @@ impl<K: Check> ParsedCheck for K {
     }
     fn reference(&self) -> Option<(String, String)> {
         Check::reference(self)
+    }
+    fn sql_query(&self) -> Option<&str> {
+        Check::sql_query(self)
     }
     fn bind(self: Arc<Self>, schema: &Schema) -> Result<Box<dyn BoundCheck>, String> {
         let bound = Arc::new(Check::bind(self.as_ref(), schema)?);
@@ -458,6 +469,7 @@ register_kinds! {
     Schema => schema::Schema, "Required columns exist with the given types.";
     Expression => expression::Expression, "A boolean predicate holds for every row.";
     Relationships => relationships::Relationships, "Every value of a column exists in a column of another table.";
+    Sql => sql::Sql, "A query returns no rows (it selects the rows that break the rule).";
 }
 
 impl CheckKind {

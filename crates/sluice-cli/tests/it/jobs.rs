@@ -520,3 +520,53 @@ fn a_rest_catalog_without_multi_table_commits_fails_the_job_before_anything_is_w
         journal.display()
     );
 }
+
+#[test]
+fn a_sql_check_of_a_job_sees_the_other_tables_at_the_jobs_branch() {
+    let env = job_env();
+    std::fs::write(
+        env.path("lines.toml"),
+        r#"
+[[check]]
+name = "lines_have_orders"
+kind = "sql"
+query = """
+SELECT l.event_id FROM {{ this }} l
+LEFT JOIN shop.orders o ON l.user_id = o.user_id
+WHERE l.event_id >= 1000 AND o.user_id IS NULL
+"""
+"#,
+    )
+    .unwrap();
+    // Users 15..17 are in the new orders only: on main they are unknown, on the job's branch
+    // they are there.
+    write(&env.path("raw/orders/o1.parquet"), &events(10..20, false));
+    write(
+        &env.path("raw/lines/l1.parquet"),
+        &events(1015..1018, false),
+    );
+    let (code, report) = env.json(&["run", "--job", "wap.toml"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["status"], "published", "{report}");
+    let lines = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "shop.order_lines")
+        .unwrap();
+    assert_eq!(lines["checks"][0]["name"], "lines_have_orders", "{lines}");
+    assert_eq!(lines["checks"][0]["status"], "pass", "{lines}");
+    assert_eq!(ids(&env, "shop.order_lines").len(), 33);
+
+    // Lines of users no order has fail the job, and nothing of it lands.
+    write(&env.path("raw/orders/o2.parquet"), &events(20..22, false));
+    write(
+        &env.path("raw/lines/l2.parquet"),
+        &events(1050..1052, false),
+    );
+    let (code, report) = env.json(&["run", "--job", "wap.toml"]);
+    assert_eq!(code, 3, "{report}");
+    assert_eq!(ids(&env, "shop.orders").len(), 20);
+    assert_eq!(ids(&env, "shop.order_lines").len(), 33);
+    no_run_branches(&env);
+}

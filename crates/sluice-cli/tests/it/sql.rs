@@ -150,3 +150,139 @@ fn scan_where_filters_rows_and_keeps_the_ref() {
     let text = stderr(&out);
     assert!(text.contains("--where") && text.contains("amout"), "{text}");
 }
+
+/// A checks file with the usual checks and these `sql` ones.
+fn with_sql_checks(env: &Env, sql: &str) {
+    std::fs::write(env.path("checks.toml"), format!("{CHECKS}\n{sql}")).unwrap();
+}
+
+fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report}"))
+}
+
+#[test]
+fn a_sql_check_that_returns_rows_fails_the_run_with_samples() {
+    let env = Env::new();
+    write(&env.path("good/a.parquet"), &events(0..10, false));
+    assert_eq!(env.run("good").0, 0);
+    with_sql_checks(
+        &env,
+        r#"
+[[check]]
+name = "big_amounts"
+kind = "sql"
+query = "SELECT event_id, amount FROM {{ this }} WHERE amount >= 37 ORDER BY event_id"
+
+[[check]]
+name = "rows_on_the_branch"
+kind = "sql"
+severity = "warn"
+query = "SELECT count(*) AS n FROM {{ this }} HAVING count(*) <> 40"
+"#,
+    );
+    write(&env.path("bad/b.parquet"), &events(10..40, false));
+    let (code, report) = env.run("bad");
+    assert_eq!(code, 3, "{report}");
+    assert_eq!(report["status"], "audit_failed");
+    let big = check(&report, "big_amounts");
+    assert_eq!(big["status"], "fail", "{big}");
+    assert_eq!(big["kind"], "sql");
+    assert_eq!(big["evidence"], "query");
+    assert_eq!(big["rows_failing"], 3, "{big}");
+    assert_eq!(big["samples"][0]["event_id"], 37, "{big}");
+    assert_eq!(big["samples"][0]["amount"], 37.0, "{big}");
+    // The branch held main's 10 rows and the 30 new ones: the count check passed.
+    assert_eq!(check(&report, "rows_on_the_branch")["status"], "pass");
+    assert_eq!(env.event_ids("ns.events"), (0..10).collect::<Vec<_>>());
+    assert!(env.branches().iter().all(|b| !b.starts_with("sluice/")));
+
+    // The same checks pass on data without big amounts, and the commit says what ran.
+    std::fs::remove_dir_all(env.path("bad")).unwrap();
+    write(&env.path("fine/c.parquet"), &events(10..30, false));
+    let mut ids: Vec<i64> = (0..10).collect();
+    ids.extend(10..30);
+    with_sql_checks(
+        &env,
+        r#"
+[[check]]
+name = "big_amounts"
+kind = "sql"
+query = "SELECT event_id FROM {{ this }} WHERE amount >= 37"
+"#,
+    );
+    let (code, report) = env.run("fine");
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(check(&report, "big_amounts")["status"], "pass");
+    assert_eq!(env.event_ids("ns.events"), ids);
+    let (_, log) = env.json(&["log", "ns.events", "--limit", "1"]);
+    let audit = log[0]["summary"]["sluice.audit"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(audit.contains("1 sql check"), "{log}");
+}
+
+#[test]
+fn an_invalid_sql_check_fails_before_anything_is_written() {
+    let env = Env::new();
+    with_sql_checks(
+        &env,
+        r#"
+[[check]]
+name = "broken"
+kind = "sql"
+query = "SELEC * FROM {{ this }}"
+"#,
+    );
+    write(&env.path("raw/a.parquet"), &events(0..10, false));
+    let (code, report) = env.run("raw");
+    assert_eq!(code, 1, "{report}");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("check `broken`"), "{error}");
+    assert!(error.contains("SELEC"), "{error}");
+    // Not even the table was created, and the warehouse holds no data file.
+    let (_, tables) = env.json(&["tables"]);
+    assert_eq!(tables.as_array().map(Vec::len), Some(0), "{tables}");
+    let data: Vec<_> = walk(&env.path(".sluice"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert!(data.is_empty(), "{data:?}");
+}
+
+#[test]
+fn a_sql_check_reads_other_tables_and_check_runs_it_ad_hoc() {
+    let env = Env::new();
+    // A table of known users, written once.
+    write(&env.path("users/u.parquet"), &events(0..5, false));
+    let out = env.sluice(&["run", "--source", "users", "--table", "ns.users"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    with_sql_checks(
+        &env,
+        r#"
+[[check]]
+name = "unknown_users"
+kind = "sql"
+query = """
+SELECT e.event_id, e.user_id FROM {{ this }} e
+LEFT JOIN ns.users u ON e.user_id = u.user_id
+WHERE u.user_id IS NULL
+"""
+"#,
+    );
+    write(&env.path("raw/a.parquet"), &events(0..8, false));
+    let (code, report) = env.run("raw");
+    assert_eq!(code, 3, "{report}");
+    let unknown = check(&report, "unknown_users");
+    assert_eq!(unknown["rows_failing"], 3, "{unknown}");
+
+    // `sluice check` runs the same query against any ref.
+    let (code, audit) = env.json(&["check", "ns.users", "--checks", "checks.toml"]);
+    assert_eq!(code, 0, "{audit}");
+    let unknown = check(&audit, "unknown_users");
+    assert_eq!(unknown["status"], "pass", "{unknown}");
+}
