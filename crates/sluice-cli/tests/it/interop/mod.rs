@@ -5,6 +5,7 @@ mod metadata;
 mod partitioned;
 mod refusals;
 mod schema_evolution;
+mod sql_duckdb;
 mod type_zoo;
 
 use std::path::Path;
