@@ -91,6 +91,11 @@ impl Layout {
         self.state.join("venv")
     }
 
+    /// Python virtual environment with DuckDB and its iceberg extension (`bench-sql`).
+    pub fn duckdb_venv(&self) -> PathBuf {
+        self.state.join("duckdb-iceberg-venv")
+    }
+
     pub fn venv_python(&self) -> PathBuf {
         self.venv().join("bin").join("python")
     }

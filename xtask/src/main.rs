@@ -3,6 +3,7 @@
 mod bench;
 mod bench_py;
 mod bench_runs;
+mod bench_sql;
 mod ci;
 mod http;
 mod json;
@@ -45,6 +46,13 @@ USAGE:
                                          whole run: `sluice.run` vs `sluice run`) and against
                                          pyiceberg (a scan into pyarrow), on bench-wap's events
                                          (default 10 x 1000000, 3 runs each, interleaved)
+    cargo xtask bench-sql [--files N] [--rows N] [--repeat N]
+                                         `sluice sql` against DuckDB's iceberg_scan (with its
+                                         iceberg extension, in target/xtask/duckdb-iceberg-venv)
+                                         on bench-wap's events: a GROUP BY over every row
+                                         (target: at most 1.5x DuckDB's time) and one day of 30
+                                         on a table partitioned by day (target: at most 1/10 of
+                                         the files read); default 10 x 1000000, 5 runs each
     cargo xtask py-test [-- PYTEST ARGS] build the Python package (crates/sluice-py) in the dev
                                          profile with maturin, install it into xtask's venv
                                          (target/xtask/venv) and run its pytest suite
@@ -102,6 +110,7 @@ enum Task {
     BenchRuns(bench_runs::RunsOptions),
     PyTest(Vec<String>),
     BenchPy(bench_py::PyBenchOptions),
+    BenchSql(bench_sql::SqlBenchOptions),
 }
 
 fn main() -> ExitCode {
@@ -149,6 +158,10 @@ fn run(task: Task) -> Result<ExitCode> {
         Task::PyTest(args) => Ok(exit_code(py_test::run(&layout, &args)?)),
         Task::BenchPy(options) => {
             bench_py::run(&layout, &options)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::BenchSql(options) => {
+            bench_sql::run(&layout, &options)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -210,6 +223,7 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Task> 
         ["bench-wap", options @ ..] => Ok(Task::BenchWap(bench::parse_options(options, &env)?)),
         ["bench-runs", options @ ..] => Ok(Task::BenchRuns(bench_runs::parse_options(options)?)),
         ["bench-py", options @ ..] => Ok(Task::BenchPy(bench_py::parse_options(options)?)),
+        ["bench-sql", options @ ..] => Ok(Task::BenchSql(bench_sql::parse_options(options)?)),
         ["py-test", rest @ ..] => {
             let args = match rest {
                 ["--", args @ ..] => args,

@@ -34,10 +34,32 @@ pub const MOTO: &[&str] = &["moto[server]==5.2.1"];
 /// Used to create buckets on MinIO, which checks request signatures.
 pub const BOTO3: &[&str] = &["boto3==1.43.11"];
 
+/// DuckDB with its iceberg extension, which DuckDB itself would download from its own site at
+/// run time: the extension's pip packages are built for this DuckDB, older than [`READERS`]',
+/// so they live in a venv of their own ([`Layout::duckdb_venv`]).
+pub const DUCKDB_ICEBERG: &[&str] = &[
+    "duckdb==1.5.5",
+    "duckdb-extension-iceberg==1.5.5",
+    "duckdb-extension-avro==1.5.5",
+];
+
 /// Makes sure the venv exists and holds `requirements`; returns quickly when it already does.
 pub fn ensure(layout: &Layout, requirements: &[&str]) -> Result<()> {
-    let venv = layout.venv();
-    let python = layout.venv_python();
+    ensure_venv(&layout.venv(), requirements).map(drop)
+}
+
+/// [`ensure`] for the venv at `venv`; returns its python.
+pub fn ensure_venv(venv: &std::path::Path, requirements: &[&str]) -> Result<std::path::PathBuf> {
+    let python = venv.join("bin").join("python");
+    ensure_at(venv, &python, requirements)?;
+    Ok(python)
+}
+
+fn ensure_at(
+    venv: &std::path::Path,
+    python: &std::path::Path,
+    requirements: &[&str],
+) -> Result<()> {
     let installed_list = venv.join("xtask-installed.txt");
 
     if !python.exists() {
@@ -45,7 +67,7 @@ pub fn ensure(layout: &Layout, requirements: &[&str]) -> Result<()> {
         println!("creating Python venv {} with {interpreter}", venv.display());
         let status = Command::new(&interpreter)
             .args(["-m", "venv"])
-            .arg(&venv)
+            .arg(venv)
             .status()
             .with_context(|| format!("cannot run {interpreter}; install Python 3"))?;
         if !status.success() {
@@ -71,7 +93,7 @@ pub fn ensure(layout: &Layout, requirements: &[&str]) -> Result<()> {
     }
 
     println!("installing {} into {}", missing.join(" "), venv.display());
-    let status = Command::new(&python)
+    let status = Command::new(python)
         .args([
             "-m",
             "pip",

@@ -108,6 +108,44 @@ async fn time_travel_across_rename(backend: Backend) {
             && err.to_string().contains("amount"),
         "{err}"
     );
+
+    // SQL at the old refs names the old column; at main, the new one.
+    let session = sluice_sql::SqlSession::new(&lake);
+    let sum = |sql: String| {
+        let session = &session;
+        async move {
+            let batches = session
+                .sql(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .collect()
+                .await
+                .unwrap();
+            sum_column(&batches, "s")
+        }
+    };
+    let at = |spec: &str| sluice_sql::names::quote(&format!("{table}@{spec}"));
+    for spec in [
+        old.to_string(),
+        "before-rename".to_string(),
+        format!("main@{}", between.to_rfc3339()),
+    ] {
+        assert_eq!(
+            sum(format!("SELECT sum(amount) AS s FROM {}", at(&spec))).await,
+            3.0,
+            "{spec}"
+        );
+    }
+    assert_eq!(
+        sum(format!("SELECT sum(price) AS s FROM {}", at("main"))).await,
+        7.5
+    );
+    let error = session
+        .sql(&format!("SELECT amount FROM {}", at("main")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("amount"), "{error}");
 }
 
 sluice_tests::conformance!(time_travel_across_rename);

@@ -113,7 +113,7 @@ for f in files:
 "#;
 
 /// The events of `data` spread over `days` days (see [`SPREAD_OVER_DAYS_PY`]), derived once.
-pub(super) fn spread_over_days(python: &Path, data: &Path, days: u32) -> Result<PathBuf> {
+pub(crate) fn spread_over_days(python: &Path, data: &Path, days: u32) -> Result<PathBuf> {
     let name = data
         .file_name()
         .context("the data directory has no name")?

@@ -41,7 +41,7 @@ use anyhow::{Context, Result};
 pub use options::{BenchOptions, parse_options};
 
 // `bench-runs` builds sluice, finds the peer's generator and summarises its runs the same way.
-pub(crate) use events::generate_events;
+pub(crate) use events::{generate_events, spread_over_days};
 pub(crate) use peer::peer_file;
 pub(crate) use sluice::build_sluice;
 pub(crate) use timing::median;
@@ -49,7 +49,7 @@ pub(crate) use timing::median;
 use crate::layout::{Layout, Service};
 use crate::python;
 use crate::services;
-use events::{directory_bytes, spread_over_days};
+use events::directory_bytes;
 use measure::Bench;
 use options::Target;
 use peer::CHECKS_TOML;
