@@ -110,6 +110,15 @@ pub(crate) fn from_lake(py: Python<'_>, error: sluice_lake::Error) -> PyErr {
     exception(py, lake_kind(&error), message(&error))
 }
 
+/// A query error: a missing table or ref as the lake's, a query that does not parse or
+/// cannot be planned as `InvalidInput`.
+pub(crate) fn from_sql(py: Python<'_>, error: sluice_sql::Error) -> PyErr {
+    match error {
+        sluice_sql::Error::Lake(e) => from_lake(py, e),
+        other => exception(py, Kind::InvalidInput, message(&other)),
+    }
+}
+
 /// A checks file error as `InvalidInput`.
 pub(crate) fn from_checks(py: Python<'_>, error: sluice_checks::Error) -> PyErr {
     exception(py, Kind::InvalidInput, message(&error))

@@ -373,6 +373,25 @@ impl NativeLake {
         to_record_batch_reader(py, schema, batches)
     }
 
+    /// The rows of one read-only SQL query over the lake's tables at any ref, as a
+    /// `pyarrow.RecordBatchReader`.
+    fn sql<'py>(&self, py: Python<'py>, query: String) -> PyResult<Bound<'py, PyAny>> {
+        let lake = self.pipeline.clone();
+        let (schema, batches) = block_on(
+            py,
+            move || async move {
+                let session = sluice_sql::SqlSession::new(lake.lake());
+                let frame = session.sql(&query).await?;
+                let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
+                let batches = frame.collect().await.map_err(sluice_sql::Error::from)?;
+                Ok::<_, sluice_sql::Error>((schema, batches))
+            },
+            OnInterrupt::Abandon,
+        )?
+        .map_err(|e| errors::from_sql(py, e))?;
+        to_record_batch_reader(py, schema, batches)
+    }
+
     /// Audits `table` at `reference` with a checks file or checks given as JSON text.
     #[pyo3(signature = (table, reference, checks_path=None, checks_json=None, samples=5, key_columns=Vec::new()))]
     #[allow(clippy::too_many_arguments)]

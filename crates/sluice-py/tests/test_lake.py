@@ -29,6 +29,29 @@ def test_a_run_publishes_and_the_log_shows_it(seeded: sluice.Lake, project: Path
     assert seeded.scan("ns.events").num_rows == 25
 
 
+def test_sql_reads_refs_and_joins_them(seeded: sluice.Lake, project: Path) -> None:
+    seeded.create_tag("ns.events", "v1")
+    write(project / "more" / "b.parquet", events(range(10, 25)))
+    seeded.run("more", "ns.events", CHECKS)
+    counts = seeded.sql(
+        'SELECT (SELECT count(*) FROM ns.events) AS main_rows, '
+        '(SELECT count(*) FROM ns."events@v1") AS v1_rows'
+    )
+    assert isinstance(counts, pa.Table)
+    assert counts.to_pylist() == [{"main_rows": 25, "v1_rows": 10}]
+    added = seeded.sql(
+        'SELECT m.event_id FROM ns.events m LEFT JOIN "ns.events@v1" t '
+        "ON m.event_id = t.event_id WHERE t.event_id IS NULL ORDER BY 1"
+    )
+    assert added.column("event_id").to_pylist() == list(range(10, 25))
+    with pytest.raises(sluice.InvalidInput, match="does not parse"):
+        seeded.sql("SELEC 1")
+    with pytest.raises(sluice.NotFound, match="nightly"):
+        seeded.sql('SELECT * FROM ns."events@nightly"')
+    with pytest.raises(sluice.InvalidInput, match="refused"):
+        seeded.sql("DROP TABLE ns.events")
+
+
 def test_module_level_run_opens_the_lake_of_the_directory(project: Path) -> None:
     write(project / "raw" / "a.parquet", events(range(5)))
     report = sluice.run("raw", "ns.events")

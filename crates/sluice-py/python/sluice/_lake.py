@@ -229,6 +229,19 @@ class Lake:
         """
         return self.scan_batches(table, ref, columns, limit).read_all()
 
+    def sql(self, query: str) -> pa.Table:
+        """The rows of one read-only SQL query (Apache DataFusion) over the lake's tables, each
+        at the ref its name gives: ``analytics.events`` is ``main``,
+        ``analytics."events@audit"`` a branch or tag, ``analytics."events@main@2026-11-30T10:00:00Z"``
+        a point in time (see docs/sql.md).
+
+        >>> lake.sql('SELECT count(*) AS n FROM analytics."events@v1"')
+
+        A query that does not parse or names a missing column raises ``InvalidInput``; a
+        missing table or ref, ``NotFound``. Statements that would change anything are refused.
+        """
+        return self._native.sql(query).read_all()
+
     # Auditing and running
 
     def audit(

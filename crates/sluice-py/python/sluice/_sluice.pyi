@@ -27,6 +27,7 @@ class NativeLake:
         columns: list[str] | None = None,
         limit: int | None = None,
     ) -> pa.RecordBatchReader: ...
+    def sql(self, query: str) -> pa.RecordBatchReader: ...
     def audit(
         self,
         table: str,
