@@ -167,6 +167,14 @@ pub enum Command {
         #[command(flatten)]
         out: OutputArgs,
     },
+    /// Serve HTTP: object-store notifications and webhooks start runs of the tables named by
+    /// [[trigger]] in sluice.toml; Prometheus metrics at /metrics. Accepted events are written to
+    /// an event log before the 202, and run after a crash. SIGTERM or Ctrl-C stops taking
+    /// requests and lets the runs in progress finish.
+    #[command(
+        after_help = "Examples:\n  sluice serve\n  SLUICE_SERVE_TOKEN=... sluice serve --listen 0.0.0.0:8080 --max-concurrent-runs 4\n  curl -X POST localhost:8080/v1/runs -d '{\"table\": \"analytics.events\"}'\n\nSee docs/serve.md for the routes, the triggers, and MinIO and AWS S3 notification setups."
+    )]
+    Serve(ServeArgs),
     /// Audit a ref with a checks file and print the report (nothing changes).
     #[command(after_help = "Example:\n  sluice check analytics.events@main --checks checks.toml")]
     Check {
@@ -402,6 +410,26 @@ impl TagCommand {
     }
 }
 
+/// Options of `sluice serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on. Any address but a loopback one needs SLUICE_SERVE_TOKEN.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Runs in progress at once (each of a different table).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_runs: u32,
+    /// Files waiting for runs at most; more events get 429 until runs take some.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_queue: u64,
+    /// Largest request body in bytes; larger ones get 413.
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_body: u64,
+    /// Directory of the event log (default: .sluice/events next to sluice.toml).
+    #[arg(long, value_name = "DIR")]
+    pub queue_dir: Option<PathBuf>,
+}
+
 /// A list item without the spaces around it (`--columns "a, b"`).
 pub fn trimmed(s: &str) -> Result<String, String> {
     let s = s.trim();
@@ -425,22 +453,5 @@ pub fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
 
 /// Parses `90s`, `5m`, `1h`, `2d`, `500ms`, or plain seconds.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration such as 30s, 5m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => return Ok(std::time::Duration::from_millis(n)),
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => {
-            return Err(format!(
-                "`{s}`: unknown unit `{unit}` (use ms, s, m, h or d)"
-            ));
-        }
-    };
-    Ok(std::time::Duration::from_secs(secs))
+    sluice_wap::config::parse_duration(s)
 }

@@ -97,8 +97,11 @@ fn usage_error(e: clap::Error) -> ExitCode {
 }
 
 fn init_logging(cli: &Cli) {
+    let serving = matches!(cli.command, cli::Command::Serve(_));
     let default = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
+        // A server says what each run did.
+        (false, 0) if serving => "warn,sluice_serve=info",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, _) => "debug",

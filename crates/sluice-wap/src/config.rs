@@ -12,6 +12,7 @@ use sluice_lake::{
 
 use crate::PipelineConfig;
 use crate::error::{Error, Result};
+use crate::trigger::{Trigger, TriggerEntry};
 
 /// A configuration error: what was read, and why it does not do.
 fn config_error(what: impl std::fmt::Display, reason: impl std::fmt::Display) -> Error {
@@ -49,6 +50,15 @@ name = "default"
 location = ".sluice/journal"
 lease_ttl_secs = 60
 
+# What `sluice serve` runs when it hears of new files (see docs/serve.md):
+# [[trigger]]
+# prefix = "s3://raw/events/"    # objects created under it start runs of this table
+# table = "analytics.events"
+# checks = "checks/events.toml"
+# batch_window = "30s"           # gather events this long (or max_files) before a run
+# max_files = 500
+# poll_every = "5m"              # also list the prefix this often (optional)
+
 # Defaults of `sluice run`, `watch` and `backfill`.
 # [run]
 # author = "etl-bot"   # the commits' author when --author or SLUICE_AUTHOR does not say;
@@ -65,6 +75,9 @@ struct FileConfig {
     journal: JournalConfig,
     #[serde(default)]
     run: RunDefaults,
+    /// `[[trigger]]`: what `sluice serve` runs when it hears of new files.
+    #[serde(default, rename = "trigger", skip_serializing_if = "Vec::is_empty")]
+    triggers: Vec<TriggerEntry>,
 }
 
 /// `[run]`: defaults of `sluice run`, `watch` and `backfill`.
@@ -110,6 +123,10 @@ pub struct Config {
     pub author: Option<String>,
     /// The file it was read from, or the words for the embedded default.
     pub source: String,
+    /// The directory relative paths are taken from: the file's, or the current directory.
+    pub dir: PathBuf,
+    /// `[[trigger]]`: the runs `sluice serve` starts when it hears of new files.
+    pub triggers: Vec<Trigger>,
 }
 
 /// Finds the configuration: `--config`, then `SLUICE_CONFIG`, then `./sluice.toml`; without
@@ -134,17 +151,23 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
                 .parent()
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from("/"));
-            let (pipeline, run) = parse_with_env(&text, &dir, |name| std::env::var(name).ok())
-                .map_err(|e| {
-                    config_error(
-                        format_args!("invalid configuration in {}", path.display()),
-                        e,
-                    )
-                })?;
+            let invalid = |e: &dyn std::fmt::Display| {
+                config_error(
+                    format_args!("invalid configuration in {}", path.display()),
+                    e,
+                )
+            };
+            let (pipeline, run, entries) =
+                parse_with_env(&text, &dir, |name| std::env::var(name).ok())
+                    .map_err(|e| invalid(&e))?;
+            let triggers = crate::trigger::triggers(entries, &dir, run.author.as_deref())
+                .map_err(|e| invalid(&e))?;
             Ok(Config {
                 pipeline,
                 author: run.author,
                 source: path.display().to_string(),
+                dir,
+                triggers,
             })
         }
         None => {
@@ -154,6 +177,8 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
                 pipeline: parse(DEFAULT_CONFIG, &dir)?,
                 author: None,
                 source: "embedded default (./.sluice)".to_string(),
+                dir,
+                triggers: Vec::new(),
             })
         }
     }
@@ -169,7 +194,7 @@ fn parse_with_env(
     text: &str,
     dir: &Path,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<(PipelineConfig, RunDefaults)> {
+) -> Result<(PipelineConfig, RunDefaults, Vec<TriggerEntry>)> {
     let file: FileConfig = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
     for key in secrets_in_file(&file) {
         tracing::warn!(
@@ -211,7 +236,7 @@ fn parse_with_env(
         journal: location(dir, &file.journal.location),
         lease_ttl: Duration::from_secs(file.journal.lease_ttl_secs.max(1)),
     };
-    Ok((pipeline, file.run))
+    Ok((pipeline, file.run, file.triggers))
 }
 
 /// The keys of the file that hold credentials.
@@ -254,6 +279,28 @@ fn location(dir: &Path, value: &str) -> String {
     } else {
         format!("file://{}", absolute(dir, value))
     }
+}
+
+/// Parses `90s`, `5m`, `1h`, `2d`, `500ms`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration such as 30s, 5m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => return Ok(std::time::Duration::from_millis(n)),
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown unit `{unit}` (use ms, s, m, h or d)"
+            ));
+        }
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[cfg(test)]

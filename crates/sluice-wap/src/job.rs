@@ -64,23 +64,23 @@ fn atomic_default() -> bool {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TableEntry {
-    name: String,
-    source: String,
+pub(crate) struct TableEntry {
+    pub(crate) name: String,
+    pub(crate) source: String,
     #[serde(default)]
-    checks: Option<String>,
+    pub(crate) checks: Option<String>,
     #[serde(default)]
-    mode: Mode,
+    pub(crate) mode: Mode,
     #[serde(default)]
-    partition_by: Option<String>,
+    pub(crate) partition_by: Option<String>,
     #[serde(default)]
-    on_schema_change: SchemaChange,
+    pub(crate) on_schema_change: SchemaChange,
     #[serde(default)]
-    rewrite: bool,
+    pub(crate) rewrite: bool,
     #[serde(default)]
-    key_columns: Vec<String>,
+    pub(crate) key_columns: Vec<String>,
     #[serde(default)]
-    message: Option<String>,
+    pub(crate) message: Option<String>,
 }
 
 impl JobOptions {
@@ -125,26 +125,8 @@ impl JobOptions {
                     "table {table} is named twice; give each table one [[table]]"
                 )));
             }
-            let source = crate::source::source_location(&relative(base, &entry.source))
-                .map_err(|e| bad(format!("table {table}: {e}")))?;
-            let mut options = RunOptions::new(source, table.clone());
-            if let Some(checks) = &entry.checks {
-                let path = relative(base, checks);
-                options.checks = Some(
-                    CheckSuite::from_path(&path)
-                        .map_err(|e| bad(format!("table {table}: checks file {path}: {e}")))?,
-                );
-            }
-            if let Some(spec) = &entry.partition_by {
-                sluice_lake::partition::parse_partition_by(spec)
-                    .map_err(|e| bad(format!("table {table}: partition_by: {e}")))?;
-            }
-            options.mode = entry.mode;
-            options.partition_by = entry.partition_by;
-            options.on_schema_change = entry.on_schema_change;
-            options.rewrite = entry.rewrite;
-            options.key_columns = entry.key_columns;
-            options.message = entry.message.or_else(|| file.message.clone());
+            let mut options = entry_options(base, &table, entry).map_err(bad)?;
+            options.message = options.message.take().or_else(|| file.message.clone());
             options.author = file.author.clone().or_else(|| author.clone());
             options.cancel = cancel.clone();
             tables.push(options);
@@ -181,9 +163,39 @@ impl JobOptions {
     }
 }
 
+/// The run options of one table entry (of a job file, or a trigger of `sluice.toml`): its
+/// source and checks taken from `base` when relative. The error names the table.
+pub(crate) fn entry_options(
+    base: &Path,
+    table: &TableName,
+    entry: TableEntry,
+) -> std::result::Result<RunOptions, String> {
+    let source = crate::source::source_location(&relative(base, &entry.source))
+        .map_err(|e| format!("table {table}: {e}"))?;
+    let mut options = RunOptions::new(source, table.clone());
+    if let Some(checks) = &entry.checks {
+        let path = relative(base, checks);
+        options.checks = Some(
+            CheckSuite::from_path(&path)
+                .map_err(|e| format!("table {table}: checks file {path}: {e}"))?,
+        );
+    }
+    if let Some(spec) = &entry.partition_by {
+        sluice_lake::partition::parse_partition_by(spec)
+            .map_err(|e| format!("table {table}: partition_by: {e}"))?;
+    }
+    options.mode = entry.mode;
+    options.partition_by = entry.partition_by;
+    options.on_schema_change = entry.on_schema_change;
+    options.rewrite = entry.rewrite;
+    options.key_columns = entry.key_columns;
+    options.message = entry.message;
+    Ok(options)
+}
+
 /// A path or URL of the job file, taken from the job file's directory when it is a relative
 /// local path.
-fn relative(base: &Path, value: &str) -> String {
+pub(crate) fn relative(base: &Path, value: &str) -> String {
     if value.contains("://") || Path::new(value).is_absolute() {
         value.to_string()
     } else {

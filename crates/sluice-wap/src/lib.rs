@@ -52,6 +52,7 @@ mod report;
 mod schedule;
 mod source;
 mod sql_checks;
+pub mod trigger;
 mod write;
 
 pub use audit::audit_summary;
@@ -65,4 +66,5 @@ pub use options::{Mode, PipelineConfig, ProgressSink, RunOptions, SchemaChange};
 pub use pipeline::Pipeline;
 pub use report::{ExistingRead, RunFailure, RunReport, RunStatus, StepTiming};
 pub use schedule::{Batching, StopSignal};
-pub use source::{SourceFile, list_source, run_key, source_location};
+pub use source::{SourceFile, head_file, list_source, run_key, source_location};
+pub use trigger::Trigger;

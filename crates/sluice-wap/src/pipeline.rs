@@ -94,7 +94,20 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Pipeline {
     /// Connects to the lake and opens the journal.
     pub async fn open(config: &PipelineConfig) -> Result<Pipeline> {
-        let lake = Arc::new(Lake::connect(&config.lake).await?);
+        Self::open_with(config, None).await
+    }
+
+    /// [`Pipeline::open`] with a hook called before every catalog commit (for metrics: its
+    /// `attempt` above 1 is a retry after a conflict).
+    pub async fn open_with(
+        config: &PipelineConfig,
+        commit_hook: Option<Arc<dyn sluice_lake::CommitHook>>,
+    ) -> Result<Pipeline> {
+        let mut lake = Lake::connect(&config.lake).await?;
+        if let Some(hook) = commit_hook {
+            lake = lake.with_commit_hook(hook);
+        }
+        let lake = Arc::new(lake);
         let (store, prefix) = lake.stores().resolve(&config.journal)?;
         let engine = Engine::builder(ObjectStoreJournal::new(store, prefix))
             .registry(compensations::registry(&lake))

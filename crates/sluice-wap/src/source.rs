@@ -69,6 +69,25 @@ pub async fn list_source(lake: &Lake, source: &str) -> Result<Vec<SourceFile>> {
     Ok(files)
 }
 
+/// The size, entity tag and modification time of one source file, as the store has them now;
+/// `None` when there is no object at `location` (a URL).
+pub async fn head_file(lake: &Lake, location: &str) -> Result<Option<SourceFile>> {
+    let (store, path) = lake.stores().resolve(location)?;
+    match store.head(&path).await {
+        Ok(meta) => Ok(Some(SourceFile {
+            location: location.to_string(),
+            size: meta.size,
+            etag: meta.e_tag,
+            modified: Some(meta.last_modified),
+        })),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(Error::Source {
+            source_url: location.to_string(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
 /// The run key: a digest of the file set (locations, sizes and etags), independent of order.
 pub fn run_key(table: &TableName, files: &[SourceFile]) -> String {
     let mut lines: Vec<String> = files

@@ -14,6 +14,7 @@ mod rows;
 mod run;
 mod runs;
 mod scan;
+mod serve;
 mod sql;
 mod tables;
 mod watch;
@@ -104,6 +105,7 @@ pub async fn execute(cli: &Cli) -> Result<u8> {
             .await
         }
         Command::Sql { query, out } => sql::sql(&ctx, query, rows_out(cli, "the query", out)).await,
+        Command::Serve(args) => serve::serve(&ctx, args).await,
         Command::Check {
             target,
             checks,
