@@ -28,10 +28,11 @@ pub fn e2e(layout: &Layout, config: &ServicesConfig, test_args: &[String]) -> Re
     println!("running {}", describe(&command));
     let mut result = command.status().context("cannot run cargo test");
 
-    // The short storage-fault suite runs the `sluice` binary, so it lives in the CLI's tests.
-    // Arguments for cargo test select tests of sluice-tests only.
+    // The short storage-fault suite and `sluice serve` on the S3 server run the `sluice`
+    // binary, so they live in the CLI's tests. Arguments for cargo test select tests of
+    // sluice-tests only.
     if test_args.is_empty() && result.as_ref().is_ok_and(|status| status.success()) {
-        let mut command = fault_suite(layout, config, &[SHORT_FAULT_SUITE]);
+        let mut command = fault_suite(layout, config, &[SHORT_FAULT_SUITE, SERVE_SUITE]);
         println!("running {}", describe(&command));
         result = command.status().context("cannot run cargo test");
     }
@@ -45,6 +46,8 @@ pub fn e2e(layout: &Layout, config: &ServicesConfig, test_args: &[String]) -> Re
 
 /// The storage-fault suite's test that `e2e` runs.
 const SHORT_FAULT_SUITE: &str = "faults::short_seeded_suite";
+/// The tests of `sluice serve` (with S3 notifications for files on the S3 server) `e2e` runs.
+const SERVE_SUITE: &str = "serve::";
 /// Where `cargo xtask faults` collects the figures (relative to the workspace).
 pub const FAULT_REPORT: &str = "target/faults/report.md";
 

@@ -11,4 +11,5 @@ mod jobs;
 mod ledger;
 mod locations;
 mod runs;
+mod serve;
 mod sql;
