@@ -168,11 +168,11 @@ pub enum Command {
         out: OutputArgs,
     },
     /// Serve HTTP: object-store notifications and webhooks start runs of the tables named by
-    /// [[trigger]] in sluice.toml; Prometheus metrics at /metrics. Accepted events are written to
-    /// an event log before the 202, and run after a crash. SIGTERM or Ctrl-C stops taking
-    /// requests and lets the runs in progress finish.
+    /// [[trigger]] in sluice.toml; a read-only web view of the lake at /, Prometheus metrics at
+    /// /metrics. Accepted events are written to an event log before the 202, and run after a
+    /// crash. SIGTERM or Ctrl-C stops taking requests and lets the runs in progress finish.
     #[command(
-        after_help = "Examples:\n  sluice serve\n  SLUICE_SERVE_TOKEN=... sluice serve --listen 0.0.0.0:8080 --max-concurrent-runs 4\n  curl -X POST localhost:8080/v1/runs -d '{\"table\": \"analytics.events\"}'\n\nSee docs/serve.md for the routes, the triggers, and MinIO and AWS S3 notification setups."
+        after_help = "Examples:\n  sluice serve\n  sluice serve --ui-only --listen 127.0.0.1:8080\n  SLUICE_SERVE_TOKEN=... sluice serve --listen 0.0.0.0:8080 --max-concurrent-runs 4\n  curl -X POST localhost:8080/v1/runs -d '{\"table\": \"analytics.events\"}'\n\nSee docs/serve.md for the routes, the triggers, and MinIO and AWS S3 notification setups."
     )]
     Serve(ServeArgs),
     /// Audit a ref with a checks file and print the report (nothing changes).
@@ -428,6 +428,9 @@ pub struct ServeArgs {
     /// Directory of the event log (default: .sluice/events next to sluice.toml).
     #[arg(long, value_name = "DIR")]
     pub queue_dir: Option<PathBuf>,
+    /// Serve only the read-only web view of the lake: no triggers, no event routes.
+    #[arg(long)]
+    pub ui_only: bool,
 }
 
 /// A list item without the spaces around it (`--columns "a, b"`).

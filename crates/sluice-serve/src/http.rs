@@ -34,6 +34,7 @@ pub struct Server {
 }
 
 struct App {
+    pipeline: Arc<Pipeline>,
     queue: Option<Arc<Queue>>,
     metrics: SharedMetrics,
     token: Option<String>,
@@ -85,6 +86,7 @@ impl Server {
         Ok(Server {
             listener,
             app: Arc::new(App {
+                pipeline,
                 queue,
                 metrics,
                 token: options.token,
@@ -246,7 +248,23 @@ impl App {
             }
             _ => {}
         }
+        if method == Method::GET
+            && let Some(response) = static_file(&path)
+        {
+            return ("/ui", response);
+        }
+        // A browser signs in once with `?token=`: the token becomes a cookie, and the address
+        // loses it.
+        if method == Method::GET
+            && let Some(given) = query_token(&request)
+        {
+            return ("/ui", self.sign_in(&path, &given));
+        }
         let route = match path.as_str() {
+            "" | "/" => "/",
+            "/runs" => "/runs",
+            p if p.starts_with("/tables/") => "/tables",
+            p if p.starts_with("/runs/") => "/runs/ID",
             "/metrics" => "/metrics",
             "/v1/events/s3" => "/v1/events/s3",
             "/v1/runs" => "/v1/runs",
@@ -255,6 +273,9 @@ impl App {
             _ => "other",
         };
         if !self.authorized(&request) {
+            if matches!(route, "/" | "/runs" | "/tables" | "/runs/ID") {
+                return (route, html(401, &crate::ui::sign_in_page()));
+            }
             let mut response = error(
                 StatusCode::UNAUTHORIZED,
                 "a valid token is required: send `Authorization: Bearer <token>` with the server's SLUICE_SERVE_TOKEN",
@@ -266,6 +287,17 @@ impl App {
             return (route, response);
         }
         let response = match (method, route) {
+            (Method::GET, "/") => {
+                page(crate::ui::index(&self.pipeline, self.queue.as_deref()).await)
+            }
+            (Method::GET, "/runs") => page(crate::ui::runs(&self.pipeline).await),
+            (Method::GET, "/tables") => {
+                let name = crate::ui::decode_segment(path.trim_start_matches("/tables/"));
+                page(crate::ui::table(&self.pipeline, &name).await)
+            }
+            (Method::GET, "/runs/ID") => {
+                page(crate::ui::run(&self.pipeline, path.trim_start_matches("/runs/")).await)
+            }
             (Method::GET, "/metrics") => self.metrics_page(),
             (Method::POST, "/v1/events/s3") => match self.body(request).await {
                 Ok(body) => self.events(&body).await,
@@ -299,15 +331,47 @@ impl App {
         let Some(token) = &self.token else {
             return true;
         };
-        let Some(given) = request
+        let bearer = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-        else {
-            return false;
-        };
-        given.trim().as_bytes().ct_eq(token.as_bytes()).into()
+            .map(str::trim);
+        let cookie = request
+            .headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|pair| {
+                pair.trim()
+                    .strip_prefix(&format!("{TOKEN_COOKIE}="))
+                    .map(str::to_string)
+            });
+        match bearer.map(str::to_string).or(cookie) {
+            Some(given) => same_token(&given, token),
+            None => false,
+        }
+    }
+
+    /// `?token=`: a right token becomes a cookie and the page is loaded again without it.
+    fn sign_in(&self, path: &str, given: &str) -> Reply {
+        let right = self.token.as_deref().is_none_or(|t| same_token(given, t));
+        if !right {
+            return html(401, &crate::ui::sign_in_page());
+        }
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::SEE_OTHER;
+        let location = if path.is_empty() { "/" } else { path };
+        if let Ok(value) = HeaderValue::from_str(location) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+        if let Ok(cookie) = HeaderValue::from_str(&format!(
+            "{TOKEN_COOKIE}={given}; HttpOnly; SameSite=Strict; Path=/"
+        )) {
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+        }
+        response
     }
 
     /// The body, at most `max_body` bytes.
@@ -543,6 +607,54 @@ impl App {
             ),
         }
     }
+}
+
+/// The cookie a browser keeps the token in after `?token=`.
+const TOKEN_COOKIE: &str = "sluice_token";
+
+fn same_token(given: &str, token: &str) -> bool {
+    given.as_bytes().ct_eq(token.as_bytes()).into()
+}
+
+fn query_token(request: &Request<Incoming>) -> Option<String> {
+    request.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("token="))
+            .map(crate::ui::decode_segment)
+    })
+}
+
+fn html(status: u16, body: &str) -> Reply {
+    let mut response = text(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        "text/html; charset=utf-8",
+        body.to_string(),
+    );
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'",
+        ),
+    );
+    response
+}
+
+fn page(page: crate::ui::Page) -> Reply {
+    html(page.status, &page.html)
+}
+
+fn static_file(path: &str) -> Option<Reply> {
+    let (content_type, body) = match path {
+        "/ui/style.css" => ("text/css; charset=utf-8", crate::ui::STYLE),
+        "/ui/app.js" => ("text/javascript; charset=utf-8", crate::ui::SCRIPT),
+        _ => return None,
+    };
+    let mut response = text(StatusCode::OK, content_type, body.to_string());
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=300"),
+    );
+    Some(response)
 }
 
 fn ui_only() -> Reply {

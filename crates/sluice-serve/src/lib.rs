@@ -25,6 +25,7 @@ mod http;
 pub mod log;
 pub mod metrics;
 pub mod queue;
+mod ui;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -23,7 +23,8 @@ pub(super) async fn serve(ctx: &Ctx<'_>, args: &ServeArgs) -> Result<u8> {
     options.max_concurrent_runs = args.max_concurrent_runs as usize;
     options.max_queue = usize::try_from(args.max_queue).unwrap_or(usize::MAX);
     options.max_body = usize::try_from(args.max_body).unwrap_or(usize::MAX);
-    if config.triggers.is_empty() {
+    options.ui_only = args.ui_only;
+    if config.triggers.is_empty() && !args.ui_only {
         tracing::warn!(
             config = %config.source,
             "no [[trigger]] in the configuration: events will be refused (see docs/serve.md)"
@@ -39,7 +40,11 @@ pub(super) async fn serve(ctx: &Ctx<'_>, args: &ServeArgs) -> Result<u8> {
         })?;
     let addr = server.local_addr();
     if !ctx.cli.quiet {
-        eprintln!("serving the lake of {} on http://{addr}", config.source);
+        eprintln!(
+            "serving the lake of {} on http://{addr}{}",
+            config.source,
+            if args.ui_only { " (web view only)" } else { "" }
+        );
         for trigger in server.triggers() {
             eprintln!(
                 "  {} <- {} (batch window {}, at most {} files a run{})",

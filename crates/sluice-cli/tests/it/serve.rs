@@ -24,18 +24,62 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, Value) {
         body.len()
     )
     .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status: u16 = response
+    // Read the head, then the body by its length: some servers (chromedriver) keep the
+    // connection open after `Connection: close`.
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).unwrap() == 0 {
+            break;
+        }
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).into_owned();
+    let status: u16 = head
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
-    let text = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        .unwrap_or_else(|| panic!("not an HTTP response: {head}"));
+    let lower = head.to_ascii_lowercase();
+    let length = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let mut body = Vec::new();
+    match length {
+        Some(n) => {
+            body.resize(n, 0);
+            stream.read_exact(&mut body).unwrap();
+        }
+        None => {
+            stream.read_to_end(&mut body).unwrap();
+        }
+    }
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let text = if lower.contains("transfer-encoding: chunked") {
+        dechunk(&body)
+    } else {
+        body
+    };
     (
         status,
-        serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string())),
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 fn free_port() -> u16 {
@@ -53,9 +97,21 @@ struct Serving {
 
 impl Serving {
     fn start(env: &Env, port: u16, extra_env: &[(&str, String)]) -> Serving {
+        Self::start_in(env, env.dir.path(), &[], port, extra_env)
+    }
+
+    fn start_in(
+        env: &Env,
+        dir: &std::path::Path,
+        args: &[&str],
+        port: u16,
+        extra_env: &[(&str, String)],
+    ) -> Serving {
         let mut command = env.cmd();
         command
+            .current_dir(dir)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for (k, v) in extra_env {
@@ -301,5 +357,226 @@ fn s3_notifications_publish_uploaded_files_once_also_across_a_kill() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(env.event_ids("ns.events"), (0..130).collect::<Vec<i64>>());
+    assert_eq!(server.terminate(), 0);
+}
+
+/// A WebDriver session of headless Chromium, through chromedriver's HTTP API.
+struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// `None` when Chromium or chromedriver is not installed.
+    fn start() -> Option<Browser> {
+        let chromium =
+            std::env::var("SLUICE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let driver =
+            std::env::var("SLUICE_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        if !std::path::Path::new(&chromium).exists() || !std::path::Path::new(&driver).exists() {
+            return None;
+        }
+        let port = free_port();
+        let driver = std::process::Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--window-size=1280,1600",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        }}});
+        let (code, session) = http(port, "POST", "/session", &capabilities.to_string());
+        assert_eq!(code, 200, "no browser session: {session}");
+        let session = session["value"]["sessionId"].as_str().unwrap().to_string();
+        Some(Browser {
+            driver,
+            port,
+            session,
+            _profile: profile,
+        })
+    }
+
+    fn command(&self, method: &str, what: &str, body: Value) -> Value {
+        let path = format!("/session/{}/{what}", self.session);
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let (code, answer) = http(self.port, method, &path, &body);
+        assert_eq!(code, 200, "{method} {what}: {answer}");
+        answer["value"].clone()
+    }
+
+    /// Opens a page; returns its text and the console messages of level SEVERE (errors,
+    /// failed loads).
+    fn visit(&self, url: &str) -> (String, Vec<String>) {
+        self.command("POST", "url", json!({ "url": url }));
+        let text = self.script("return document.body.innerText");
+        let logs = self.command("POST", "se/log", json!({"type": "browser"}));
+        let errors = logs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+            .collect();
+        (text.as_str().unwrap_or_default().to_string(), errors)
+    }
+
+    fn script(&self, script: &str) -> Value {
+        self.command(
+            "POST",
+            "execute/sync",
+            json!({"script": script, "args": []}),
+        )
+    }
+
+    fn screenshot(&self, path: &std::path::Path) {
+        let png = self.command("GET", "screenshot", Value::Null);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, base64(png.as_str().unwrap())).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = http(
+            self.port,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            "",
+        );
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn base64(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for v in text.bytes().filter_map(value) {
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_web_view_of_the_demo_lake_loads_in_a_browser_and_shows_the_rejected_batch() {
+    const TEST: &str =
+        "serve::the_web_view_of_the_demo_lake_loads_in_a_browser_and_shows_the_rejected_batch";
+    let Some(browser) = Browser::start() else {
+        skip(
+            TEST,
+            "no Chromium and chromedriver (apt-get install chromium chromium-driver; or set SLUICE_CHROMIUM and SLUICE_CHROMEDRIVER)",
+        );
+        return;
+    };
+    let env = Env::new();
+    let out = env.sluice(&["demo", "--dir", "demo"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let demo = env.path("demo");
+    let port = free_port();
+    let server = Serving::start_in(&env, &demo, &["--ui-only"], port, &[]);
+    let base = format!("http://127.0.0.1:{port}");
+
+    let (text, errors) = browser.visit(&format!("{base}/"));
+    assert!(errors.is_empty(), "console errors on /: {errors:?}");
+    assert!(
+        text.contains("demo.events") && text.contains("Latest runs"),
+        "{text}"
+    );
+    // The script ran: times are shown in local time with UTC in the tooltip.
+    assert!(
+        browser
+            .script("return document.querySelectorAll('time[title]').length")
+            .as_u64()
+            > Some(0)
+    );
+
+    let (text, errors) = browser.visit(&format!("{base}/tables/demo.events"));
+    assert!(
+        errors.is_empty(),
+        "console errors on the table page: {errors:?}"
+    );
+    assert!(
+        text.contains("History of main") && text.contains("day-1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rejected") && text.contains("audit failed: not_null(event_id, user_id)"),
+        "the commit log does not show the rejected batch:\n{text}"
+    );
+    assert_eq!(
+        browser
+            .script("return document.querySelectorAll('svg circle').length")
+            .as_u64(),
+        Some(5),
+        "a point per publish (2) and per run (3)"
+    );
+    let screenshots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
+    browser.screenshot(&screenshots.join("table.png"));
+    eprintln!("screenshot: {}", screenshots.join("table.png").display());
+
+    // The rejected run: its audit report with the failing rows.
+    let rejected = browser.script(
+        "return Array.from(document.querySelectorAll('tr.rejected a')).map(a => a.getAttribute('href'))[0]",
+    );
+    let (text, errors) = browser.visit(&format!("{base}{}", rejected.as_str().unwrap()));
+    assert!(
+        errors.is_empty(),
+        "console errors on the run page: {errors:?}"
+    );
+    assert!(
+        text.contains("rolled_back")
+            && text.contains("Failing rows of not_null(event_id, user_id)"),
+        "{text}"
+    );
+    browser.screenshot(&screenshots.join("rejected-run.png"));
+
+    let (text, errors) = browser.visit(&format!("{base}/runs"));
+    assert!(errors.is_empty(), "console errors on /runs: {errors:?}");
+    assert!(text.contains("run demo.events"), "{text}");
+    // A page that does not exist is a 404 page, which the browser logs as a failed load.
+    let (_, errors) = browser.visit(&format!("{base}/tables/demo.nothing"));
+    assert!(errors.iter().any(|e| e.contains("404")), "{errors:?}");
+    drop(browser);
     assert_eq!(server.terminate(), 0);
 }
