@@ -220,18 +220,27 @@ impl Queue {
             queued: 0,
             running: 0,
         });
-        batch.queued += 1;
-        if batch.state == "done" {
-            batch.state = "queued";
-        }
         let table = &mut state.tables[index];
         table.first_at.get_or_insert(now);
+        let duplicate = record
+            .file
+            .as_ref()
+            .is_some_and(|f| table.pending.contains_key(&f.location));
+        // A duplicate notification joins the waiting file: one file, both records handled
+        // with it, counted once.
+        if !duplicate {
+            batch.queued += 1;
+            if batch.state == "done" {
+                batch.state = "queued";
+            }
+        }
         match record.file {
             None => table.run_now.push((segment, record.batch)),
             Some(file) => {
-                batch.files += 1;
+                if !duplicate {
+                    batch.files += 1;
+                }
                 match table.pending.get_mut(&file.location) {
-                    // A duplicate notification: one file, both records handled with it.
                     Some(p) => p.segments.push(segment),
                     None => {
                         state.pending_files += 1;
@@ -271,7 +280,15 @@ impl Queue {
             };
             let mut records = Vec::with_capacity(files.len() + 1);
             for accepted in files {
-                let batch = batch_of(accepted.trigger, &mut state);
+                // A file already waiting keeps the batch it joined first.
+                let waiting = state.tables[accepted.trigger]
+                    .pending
+                    .get(&accepted.file.location)
+                    .map(|p| p.batch);
+                let batch = match waiting {
+                    Some(batch) => batch,
+                    None => batch_of(accepted.trigger, &mut state),
+                };
                 records.push((
                     accepted.trigger,
                     Record {
