@@ -151,12 +151,7 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             if let Some(series) = inner.counters.get(name) {
                 for (labels, value) in series {
-                    let _ = writeln!(
-                        out,
-                        "{name}{} {}",
-                        render_labels(labels, None),
-                        number(*value)
-                    );
+                    write_series(&mut out, name, labels, *value);
                 }
             }
             if let Some(series) = inner.histograms.get(name) {
@@ -193,16 +188,20 @@ impl Metrics {
         for (name, help, series) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
             for (labels, value) in series {
-                let _ = writeln!(
-                    out,
-                    "{name}{} {}",
-                    render_labels(labels, None),
-                    number(*value)
-                );
+                write_series(&mut out, name, labels, *value);
             }
         }
         out
     }
+}
+
+fn write_series(out: &mut String, name: &str, labels: &Labels, value: f64) {
+    let _ = writeln!(
+        out,
+        "{name}{} {}",
+        render_labels(labels, None),
+        number(value)
+    );
 }
 
 fn owned(labels: &[(&'static str, &str)]) -> Labels {

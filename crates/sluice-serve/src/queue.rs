@@ -204,11 +204,6 @@ impl Queue {
         &self.triggers
     }
 
-    /// The pipeline runs go through.
-    pub fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
-    }
-
     fn insert(&self, state: &mut State, index: usize, segment: u64, record: Record, now: Instant) {
         let batch = state.batches.entry(record.batch).or_insert_with(|| Batch {
             id: record.batch,

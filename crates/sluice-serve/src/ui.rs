@@ -235,7 +235,7 @@ pub(crate) async fn index(pipeline: &Pipeline, queue: Option<&Queue>) -> Page {
         }
     }
     body.push_str("<h2>Latest runs</h2>");
-    body.push_str(&runs_table(pipeline, None, 20).await);
+    body.push_str(&latest_runs(pipeline, 20).await);
     Page {
         status: 200,
         html: layout("Tables", &body, Some(30)),
@@ -249,21 +249,18 @@ async fn list_runs(pipeline: &Pipeline, limit: usize) -> Result<Vec<RunSummary>,
         .map_err(|e| e.to_string())
 }
 
-async fn runs_table(pipeline: &Pipeline, table: Option<&str>, limit: usize) -> String {
-    let runs = match list_runs(pipeline, if table.is_some() { 2000 } else { limit }).await {
-        Ok(runs) => runs,
-        Err(e) => {
-            return format!(
-                "<p class=\"bad\">cannot read the run journal: {}</p>",
-                esc(&e)
-            );
-        }
-    };
-    let runs: Vec<&RunSummary> = runs
-        .iter()
-        .filter(|r| table.is_none_or(|t| run_table(&r.name, None).as_deref() == Some(t)))
-        .take(limit)
-        .collect();
+/// The latest `limit` runs of the lake, as a table.
+async fn latest_runs(pipeline: &Pipeline, limit: usize) -> String {
+    match list_runs(pipeline, limit).await {
+        Ok(runs) => runs_table(&runs),
+        Err(e) => format!(
+            "<p class=\"bad\">cannot read the run journal: {}</p>",
+            esc(&e)
+        ),
+    }
+}
+
+fn runs_table(runs: &[RunSummary]) -> String {
     if runs.is_empty() {
         return "<p class=\"empty\">No runs in the journal.</p>".to_string();
     }
@@ -288,7 +285,7 @@ async fn runs_table(pipeline: &Pipeline, table: Option<&str>, limit: usize) -> S
 
 /// `/runs`: the latest runs of the lake.
 pub(crate) async fn runs(pipeline: &Pipeline) -> Page {
-    let body = format!("<h1>Runs</h1>{}", runs_table(pipeline, None, 200).await);
+    let body = format!("<h1>Runs</h1>{}", latest_runs(pipeline, 200).await);
     Page {
         status: 200,
         html: layout("Runs", &body, None),
@@ -434,7 +431,7 @@ pub(crate) async fn table(pipeline: &Pipeline, name: &str) -> Page {
     }
     body.push_str("</tbody></table>");
     body.push_str("<h2>Runs</h2>");
-    body.push_str(&runs_table(pipeline, Some(name), HISTORY).await);
+    body.push_str(&runs_table(&runs));
     Page {
         status: 200,
         html: layout(name, &body, None),
