@@ -168,7 +168,7 @@ pub enum Command {
         out: OutputArgs,
     },
     /// Serve HTTP: object-store notifications and webhooks start runs of the tables named by
-    /// [[trigger]] in sluice.toml; a read-only web view of the lake at /, Prometheus metrics at
+    /// the trigger entries of sluice.toml; a read-only web view of the lake at /, Prometheus metrics at
     /// /metrics. Accepted events are written to an event log before the 202, and run after a
     /// crash. SIGTERM or Ctrl-C stops taking requests and lets the runs in progress finish.
     #[command(
