@@ -3,6 +3,7 @@
 mod bench;
 mod bench_py;
 mod bench_runs;
+mod bench_serve;
 mod bench_sql;
 mod ci;
 mod http;
@@ -53,6 +54,14 @@ USAGE:
                                          (target: at most 1.5x DuckDB's time) and one day of 30
                                          on a table partitioned by day (target: at most 1/10 of
                                          the files read); default 10 x 1000000, 5 runs each
+    cargo xtask bench-serve [--rate N] [--seconds N] [--rows N] [--workers N]
+                            [--duplicate-every N] [--drain-timeout SECS]
+                                         `sluice serve` on the embedded default, its source
+                                         bucket on an s3s-fs of its own: N S3 notifications a
+                                         second (default 1000 for 30 s, one new file each, every
+                                         50th a late duplicate) sent open-loop on keep-alive
+                                         connections; fails unless p99 accept latency < 50 ms
+                                         and, once drained, main holds every file once
     cargo xtask py-test [-- PYTEST ARGS] build the Python package (crates/sluice-py) in the dev
                                          profile with maturin, install it into xtask's venv
                                          (target/xtask/venv) and run its pytest suite
@@ -111,6 +120,7 @@ enum Task {
     PyTest(Vec<String>),
     BenchPy(bench_py::PyBenchOptions),
     BenchSql(bench_sql::SqlBenchOptions),
+    BenchServe(bench_serve::ServeBenchOptions),
 }
 
 fn main() -> ExitCode {
@@ -162,6 +172,10 @@ fn run(task: Task) -> Result<ExitCode> {
         }
         Task::BenchSql(options) => {
             bench_sql::run(&layout, &options)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::BenchServe(options) => {
+            bench_serve::run(&layout, &options)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -224,6 +238,7 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Task> 
         ["bench-runs", options @ ..] => Ok(Task::BenchRuns(bench_runs::parse_options(options)?)),
         ["bench-py", options @ ..] => Ok(Task::BenchPy(bench_py::parse_options(options)?)),
         ["bench-sql", options @ ..] => Ok(Task::BenchSql(bench_sql::parse_options(options)?)),
+        ["bench-serve", options @ ..] => Ok(Task::BenchServe(bench_serve::parse_options(options)?)),
         ["py-test", rest @ ..] => {
             let args = match rest {
                 ["--", args @ ..] => args,

@@ -198,7 +198,7 @@ if missing:
 }
 
 /// `cargo install s3s-fs` into `target/xtask/tools`, unless the pinned version is already there.
-fn install_s3s_fs(layout: &Layout) -> Result<std::path::PathBuf> {
+pub(crate) fn install_s3s_fs(layout: &Layout) -> Result<std::path::PathBuf> {
     let binary = layout.s3s_fs_binary();
     if installed_version(&binary).as_deref() == Some(S3S_FS_VERSION) {
         return Ok(binary);
