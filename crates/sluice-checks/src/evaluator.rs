@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::expr::Expr;
 use crate::keys::KeyError;
 use crate::kinds::{BoundCheck, Input, Judge};
+use crate::profile::{ColumnProfile, RunMetrics};
 use crate::report::{AuditReport, CheckResult, Evidence, Status};
 use crate::stats::TableStats;
 
@@ -96,6 +97,12 @@ pub struct Evaluator {
     options: EvalOptions,
     slots: Vec<Slot>,
     fed_data: bool,
+    /// What the last published runs measured, newest first, for `anomaly` checks.
+    history: Arc<Vec<RunMetrics>>,
+    /// Rows fed to [`update`](Self::update).
+    rows: u64,
+    /// Per column the checks read, its metrics so far (set up by the first batch).
+    profiles: Option<Vec<(String, ColumnProfile)>>,
 }
 
 #[derive(Debug)]
@@ -160,6 +167,9 @@ impl CheckSuite {
             options,
             slots,
             fed_data: false,
+            history: Arc::default(),
+            rows: 0,
+            profiles: None,
         }
     }
 }
@@ -173,6 +183,54 @@ impl Evaluator {
     /// The options the evaluator was built with.
     pub fn options(&self) -> &EvalOptions {
         &self.options
+    }
+
+    /// Sets what the last published runs measured (newest first), which `anomaly` checks
+    /// compare this run with. Without it they have no history and pass with a note.
+    pub fn set_history(&mut self, history: Vec<RunMetrics>) {
+        self.history = Arc::new(history);
+    }
+
+    /// Whether the suite has `anomaly` checks (and so wants [`set_history`](Self::set_history)).
+    pub fn wants_history(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|s| s.def.kind == crate::CheckKind::Anomaly)
+    }
+
+    /// How many published runs the `anomaly` checks compare with at most.
+    pub fn history_depth(&self) -> usize {
+        self.slots
+            .iter()
+            .filter_map(|s| s.def.spec.history_depth())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// What the batches fed so far measure: their rows and, per column the checks read from
+    /// the data, its null fraction, min, max, mean and distinct count. A publish records it.
+    pub fn metrics(&self) -> RunMetrics {
+        RunMetrics {
+            rows: self.rows,
+            columns: self
+                .profiles
+                .iter()
+                .flatten()
+                .map(|(name, p)| (name.clone(), p.finish()))
+                .collect(),
+        }
+    }
+
+    fn start_profiles(&mut self) {
+        let wanted: Vec<String> = self.pending().flat_map(|s| s.def.columns()).collect();
+        self.profiles = Some(
+            self.schema
+                .fields()
+                .iter()
+                .filter(|f| wanted.contains(f.name()))
+                .map(|f| (f.name().clone(), ColumnProfile::new(f.data_type())))
+                .collect(),
+        );
     }
 
     fn pending(&self) -> impl Iterator<Item = &Slot> {
@@ -360,6 +418,18 @@ impl Evaluator {
             }
         }
         self.fed_data = true;
+        if self.profiles.is_none() {
+            self.start_profiles();
+        }
+        self.rows += batch.num_rows() as u64;
+        if let Some(profiles) = &mut self.profiles {
+            // A column that cannot be measured is left out of the metrics; checks go on.
+            profiles.retain_mut(|(name, profile)| {
+                batch
+                    .column_by_name(name)
+                    .is_some_and(|array| profile.update(array).is_ok())
+            });
+        }
         let options = &self.options;
         for slot in &mut self.slots {
             if !slot.needs_data() {
@@ -396,6 +466,9 @@ impl Evaluator {
                 })
                 .collect(),
             fed_data: self.fed_data,
+            history: self.history.clone(),
+            rows: 0,
+            profiles: None,
         }
     }
 
@@ -414,6 +487,23 @@ impl Evaluator {
             return Err(Error::MergeMismatch);
         }
         self.fed_data |= other.fed_data;
+        self.rows += other.rows;
+        match (&mut self.profiles, other.profiles) {
+            (mine @ None, theirs) => *mine = theirs,
+            (Some(mine), Some(theirs)) => {
+                // Both partitions profile the same columns unless one could not measure one.
+                mine.retain_mut(
+                    |(name, profile)| match theirs.iter().find(|(n, _)| n == name) {
+                        Some((_, other)) => {
+                            profile.merge(other);
+                            true
+                        }
+                        None => false,
+                    },
+                );
+            }
+            (Some(_), None) => {}
+        }
         let room = self.options.sample_size;
         for (slot, theirs) in self.slots.iter_mut().zip(other.slots) {
             if slot.failure.is_none() {
@@ -435,10 +525,11 @@ impl Evaluator {
     /// Computes every check's verdict.
     pub fn finish(self) -> AuditReport {
         let run_time = self.options.run_time;
+        let history = self.history.clone();
         let checks = self
             .slots
             .into_iter()
-            .map(|slot| slot.finish(&self.options))
+            .map(|slot| slot.finish(&self.options, &history))
             .collect();
         AuditReport { run_time, checks }
     }
@@ -479,7 +570,7 @@ impl Slot {
         })
     }
 
-    fn finish(self, options: &EvalOptions) -> CheckResult {
+    fn finish(self, options: &EvalOptions, history: &[RunMetrics]) -> CheckResult {
         let def = self.def;
         let mut result = CheckResult {
             name: def.name.clone(),
@@ -508,6 +599,7 @@ impl Slot {
             mostly: def.mostly,
             sample_size: options.sample_size,
             run_time: options.run_time,
+            history,
         });
         result.status = match (outcome.passed, def.severity) {
             (true, _) => Status::Pass,

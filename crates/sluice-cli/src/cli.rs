@@ -110,6 +110,22 @@ pub enum Command {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// What the last publishes recorded of their new rows: rows and, per column their checks
+    /// read, null fraction, min, max, mean and distinct count (what anomaly checks compare
+    /// with), with a sparkline per metric.
+    #[command(
+        after_help = "Examples:\n  sluice metrics analytics.events\n  sluice metrics analytics.events --column user_id --last 50\n  sluice --json metrics analytics.events\n\nSee docs/checks.md (anomaly checks)."
+    )]
+    Metrics {
+        /// NS.TABLE or NS.TABLE@REF (main by default).
+        target: String,
+        /// Only this column's metrics, and a line per publish.
+        #[arg(long)]
+        column: Option<String>,
+        /// How many publishes, newest first.
+        #[arg(long, default_value_t = 20)]
+        last: usize,
+    },
     /// Publish a branch into another: fast-forward, or rebase of its appends.
     #[command(
         after_help = "Examples:\n  sluice merge analytics.events fix-1 --into main\n  sluice merge --tables shop.orders,shop.order_lines fix-1   # one atomic commit"

@@ -35,3 +35,51 @@ pub const SOURCE_FILES_PROPERTY: &str = "sluice.source-files";
 pub const SOURCE_SNAPSHOT_PROPERTY: &str = "source-snapshot-id";
 /// Table property pointing at the root file of the table's ingest ledger.
 pub const LEDGER_PROPERTY: &str = "sluice.ingest-ledger";
+
+/// Snapshot summary: what the run measured of its new rows (rows; per audited column its null
+/// fraction, min, max, mean and approximate distinct count), as compact JSON. `anomaly` checks
+/// compare a run with the values of the publishes before it; `sluice metrics` prints them.
+pub const METRICS_PROPERTY: &str = "sluice.metrics";
+
+/// A snapshot that carries a summary property, found by [`along_ancestry`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// The snapshot.
+    pub snapshot_id: i64,
+    /// When it was committed, in milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    /// The run that wrote it (`sluice.run-id`), if any.
+    pub run_id: Option<String>,
+    /// The property's value.
+    pub value: String,
+}
+
+/// The values of summary property `key` along the ancestry of snapshot `head` (newest first,
+/// skipping snapshots without it), at most `limit` of them. Reads the table's metadata only.
+pub fn along_ancestry(
+    table: &crate::LoadedTable,
+    head: Option<i64>,
+    key: &str,
+    limit: usize,
+) -> Vec<Recorded> {
+    let md = table.metadata();
+    let mut out = Vec::new();
+    for id in crate::refs::ancestry(md, head) {
+        if out.len() >= limit {
+            break;
+        }
+        let Some(snapshot) = md.snapshot_by_id(id) else {
+            break;
+        };
+        let properties = &snapshot.summary().additional_properties;
+        if let Some(value) = properties.get(key) {
+            out.push(Recorded {
+                snapshot_id: id,
+                timestamp_ms: snapshot.timestamp_ms(),
+                run_id: properties.get(RUN_ID_PROPERTY).cloned(),
+                value: value.clone(),
+            });
+        }
+    }
+    out
+}

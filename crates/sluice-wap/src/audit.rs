@@ -4,7 +4,8 @@
 
 use futures::TryStreamExt;
 use sluice_checks::{
-    AuditReport, CheckSuite, ColumnStats, EvalOptions, Evaluator, StatValue, Status, TableStats,
+    AuditReport, CheckSuite, ColumnStats, EvalOptions, Evaluator, RunMetrics, StatValue, Status,
+    TableStats,
 };
 use std::collections::HashMap;
 
@@ -73,6 +74,24 @@ pub(crate) fn evaluator(
             .with_sample_size(options.sample_size)
             .with_key_columns(keys),
     )
+}
+
+/// Gives the `anomaly` checks of `ev` (if any) what the last publishes of `table` recorded,
+/// walking back from snapshot `main` (the table's metadata only; no data file is read).
+pub(crate) fn give_history(ev: &mut Evaluator, table: &LoadedTable, main: Option<i64>) {
+    if !ev.wants_history() {
+        return;
+    }
+    let history: Vec<RunMetrics> = sluice_lake::summary::along_ancestry(
+        table,
+        main,
+        sluice_lake::summary::METRICS_PROPERTY,
+        ev.history_depth(),
+    )
+    .into_iter()
+    .filter_map(|r| RunMetrics::from_summary(&r.value))
+    .collect();
+    ev.set_history(history);
 }
 
 /// Names, for each check with failing samples, the partitions those rows fall in.
@@ -279,6 +298,7 @@ impl Pipeline {
         let table = lake.load_table(name).await?;
         let mut ev = evaluator(options, suite, &resolved.schema, &table);
         observe_references(lake, &mut ev, &RefSpec::from(branch)).await?;
+        give_history(&mut ev, &table, new_main);
         let footers = read_footers(lake.stores(), sources).await?;
         if let Some(main) = new_main {
             let ranges = column_ranges(&table, &footers, &ev.existing_columns());

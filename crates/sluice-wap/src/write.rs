@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use sluice_checks::{AuditReport, Evaluator};
+use sluice_checks::{AuditReport, Evaluator, RunMetrics};
 use sluice_lake::summary::{
-    AUDIT_PROPERTY, AUTHOR_PROPERTY, MESSAGE_PROPERTY, MODE_PROPERTY, RUN_ID_PROPERTY,
-    RUN_KEY_PROPERTY, SOURCE_FILE_COUNT_PROPERTY, SOURCE_FILES_PROPERTY,
+    AUDIT_PROPERTY, AUTHOR_PROPERTY, MESSAGE_PROPERTY, METRICS_PROPERTY, MODE_PROPERTY,
+    RUN_ID_PROPERTY, RUN_KEY_PROPERTY, SOURCE_FILE_COUNT_PROPERTY, SOURCE_FILES_PROPERTY,
 };
 use sluice_lake::{
     AppendRequest, LedgerEntry, LoadedTable, RefName, RefSpec, WriteOptions,
@@ -209,6 +209,7 @@ impl Pipeline {
             .map(|suite| evaluator(options, suite, &table_schema, &table));
         if let Some(ev) = audit.as_mut() {
             crate::audit::observe_references(lake, ev, &RefSpec::from(branch)).await?;
+            crate::audit::give_history(ev, &table, base);
         }
         let mut main_files_read = None;
         if let (Some(ev), Some(base)) = (audit.as_mut(), base) {
@@ -237,11 +238,14 @@ impl Pipeline {
         let ingested = lake
             .ingest(&table, footers, &ingest, audit.map(Audit))
             .await?;
+        let mut metrics = RunMetrics::default();
         let audit = ingested.observer.map(|Audit(ev)| {
+            metrics = ev.metrics();
             let mut report = Evaluator::finish(ev);
             label_partitions(&table, &mut report);
             report
         });
+        metrics.rows = ingested.rows;
         let mut properties = HashMap::from([
             (RUN_ID_PROPERTY.to_string(), run_id.to_string()),
             (RUN_KEY_PROPERTY.to_string(), key.to_string()),
@@ -250,6 +254,7 @@ impl Pipeline {
                 files.len().to_string(),
             ),
             (MODE_PROPERTY.to_string(), options.mode.as_str().to_string()),
+            (METRICS_PROPERTY.to_string(), metrics.to_summary()),
             (
                 AUDIT_PROPERTY.to_string(),
                 audit

@@ -277,6 +277,13 @@ fn validate(raw: RawCheck) -> std::result::Result<(CheckDef, bool), ConfigProble
             "field `where` does not apply to a `sql` check: filter in its query's WHERE".into(),
         );
     }
+    if kind == CheckKind::Anomaly && filter_text.is_some() {
+        return Err(
+            "field `where` does not apply to an `anomaly` check: it compares a metric of \
+                    all the new rows with the same metric recorded by earlier runs"
+                .into(),
+        );
+    }
     let filter = match filter_text {
         None => None,
         Some(text) => Some((parse_expr(&text, "where")?, text)),

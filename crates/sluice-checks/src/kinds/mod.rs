@@ -31,10 +31,12 @@ use serde_json::Value as Json;
 
 use crate::config::{ConfigProblem, Fields};
 use crate::keys::KeyError;
+use crate::profile::RunMetrics;
 use crate::report::Sample;
 use crate::stats::TableStats;
 
 mod accepted_values;
+mod anomaly;
 mod expression;
 mod freshness;
 mod length;
@@ -143,6 +145,11 @@ pub(crate) trait Check: fmt::Debug + Send + Sync + Sized + 'static {
         None
     }
 
+    /// How many published runs an `anomaly` check compares with; `None` for every other kind.
+    fn history_depth(&self) -> Option<usize> {
+        None
+    }
+
     /// Columns of the rows already in the target that [`observe_existing`](Check::observe_existing)
     /// reads; empty for kinds that do not look at existing rows.
     fn existing_columns(&self) -> Vec<String> {
@@ -215,16 +222,18 @@ pub(crate) fn require_strings(kind: &str, column: &str, t: &DataType) -> Result<
 
 /// What [`Check::finish`] needs to know besides the state.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Judge {
+pub(crate) struct Judge<'a> {
     /// The fraction of checked rows that must pass.
     pub mostly: f64,
     /// How many samples a result keeps.
     pub sample_size: usize,
     /// The time `freshness` measures age against.
     pub run_time: DateTime<Utc>,
+    /// What the last published runs measured, newest first (`anomaly`).
+    pub history: &'a [RunMetrics],
 }
 
-impl Judge {
+impl Judge<'_> {
     /// Whether `failing` of `checked` rows is within `mostly`.
     pub fn passes(&self, failing: u64, checked: u64) -> bool {
         checked == 0 || failing == 0 || ((checked - failing) as f64 / checked as f64) >= self.mostly
@@ -277,6 +286,7 @@ pub(crate) trait ParsedCheck: fmt::Debug + Send + Sync {
     fn existing_columns(&self) -> Vec<String>;
     fn reference(&self) -> Option<(String, String)>;
     fn sql_query(&self) -> Option<&str>;
+    fn history_depth(&self) -> Option<usize>;
     fn bind(self: Arc<Self>, schema: &Schema) -> Result<Box<dyn BoundCheck>, String>;
 }
 
@@ -298,6 +308,9 @@ impl<K: Check> ParsedCheck for K {
     }
     fn sql_query(&self) -> Option<&str> {
         Check::sql_query(self)
+    }
+    fn history_depth(&self) -> Option<usize> {
+        Check::history_depth(self)
     }
     fn bind(self: Arc<Self>, schema: &Schema) -> Result<Box<dyn BoundCheck>, String> {
         let bound = Arc::new(Check::bind(self.as_ref(), schema)?);
@@ -470,6 +483,7 @@ register_kinds! {
     Expression => expression::Expression, "A boolean predicate holds for every row.";
     Relationships => relationships::Relationships, "Every value of a column exists in a column of another table.";
     Sql => sql::Sql, "A query returns no rows (it selects the rows that break the rule).";
+    Anomaly => anomaly::Anomaly, "A metric of the new rows is in line with the last published runs'.";
 }
 
 impl CheckKind {

@@ -7,6 +7,7 @@ mod demo;
 mod init;
 mod log;
 mod merge;
+mod metrics;
 mod recover;
 mod refs;
 mod rollback;
@@ -77,6 +78,11 @@ pub async fn execute(cli: &Cli) -> Result<u8> {
         Command::Tag(sub) => refs::refs(&ctx, sub.action(), RefKind::Tag).await,
         Command::Tables { namespace } => tables::tables(&ctx, namespace.as_deref()).await,
         Command::Log { target, limit } => log::log(&ctx, target, *limit).await,
+        Command::Metrics {
+            target,
+            column,
+            last,
+        } => metrics::metrics(&ctx, target, column.as_deref(), *last).await,
         Command::Merge {
             table,
             branch,

@@ -3,6 +3,7 @@
 
 mod accepted_values;
 mod aggregates;
+mod anomaly;
 mod expression;
 mod not_null;
 mod outcomes;
