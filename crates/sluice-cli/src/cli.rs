@@ -126,6 +126,20 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         last: usize,
     },
+    /// What ref B of a table holds that ref A does not: rows and files added and removed,
+    /// schema changes, each column's nulls and bounds on both sides, and B's audit. Reads
+    /// metadata only.
+    #[command(
+        after_help = "Examples:\n  sluice diff analytics.events@main analytics.events@sluice/0193...\n  sluice diff analytics.events@v1 analytics.events@main --format markdown\n\nA failed run's branch is kept for this with `sluice run --keep-failed`."
+    )]
+    Diff {
+        /// NS.TABLE@A: the older side (`main` when no @REF).
+        from: String,
+        /// NS.TABLE@B: the newer side, of the same table.
+        to: String,
+        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+        format: DiffFormat,
+    },
     /// Publish a branch into another: fast-forward, or rebase of its appends.
     #[command(
         after_help = "Examples:\n  sluice merge analytics.events fix-1 --into main\n  sluice merge --tables shop.orders,shop.order_lines fix-1   # one atomic commit"
@@ -235,6 +249,11 @@ pub struct RunArgs {
     /// snappy, gzip, lz4_raw) has its column chunks copied as they are.
     #[arg(long)]
     pub rewrite: bool,
+    /// When the audit fails, keep the rejected batch on branch sluice/failed/RUN_ID for
+    /// inspection (`sluice diff`, `sluice scan`) instead of deleting it; delete it with
+    /// `sluice branch delete`.
+    #[arg(long)]
+    pub keep_failed: bool,
     /// Commit message.
     #[arg(long)]
     pub message: Option<String>,
@@ -275,6 +294,15 @@ pub enum ModeArg {
 pub enum SchemaChangeArg {
     Fail,
     AddColumns,
+}
+
+/// How `diff` prints.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiffFormat {
+    /// For the terminal.
+    Text,
+    /// A block for a pull-request comment or a chat message.
+    Markdown,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

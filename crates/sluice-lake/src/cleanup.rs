@@ -33,7 +33,9 @@ pub struct Discarded {
 impl Lake {
     /// Undoes a run that did not publish: deletes `branch` (if it exists), removes from the
     /// table's metadata the snapshots that carry the run's id and that no other ref reaches,
-    /// and deletes every file under the run's directories. Idempotent: running it again, or
+    /// and deletes every file under the run's directories, unless another ref still reaches
+    /// one of the run's snapshots (a failed batch kept for inspection, a tag): then its files
+    /// stay, and discarding that ref's run later deletes them. Idempotent: running it again, or
     /// for a run that wrote nothing, finds nothing to do.
     ///
     /// The caller must know that the run did not publish (for a WAP run: its key is not in the
@@ -72,7 +74,7 @@ impl Lake {
                             kept.extend(refs::ancestry(md, Some(r.snapshot_id)));
                         }
                     }
-                    let removable: Vec<i64> = md
+                    let of_run: Vec<i64> = md
                         .snapshots()
                         .filter(|s| {
                             s.summary()
@@ -82,10 +84,14 @@ impl Lake {
                                 == Some(run_id)
                         })
                         .map(|s| s.snapshot_id())
-                        .filter(|id| !kept.contains(id))
                         .collect();
+                    // Another ref (a kept failed batch, a user's branch or tag) still reaches
+                    // some of the run's snapshots: they, and so the run's files, stay.
+                    let still_reached = of_run.iter().any(|id| kept.contains(id));
+                    let removable: Vec<i64> =
+                        of_run.into_iter().filter(|id| !kept.contains(id)).collect();
                     if own.is_none() && removable.is_empty() {
-                        return Ok(Plan::Done((false, 0)));
+                        return Ok(Plan::Done((false, 0, still_reached)));
                     }
                     let mut requirements = vec![TableRequirement::UuidMatch { uuid: md.uuid() }];
                     let mut updates = Vec::new();
@@ -106,15 +112,19 @@ impl Lake {
                     Ok(Plan::Commit {
                         requirements,
                         updates,
-                        value: (own.is_some(), removable.len()),
+                        value: (own.is_some(), removable.len(), still_reached),
                     })
                 }
             })
             .await;
         match committed {
-            Ok((_, (deleted, removed))) => {
+            Ok((_, (deleted, removed, still_reached))) => {
                 out.branch_deleted = deleted;
                 out.snapshots_removed = removed;
+                if still_reached {
+                    tracing::info!(table = %name, run = run_id, "another ref reaches the run's snapshots: its files are kept");
+                    return Ok(out);
+                }
             }
             // Nothing of the table is left to undo but, perhaps, files.
             Err(Error::TableNotFound { .. }) => return Ok(out),

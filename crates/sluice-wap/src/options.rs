@@ -82,6 +82,10 @@ pub struct RunOptions {
     pub rewrite: bool,
     /// Progress receiver.
     pub progress: Option<Arc<dyn ProgressSink>>,
+    /// When the audit fails, keep what the run wrote on branch `sluice/failed/<run-id>` for
+    /// inspection (`sluice diff`), instead of deleting it with the run's branch. Any other
+    /// failure still undoes everything.
+    pub keep_failed: bool,
     /// Crash testing: stop (wait for an hour) at this point of the run, so that a test can
     /// kill or abort it there. See the `SLUICE_PAUSE_AT` points. Only with the `test-hooks`
     /// feature, which tests enable.
@@ -124,6 +128,7 @@ impl RunOptions {
             write: WriteOptions::default(),
             rewrite: false,
             progress: None,
+            keep_failed: false,
             #[cfg(feature = "test-hooks")]
             pause_at: None,
             cancel: StopSignal::new(),

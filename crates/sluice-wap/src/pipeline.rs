@@ -71,6 +71,8 @@ pub(crate) struct RunState {
     pub(crate) table_existed: Option<bool>,
     /// Whether this run created the table.
     pub(crate) table_created: bool,
+    /// `--keep-failed`: the branch the failed batch was kept on.
+    pub(crate) kept_branch: Option<String>,
 }
 
 /// A step's failure, retryable when the lake says it is.
@@ -92,6 +94,38 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Pipeline {
+    /// `--keep-failed`: keeps the audited branch's head on `sluice/failed/<run-id>`. The
+    /// rollback then deletes the run's branch but neither its snapshots nor its files, which
+    /// the kept branch still reaches. A failure here only costs the inspection: it is logged.
+    pub(crate) async fn keep_failed(
+        &self,
+        options: &RunOptions,
+        branch: &RefName,
+        run_id: &str,
+        state: &Mutex<RunState>,
+    ) {
+        if !options.keep_failed {
+            return;
+        }
+        let kept = match RefName::new(format!("sluice/failed/{run_id}")) {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot name the branch to keep the failed batch on");
+                return;
+            }
+        };
+        match self
+            .lake()
+            .create_branch(&options.table, &kept, &sluice_lake::RefSpec::from(branch))
+            .await
+        {
+            Ok(_) => lock(state).kept_branch = Some(kept.to_string()),
+            Err(e) => {
+                tracing::warn!(table = %options.table, branch = %kept, error = %e, "cannot keep the failed batch; it is rolled back")
+            }
+        }
+    }
+
     /// Connects to the lake and opens the journal.
     pub async fn open(config: &PipelineConfig) -> Result<Pipeline> {
         Self::open_with(config, None).await
@@ -265,6 +299,7 @@ impl Pipeline {
                     let audit = written.audit.clone();
                     let failing = audit.as_ref().map(failing_checks).unwrap_or_default();
                     lock(state).audit_failed = audit;
+                    self.keep_failed(options, branch, &run_id, state).await;
                     return Err(StepError::permanent(format!("audit failed: {failing}")));
                 }
                 lock(state).step = Some("publish".into());
@@ -297,6 +332,7 @@ impl Pipeline {
         report.branch = Some(format!("sluice/{}", outcome.run_id()));
         report.table_existed = s.table_existed;
         report.table_created = s.table_created;
+        report.kept_branch = s.kept_branch.clone();
         for (step, took) in s.timings.drain(..) {
             report.record(&step, took);
         }

@@ -134,6 +134,8 @@ impl Pipeline {
             if !report.publishable() {
                 let failing = failing_checks(&report);
                 lock(state).audit_failed = Some(report);
+                let run_id = branch.as_str().trim_start_matches("sluice/").to_string();
+                self.keep_failed(options, branch, &run_id, state).await;
                 return Err(StepError::permanent(format!(
                     "audit of {} failed after rebasing onto the new main: {failing}",
                     options.table

@@ -105,6 +105,10 @@ pub struct RunReport {
     pub failed_step: Option<String>,
     /// Why the run failed, as a message.
     pub error: Option<String>,
+    /// With `keep_failed`: the branch that keeps the batch its audit rejected
+    /// (`sluice/failed/<run-id>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_branch: Option<String>,
     /// Why the run failed, as the error value the failing step returned: match on
     /// [`RunFailure::error`].
     #[serde(skip)]
@@ -140,6 +144,7 @@ impl RunReport {
             audit: None,
             failed_step: None,
             error: None,
+            kept_branch: None,
             failure: None,
             undo_failed: Vec::new(),
             steps: Vec::new(),

@@ -4,6 +4,7 @@
 mod backfill;
 mod check;
 mod demo;
+mod diff;
 mod init;
 mod log;
 mod merge;
@@ -78,6 +79,7 @@ pub async fn execute(cli: &Cli) -> Result<u8> {
         Command::Tag(sub) => refs::refs(&ctx, sub.action(), RefKind::Tag).await,
         Command::Tables { namespace } => tables::tables(&ctx, namespace.as_deref()).await,
         Command::Log { target, limit } => log::log(&ctx, target, *limit).await,
+        Command::Diff { from, to, format } => diff::diff(&ctx, from, to, *format).await,
         Command::Metrics {
             target,
             column,

@@ -80,10 +80,34 @@ pub(super) async fn refs(ctx: &Ctx<'_>, action: RefAction<'_>, kind: RefKind) ->
         }
         RefAction::Delete { table: t, name } => {
             let table_name: TableName = t.parse()?;
-            match lake
-                .delete_ref(&table_name, &RefName::new(name)?, kind)
-                .await
+            let ref_name = RefName::new(name)?;
+            // A failed batch kept by `run --keep-failed`: its run never published, so the
+            // branch goes with the run's snapshots and files.
+            if kind == RefKind::Branch
+                && let Some(run_id) = name.strip_prefix("sluice/failed/")
+                && lake
+                    .list_refs(&table_name)
+                    .await?
+                    .iter()
+                    .any(|r| r.name == ref_name.as_str() && r.kind == RefKind::Branch)
             {
+                let discarded = lake.discard_run(&table_name, &ref_name, run_id).await?;
+                if ctx.cli.json {
+                    ctx.print_json(&json!({
+                        "table": t,
+                        "deleted": name,
+                        "kind": kind.as_str(),
+                        "files_deleted": discarded.files_deleted,
+                    }));
+                } else {
+                    outln!(
+                        "deleted {kind} {name} of {table_name} and the {} file(s) of its failed run",
+                        discarded.files_deleted
+                    );
+                }
+                return Ok(exit_code::SUCCESS);
+            }
+            match lake.delete_ref(&table_name, &ref_name, kind).await {
                 Ok(()) => {}
                 Err(e @ sluice_lake::Error::WrongRefKind { found, .. }) => {
                     bail!("{e}; delete it with `sluice {found} delete {t} {name}`")

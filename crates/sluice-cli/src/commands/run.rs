@@ -72,6 +72,7 @@ pub(super) fn job_options(ctx: &Ctx<'_>, args: &RunArgs, path: &Path) -> Result<
             options.write.nanos = sluice_lake::schema::NanosToMicros::Truncate;
         }
         options.rewrite |= args.rewrite;
+        options.keep_failed |= args.keep_failed;
         options.sample_size = args.samples;
         if !args.key_columns.is_empty() {
             options.key_columns = args.key_columns.clone();
@@ -108,6 +109,7 @@ pub(super) fn run_options(ctx: &Ctx<'_>, args: &RunArgs) -> Result<RunOptions> {
         SchemaChangeArg::AddColumns => SchemaChange::AddColumns,
     };
     options.rewrite = args.rewrite;
+    options.keep_failed = args.keep_failed;
     options.partition_by = args.partition_by.clone();
     if args.truncate_timestamps {
         options.write.nanos = sluice_lake::schema::NanosToMicros::Truncate;

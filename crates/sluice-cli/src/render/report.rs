@@ -20,7 +20,7 @@ pub fn run_json(report: &RunReport) -> serde_json::Value {
         .iter()
         .map(|s| (format!("{}_ms", s.step), json!(s.millis)))
         .collect();
-    json!({
+    let mut doc = json!({
         // A run that had nothing to do has no id: "" as ever.
         "run_id": report.run_id.map(|id| id.to_string()).unwrap_or_default(),
         "status": report.status.as_str(),
@@ -41,7 +41,11 @@ pub fn run_json(report: &RunReport) -> serde_json::Value {
         "error": run_error(report),
         "durations": durations,
         "commits": report.commits,
-    })
+    });
+    if let Some(kept) = &report.kept_branch {
+        doc["kept_branch"] = json!(kept);
+    }
+    doc
 }
 
 /// Why a run failed, with what to do about it, and when its rollback is unfinished.
@@ -113,6 +117,13 @@ pub fn print_run(ctx: &Ctx<'_>, report: &RunReport) {
                     "main unchanged".to_string()
                 }
             );
+            if let Some(kept) = &report.kept_branch {
+                outln!(
+                    "the rejected batch is kept on branch {kept}: `sluice diff {t}@main {t}@{kept}` \
+                     shows it; `sluice branch delete {t} {kept}` deletes it and its files",
+                    t = report.table
+                );
+            }
         }
         RunStatus::Interrupted => {
             eprintln!(

@@ -145,3 +145,119 @@ fn a_null_rate_jump_fails_null_fraction_anomaly() {
     );
     assert_eq!(check(&report, "anomaly(row_count)")["status"], "pass");
 }
+
+/// Files under the warehouse whose path names `run_id`.
+fn files_of_run(env: &Env, run_id: &str) -> usize {
+    walk(&env.path(".sluice/warehouse"))
+        .iter()
+        .filter(|p| p.to_string_lossy().contains(run_id))
+        .count()
+}
+
+#[test]
+fn a_kept_failed_batch_is_diffed_against_main_and_deleted_with_its_files() {
+    let env = Env::new();
+    write(&env.path("raw/a.parquet"), &events(0..100, false));
+    assert_eq!(env.run("raw").0, 0);
+    // 40 new rows, 10 of which repeat ids of main: unique(event_id) with scope table fails.
+    write(&env.path("raw/b.parquet"), &events(90..130, true));
+    let (code, report) = env.json(&run_args("raw", &["--keep-failed"]));
+    assert_eq!(code, 3, "{report}");
+    let kept = report["kept_branch"]
+        .as_str()
+        .expect("a kept branch")
+        .to_string();
+    let run_id = report["run_id"].as_str().unwrap().to_string();
+    assert_eq!(kept, format!("sluice/failed/{run_id}"));
+    assert_eq!(env.branches(), ["main", kept.as_str()]);
+    assert_eq!(env.event_ids("ns.events").len(), 100, "main unchanged");
+    assert!(
+        files_of_run(&env, &run_id) > 0,
+        "the batch's files are kept"
+    );
+
+    let (code, diff) = env.json(&["diff", "ns.events@main", &format!("ns.events@{kept}")]);
+    assert_eq!(code, 0, "{diff}");
+    assert_eq!(diff["files_added"], 1, "{diff}");
+    assert_eq!(diff["rows_added"], 40, "{diff}");
+    assert_eq!(diff["files_removed"], 0, "{diff}");
+    assert_eq!(diff["from"]["rows"], 100);
+    assert_eq!(diff["to"]["rows"], 140);
+    assert!(
+        diff["to"]["audit"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed: "),
+        "{diff}"
+    );
+    let user = diff["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["column"] == "user_id")
+        .unwrap();
+    // Every seventh id of 90..130 has a null user: 91, 98, …, 126.
+    assert_eq!(user["from"]["nulls"], 0, "{user}");
+    assert_eq!(user["to"]["nulls"], 6, "{user}");
+    let id = diff["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["column"] == "event_id")
+        .unwrap();
+    assert_eq!(
+        (id["from"]["max"].as_str(), id["to"]["max"].as_str()),
+        (Some("99"), Some("129"))
+    );
+    let md = env.sluice(&[
+        "diff",
+        "ns.events@main",
+        &format!("ns.events@{kept}"),
+        "--format",
+        "markdown",
+    ]);
+    let md = String::from_utf8_lossy(&md.stdout).into_owned();
+    assert!(md.contains("| rows | 100 | 140 | +40 (+40.0%) |"), "{md}");
+    assert!(
+        md.contains("- **files**: 1 added (+40 rows), 0 removed (0 rows)"),
+        "{md}"
+    );
+
+    let out = env.sluice(&["branch", "delete", "ns.events", &kept]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.branches(), ["main"]);
+    assert_eq!(
+        files_of_run(&env, &run_id),
+        0,
+        "deleting the branch deletes its files"
+    );
+
+    // Without --keep-failed nothing is kept, as before.
+    let (code, report) = env.run("raw");
+    assert_eq!(code, 3, "{report}");
+    assert!(report.get("kept_branch").is_none(), "{report}");
+    assert_eq!(env.branches(), ["main"]);
+}
+
+#[test]
+fn diff_reports_schema_changes_and_refuses_two_tables() {
+    let env = Env::new();
+    write(&env.path("raw/a.parquet"), &events(0..10, false));
+    assert_eq!(env.run("raw").0, 0);
+    let out = env.sluice(&["tag", "create", "ns.events", "v1"]);
+    assert!(out.status.success());
+    let out = env.sluice(&["diff", "ns.events@v1", "ns.other@main"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("two refs of one table"), "{err}");
+    // The same state on both sides: nothing added, removed or changed.
+    let (code, same) = env.json(&["diff", "ns.events@v1", "ns.events"]);
+    assert_eq!(code, 0, "{same}");
+    assert_eq!(same["files_added"], 0);
+    assert_eq!(same["files_removed"], 0);
+    assert_eq!(same["schema_changes"], serde_json::json!([]));
+}
