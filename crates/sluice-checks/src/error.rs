@@ -76,6 +76,10 @@ pub enum Error {
     #[error("statistics must be applied before the first record batch is fed to the evaluator")]
     StatsAfterData,
 
+    /// The rows quarantining checks rejected could not be separated from the others.
+    #[error("cannot set the rejected rows aside: {0}")]
+    SetAside(String),
+
     /// Two evaluators built from different suites or schemas cannot be merged.
     #[error("cannot merge evaluators built for different check suites or schemas")]
     MergeMismatch,

@@ -28,6 +28,9 @@ pub struct EvalOptions {
     /// Columns whose values are added to every failing-row sample (for example `event_id`), so
     /// that a sample points at the row.
     pub key_columns: Vec<String>,
+    /// Whether the caller sets aside the rows [`Evaluator::update_split`] names (a run's copy
+    /// step does). Without it, `on_fail = "quarantine"` checks fail like any other check.
+    pub quarantine: bool,
 }
 
 impl Default for EvalOptions {
@@ -36,6 +39,7 @@ impl Default for EvalOptions {
             run_time: Utc::now(),
             sample_size: 5,
             key_columns: Vec::new(),
+            quarantine: false,
         }
     }
 }
@@ -52,6 +56,12 @@ impl EvalOptions {
     /// Sets how many failing rows to keep per check.
     pub fn with_sample_size(mut self, sample_size: usize) -> EvalOptions {
         self.sample_size = sample_size;
+        self
+    }
+
+    /// Says that the caller sets aside the rows `on_fail = "quarantine"` checks reject.
+    pub fn with_quarantine(mut self, quarantine: bool) -> EvalOptions {
+        self.quarantine = quarantine;
         self
     }
 
@@ -103,6 +113,20 @@ pub struct Evaluator {
     rows: u64,
     /// Per column the checks read, its metrics so far (set up by the first batch).
     profiles: Option<Vec<(String, ColumnProfile)>>,
+    /// Rows set aside by quarantining checks, and every row seen before that.
+    quarantined: u64,
+    rows_before_split: u64,
+    /// `[quarantine] max_fraction` of the suite.
+    max_quarantined: Option<f64>,
+}
+
+/// The rows of one batch that quarantining checks set aside (see [`Evaluator::update_split`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Split {
+    /// `true` for the rows to keep, `false` for those set aside.
+    pub keep: arrow_array::BooleanArray,
+    /// For each row set aside, in row order: its index and the checks it failed.
+    pub failed: Vec<(usize, Vec<String>)>,
 }
 
 #[derive(Debug)]
@@ -114,6 +138,8 @@ struct Slot {
     evidence: Evidence,
     /// Why the check stopped while running.
     failure: Option<String>,
+    /// Quarantining checks: rows set aside.
+    quarantined: u64,
 }
 
 impl Clone for Slot {
@@ -127,6 +153,7 @@ impl Clone for Slot {
             filter: self.filter.clone(),
             evidence: self.evidence,
             failure: self.failure.clone(),
+            quarantined: self.quarantined,
         }
     }
 }
@@ -159,6 +186,7 @@ impl CheckSuite {
                     filter,
                     evidence,
                     failure: None,
+                    quarantined: 0,
                 }
             })
             .collect();
@@ -170,6 +198,9 @@ impl CheckSuite {
             history: Arc::default(),
             rows: 0,
             profiles: None,
+            quarantined: 0,
+            rows_before_split: 0,
+            max_quarantined: self.quarantine.max_fraction,
         }
     }
 }
@@ -397,6 +428,103 @@ impl Evaluator {
     /// more, or all). A failure inside one check (say an overflow in an expression) marks that
     /// check `error` and does not stop the others.
     pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.update_split(batch).map(|_| ())
+    }
+
+    /// Whether the suite has quarantining checks that could run on the schema: then
+    /// [`update_split`](Self::update_split) may set rows aside.
+    pub fn quarantines(&self) -> bool {
+        self.options.quarantine
+            && self
+                .slots
+                .iter()
+                .any(|s| s.def.quarantines() && s.bound.is_ok())
+    }
+
+    /// [`update`](Self::update) for a caller that sets rows aside: the quarantining checks
+    /// judge every row of the batch, the rows any of them rejects are returned (with the
+    /// checks they failed), and the other checks and the run's metrics see only the rows kept.
+    /// `None` when every row is kept.
+    pub fn update_split(&mut self, batch: &RecordBatch) -> Result<Option<Split>> {
+        self.validate(batch)?;
+        self.fed_data = true;
+        if !self.quarantines() {
+            self.feed(batch);
+            return Ok(None);
+        }
+        let n = batch.num_rows();
+        self.rows_before_split += n as u64;
+        let mut failed: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
+        let options = &self.options;
+        for slot in self.slots.iter_mut().filter(|s| s.def.quarantines()) {
+            if !slot.needs_data() {
+                continue;
+            }
+            let sink = std::cell::RefCell::new(Vec::new());
+            if let Err(e) = slot.update_with(batch, options, Some(&sink)) {
+                slot.failure = Some(e);
+                continue;
+            }
+            let mut rows = sink.into_inner();
+            rows.sort_unstable();
+            rows.dedup();
+            slot.quarantined += rows.len() as u64;
+            for row in rows {
+                failed.entry(row).or_default().push(slot.def.name.clone());
+            }
+        }
+        if failed.is_empty() {
+            self.feed_others(batch);
+            return Ok(None);
+        }
+        self.quarantined += failed.len() as u64;
+        let keep: arrow_array::BooleanArray =
+            (0..n).map(|i| Some(!failed.contains_key(&i))).collect();
+        let kept = arrow_select::filter::filter_record_batch(batch, &keep)
+            .map_err(|e| Error::SetAside(e.to_string()))?;
+        self.feed_others(&kept);
+        Ok(Some(Split {
+            keep,
+            failed: failed.into_iter().collect(),
+        }))
+    }
+
+    /// Feeds every check and the metrics.
+    fn feed(&mut self, batch: &RecordBatch) {
+        self.feed_where(batch, |_| true);
+    }
+
+    /// Feeds the checks that do not quarantine, and the metrics.
+    fn feed_others(&mut self, batch: &RecordBatch) {
+        self.feed_where(batch, |s| !s.def.quarantines());
+    }
+
+    fn feed_where(&mut self, batch: &RecordBatch, which: impl Fn(&Slot) -> bool) {
+        if self.profiles.is_none() {
+            self.start_profiles();
+        }
+        self.rows += batch.num_rows() as u64;
+        if let Some(profiles) = &mut self.profiles {
+            // A column that cannot be measured is left out of the metrics; checks go on.
+            profiles.retain_mut(|(name, profile)| {
+                batch
+                    .column_by_name(name)
+                    .is_some_and(|array| profile.update(array).is_ok())
+            });
+        }
+        let options = &self.options;
+        for slot in &mut self.slots {
+            if !slot.needs_data() || !which(slot) {
+                continue;
+            }
+            if let Err(e) = slot.update_with(batch, options, None) {
+                slot.failure = Some(e);
+            }
+        }
+    }
+
+    /// Checks that the batch has the columns the checks read, with the schema's types.
+    fn validate(&self, batch: &RecordBatch) -> Result<()> {
         // Validate first, so that a rejected batch leaves every state untouched.
         for slot in self.slots.iter().filter(|s| s.needs_data()) {
             for column in slot.def.columns() {
@@ -415,28 +543,6 @@ impl Evaluator {
                         actual: type_name(array.data_type()),
                     });
                 }
-            }
-        }
-        self.fed_data = true;
-        if self.profiles.is_none() {
-            self.start_profiles();
-        }
-        self.rows += batch.num_rows() as u64;
-        if let Some(profiles) = &mut self.profiles {
-            // A column that cannot be measured is left out of the metrics; checks go on.
-            profiles.retain_mut(|(name, profile)| {
-                batch
-                    .column_by_name(name)
-                    .is_some_and(|array| profile.update(array).is_ok())
-            });
-        }
-        let options = &self.options;
-        for slot in &mut self.slots {
-            if !slot.needs_data() {
-                continue;
-            }
-            if let Err(e) = slot.update(batch, options) {
-                slot.failure = Some(e);
             }
         }
         Ok(())
@@ -463,12 +569,16 @@ impl Evaluator {
                     filter: s.filter.clone(),
                     evidence: s.evidence,
                     failure: None,
+                    quarantined: 0,
                 })
                 .collect(),
             fed_data: self.fed_data,
             history: self.history.clone(),
             rows: 0,
             profiles: None,
+            quarantined: 0,
+            rows_before_split: 0,
+            max_quarantined: self.max_quarantined,
         }
     }
 
@@ -488,6 +598,8 @@ impl Evaluator {
         }
         self.fed_data |= other.fed_data;
         self.rows += other.rows;
+        self.quarantined += other.quarantined;
+        self.rows_before_split += other.rows_before_split;
         match (&mut self.profiles, other.profiles) {
             (mine @ None, theirs) => *mine = theirs,
             (Some(mine), Some(theirs)) => {
@@ -506,6 +618,7 @@ impl Evaluator {
         }
         let room = self.options.sample_size;
         for (slot, theirs) in self.slots.iter_mut().zip(other.slots) {
+            slot.quarantined += theirs.quarantined;
             if slot.failure.is_none() {
                 slot.failure = theirs.failure;
             }
@@ -526,13 +639,30 @@ impl Evaluator {
     pub fn finish(self) -> AuditReport {
         let run_time = self.options.run_time;
         let history = self.history.clone();
+        let total = Quarantine {
+            active: self.options.quarantine,
+            rows: self.rows_before_split,
+            set_aside: self.quarantined,
+            max_fraction: self.max_quarantined,
+        };
         let checks = self
             .slots
             .into_iter()
-            .map(|slot| slot.finish(&self.options, &history))
+            .map(|slot| slot.finish(&self.options, &history, &total))
             .collect();
         AuditReport { run_time, checks }
     }
+}
+
+/// What the evaluator knows of the rows set aside, for the checks' verdicts.
+struct Quarantine {
+    /// The caller sets rows aside.
+    active: bool,
+    /// Rows seen before any was set aside.
+    rows: u64,
+    /// Rows set aside (by any check).
+    set_aside: u64,
+    max_fraction: Option<f64>,
 }
 
 impl Slot {
@@ -540,10 +670,11 @@ impl Slot {
         self.evidence == Evidence::Data && self.failure.is_none()
     }
 
-    fn update(
+    fn update_with(
         &mut self,
         batch: &RecordBatch,
         options: &EvalOptions,
+        collect: Option<&std::cell::RefCell<Vec<usize>>>,
     ) -> std::result::Result<(), String> {
         let Ok(bound) = &mut self.bound else {
             return Err("the check is not bound to the schema".to_string());
@@ -567,10 +698,16 @@ impl Slot {
             filter: filter.as_ref(),
             sample_size: options.sample_size,
             key_columns: &options.key_columns,
+            collect,
         })
     }
 
-    fn finish(self, options: &EvalOptions, history: &[RunMetrics]) -> CheckResult {
+    fn finish(
+        self,
+        options: &EvalOptions,
+        history: &[RunMetrics],
+        total: &Quarantine,
+    ) -> CheckResult {
         let def = self.def;
         let mut result = CheckResult {
             name: def.name.clone(),
@@ -585,6 +722,7 @@ impl Slot {
             partitions: Vec::new(),
             message: String::new(),
             evidence: self.evidence,
+            rows_quarantined: 0,
         };
         let bound = match (self.bound, self.failure) {
             (Err(e), _) | (Ok(_), Some(e)) => {
@@ -614,6 +752,39 @@ impl Slot {
         result.message = outcome.message;
         if result.evidence == Evidence::Statistics {
             result.message.push_str(" (from statistics)");
+        }
+        if let Some(rule) = def.quarantine.filter(|_| total.active) {
+            result.rows_quarantined = self.quarantined;
+            if self.quarantined > 0 {
+                let share = |n: u64, of: u64| if of == 0 { 0.0 } else { n as f64 / of as f64 };
+                let mine = share(self.quarantined, result.rows_checked);
+                let all = share(total.set_aside, total.rows);
+                let over = match (rule.max_fraction, total.max_fraction) {
+                    (Some(max), _) if mine > max => Some(format!(
+                        "{:.4}% of the rows it checked, over its max_quarantined_fraction {max}",
+                        mine * 100.0
+                    )),
+                    (_, Some(max)) if all > max => Some(format!(
+                        "{} of {} rows ({:.4}%) in all, over [quarantine] max_fraction {max}",
+                        total.set_aside,
+                        total.rows,
+                        all * 100.0
+                    )),
+                    _ => None,
+                };
+                match over {
+                    Some(why) => {
+                        result.status = Status::Fail;
+                        result.message =
+                            format!("{}; too many to set aside: {why}", result.message);
+                    }
+                    None => {
+                        // Set aside: the batch publishes without them.
+                        result.status = Status::Warn;
+                        result.message = format!("{}; set aside in quarantine", result.message);
+                    }
+                }
+            }
         }
         result
     }

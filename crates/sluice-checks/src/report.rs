@@ -84,6 +84,14 @@ pub struct CheckResult {
     pub message: String,
     /// Where the answer came from.
     pub evidence: Evidence,
+    /// `on_fail = "quarantine"`: the failing rows set aside (in the quarantine table) instead
+    /// of failing the batch.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rows_quarantined: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What running a `sql` check's query gave.
@@ -117,6 +125,7 @@ impl CheckResult {
             partitions: Vec::new(),
             message: String::new(),
             evidence: Evidence::Query,
+            rows_quarantined: 0,
         };
         match answer {
             QueryAnswer::Rows { failing, samples } => {

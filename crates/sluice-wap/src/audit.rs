@@ -52,6 +52,23 @@ impl IngestObserver for Audit {
     fn merge(&mut self, other: Self) -> Result<()> {
         Ok(self.0.merge(other.0)?)
     }
+
+    fn sets_rows_aside(&self) -> bool {
+        self.0.quarantines()
+    }
+
+    fn observe_split(
+        &mut self,
+        batch: &arrow_array::RecordBatch,
+    ) -> Result<Option<sluice_lake::ingest::SetAside>> {
+        Ok(self
+            .0
+            .update_split(batch)?
+            .map(|split| sluice_lake::ingest::SetAside {
+                keep: split.keep,
+                reasons: split.failed.into_iter().map(|(_, checks)| checks).collect(),
+            }))
+    }
 }
 
 /// A fresh evaluator of the run's checks over `schema`. Samples of failing rows show the key
@@ -72,7 +89,8 @@ pub(crate) fn evaluator(
         schema,
         EvalOptions::default()
             .with_sample_size(options.sample_size)
-            .with_key_columns(keys),
+            .with_key_columns(keys)
+            .with_quarantine(options.mode == crate::options::Mode::Copy && suite.quarantines()),
     )
 }
 

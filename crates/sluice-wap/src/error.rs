@@ -14,6 +14,15 @@ pub enum Error {
     /// The checks file is invalid.
     #[error(transparent)]
     Checks(#[from] sluice_checks::Error),
+    /// `on_fail = "quarantine"` cannot be honoured by this run (checked before anything is
+    /// written).
+    #[error("cannot quarantine rows into {quarantine}: {reason}")]
+    Quarantine {
+        /// The quarantine table.
+        quarantine: String,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// A `sql` check's query is not a query sluice can run (checked before anything is
     /// written).
     #[error("check `{check}` (sql): {message}")]

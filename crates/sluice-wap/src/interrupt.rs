@@ -11,7 +11,8 @@ use crate::pipeline::step_error;
 /// environment, a run announces on stderr that it reached `<point>` and waits there
 /// (`SLUICE_PAUSE_SECS`, an hour by default, or until it is asked to stop), so that a test can
 /// kill the process at a known place. Points: `write` (data files written, branch not
-/// committed), `after-write`, `audit`, `publish` (before the publish commit), `after-publish`
+/// committed), `quarantine` (the branch committed, the rows set aside not yet), `after-write`,
+/// `audit`, `publish` (before the publish commit), `after-publish`
 /// (published, transaction not yet committed). `RunOptions::pause_at` does the same for a run
 /// in this process.
 #[cfg(feature = "test-hooks")]

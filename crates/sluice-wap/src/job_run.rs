@@ -135,6 +135,16 @@ impl Pipeline {
             self.check_partition_spec(options).await?;
             if let Some(suite) = &options.checks {
                 crate::sql_checks::validate(self.lake(), suite, &options.table)?;
+                if suite.quarantines() {
+                    return Err(Error::Quarantine {
+                        quarantine: suite.quarantine_table(&options.table.to_string()),
+                        reason: format!(
+                            "a job does not set rows aside; run {} on its own with `sluice run`, \
+                             or use on_fail = \"fail\" in its checks",
+                            options.table
+                        ),
+                    });
+                }
             }
             let listed = match &options.files {
                 Some(files) => files.clone(),

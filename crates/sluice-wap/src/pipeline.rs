@@ -194,6 +194,44 @@ impl Pipeline {
             .collect())
     }
 
+    /// Refuses, before anything is written, a run that cannot set rows aside as its checks ask
+    /// (`on_fail = "quarantine"`).
+    pub(crate) fn check_quarantine(
+        &self,
+        options: &RunOptions,
+        suite: &sluice_checks::CheckSuite,
+    ) -> Result<()> {
+        if !suite.quarantines() {
+            return Ok(());
+        }
+        let quarantine = suite.quarantine_table(&options.table.to_string());
+        let refuse = |reason: &str| {
+            Err(Error::Quarantine {
+                quarantine: quarantine.clone(),
+                reason: reason.to_string(),
+            })
+        };
+        if quarantine.parse::<TableName>().is_err() {
+            return refuse("not a NAMESPACE.TABLE name; set [quarantine] table in the checks file");
+        }
+        if quarantine == options.table.to_string() {
+            return refuse("it is the run's own table; set [quarantine] table to another table");
+        }
+        if options.mode == crate::options::Mode::Register {
+            return refuse(
+                "register mode adds the source files as they are, so no row can be left out; \
+                 use --mode copy, or on_fail = \"fail\"",
+            );
+        }
+        if self.lake.multi_table_commit() != sluice_lake::MultiTableCommit::Atomic {
+            return refuse(
+                "this catalog cannot commit two tables at once, and the table and its \
+                 quarantine must publish together; use on_fail = \"fail\"",
+            );
+        }
+        Ok(())
+    }
+
     /// One Write-Audit-Publish run. `Err` only when the run could not start (the source cannot
     /// be listed, the journal is unusable); every failure after that is a report with status
     /// `failed` or `audit_failed`, and nothing was published.
@@ -205,6 +243,7 @@ impl Pipeline {
         self.check_partition_spec(options).await?;
         if let Some(suite) = &options.checks {
             crate::sql_checks::validate(&self.lake, suite, table)?;
+            self.check_quarantine(options, suite)?;
         }
         let listed = match &options.files {
             Some(files) => files.clone(),
@@ -258,6 +297,26 @@ impl Pipeline {
                         )
                         .await
                         .map_err(step_error)?;
+                        // The quarantine table's part of the run is undone the same way.
+                        if let Some(quarantine) = options
+                            .checks
+                            .as_ref()
+                            .filter(|s| s.quarantines())
+                            .map(|s| s.quarantine_table(&table.to_string()))
+                        {
+                            step.stage_compensation(
+                                DISCARD_RUN,
+                                DiscardRun {
+                                    table: quarantine.parse().map_err(step_error)?,
+                                    branch: branch.to_string(),
+                                    run_id: run_id.clone(),
+                                    run_key: key_ref.clone(),
+                                }
+                                .to_payload(),
+                            )
+                            .await
+                            .map_err(step_error)?;
+                        }
                         // Not dropped when a stop is asked for: the ingest's workers finish
                         // the file in hand, so the rollback finds every file they wrote.
                         self.write(options, files, branch, &run_id, key_ref, state)
@@ -338,6 +397,13 @@ impl Pipeline {
         }
         if let Some(w) = &s.written {
             report.rows = w.rows;
+            report.quarantine = w
+                .quarantine
+                .as_ref()
+                .map(|q| crate::report::QuarantineReport {
+                    table: q.table.clone(),
+                    rows: q.rows,
+                });
             report.copied_as_is = w.copied_as_is;
             report.partitions = w.partitions.clone();
             report.main_files_read = w.main_files_read;

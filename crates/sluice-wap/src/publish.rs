@@ -3,6 +3,7 @@
 //! `main`, and only then published. Either way the branch is deleted and the run added to the
 //! table's ingest ledger in the publish commit itself.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,11 @@ impl Pipeline {
             lake.delete_ref_if_exists(name, branch)
                 .await
                 .map_err(step_error)?;
+            if let Some(q) = &written.quarantine {
+                lake.delete_ref_if_exists(&q.table, branch)
+                    .await
+                    .map_err(step_error)?;
+            }
             let head = lake
                 .resolve(name, &RefSpec::main())
                 .await
@@ -59,6 +65,11 @@ impl Pipeline {
                 kind: PublishKind::UpToDate,
                 audit: None,
             });
+        }
+        if let Some(q) = &written.quarantine {
+            return self
+                .publish_with_quarantine(options, branch, written, &q.table, state)
+                .await;
         }
         match lake
             .fast_forward_and_delete(name, into_main, Some(&ingested))
@@ -92,6 +103,85 @@ impl Pipeline {
             // main moved again: the step is retried (a new rebase).
             Err(e) => Err(step_error(e)),
         }
+    }
+
+    /// Publishes the table and its quarantine table in one atomic catalog commit: both
+    /// `main`s move (the table's ledger records the run) or neither does. A `main` that moved
+    /// since the branch was cut gets the branch's appends re-applied on top (the table's
+    /// audited again), and the commit is tried again.
+    async fn publish_with_quarantine(
+        &self,
+        options: &RunOptions,
+        branch: &RefName,
+        written: &Written,
+        quarantine: &sluice_lake::TableName,
+        state: &Mutex<RunState>,
+    ) -> Result<Published, StepError> {
+        let lake = self.lake();
+        let name = &options.table;
+        let ingested = written.ledger_entry();
+        let (mut staged_main, mut staged_quarantine): (Option<Staged>, Option<i64>) = (None, None);
+        for _ in 0..8 {
+            let items = [
+                sluice_lake::TablePublish {
+                    table: name,
+                    refs: RefMove::into_main(branch),
+                    staged: staged_main.as_ref().map(|s| s.snapshot_id),
+                    delete_source: true,
+                    ingested: Some(&ingested),
+                },
+                sluice_lake::TablePublish {
+                    table: quarantine,
+                    refs: RefMove::into_main(branch),
+                    staged: staged_quarantine,
+                    delete_source: true,
+                    ingested: None,
+                },
+            ];
+            let moved = match lake.publish_many(&items).await {
+                Ok(outcomes) => {
+                    let main = &outcomes[0];
+                    return Ok(Published {
+                        snapshot_id: main.snapshot_id,
+                        kind: if staged_main.is_some() {
+                            PublishKind::Rebase
+                        } else {
+                            main.kind
+                        },
+                        audit: staged_main.and_then(|s| s.audit),
+                    });
+                }
+                Err(
+                    sluice_lake::Error::CannotPublish { table, .. }
+                    | sluice_lake::Error::CommitConflict { table, .. },
+                ) => table,
+                Err(e) => return Err(step_error(e)),
+            };
+            if moved == quarantine.to_string() {
+                let mut properties = HashMap::new();
+                properties.insert(
+                    sluice_lake::summary::RUN_ID_PROPERTY.to_string(),
+                    branch.as_str().trim_start_matches("sluice/").to_string(),
+                );
+                let rebased = lake
+                    .rebase_appends(
+                        quarantine,
+                        RefMove::into_main(branch),
+                        RebaseOptions {
+                            properties,
+                            stage: true,
+                        },
+                    )
+                    .await
+                    .map_err(step_error)?;
+                staged_quarantine = Some(rebased.snapshot_id);
+            } else {
+                staged_main = Some(self.stage_rebase(options, branch, written, state).await?);
+            }
+        }
+        Err(StepError::transient(format!(
+            "{name} and {quarantine} kept moving while publishing; try again"
+        )))
     }
 
     /// Re-applies the run's appends on top of the moved `main` as a staged snapshot (main does

@@ -105,6 +105,10 @@ pub struct RunReport {
     pub failed_step: Option<String>,
     /// Why the run failed, as a message.
     pub error: Option<String>,
+    /// `on_fail = "quarantine"`: where the rows the checks rejected went, and how many (in
+    /// the quarantine table's `main` once the run published).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<QuarantineReport>,
     /// With `keep_failed`: the branch that keeps the batch its audit rejected
     /// (`sluice/failed/<run-id>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,6 +125,15 @@ pub struct RunReport {
     pub steps: Vec<StepTiming>,
     /// Catalog commits the run made.
     pub commits: u64,
+}
+
+/// Rows a run set aside.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineReport {
+    /// The quarantine table.
+    pub table: TableName,
+    /// Rows set aside.
+    pub rows: u64,
 }
 
 impl RunReport {
@@ -144,6 +157,7 @@ impl RunReport {
             audit: None,
             failed_step: None,
             error: None,
+            quarantine: None,
             kept_branch: None,
             failure: None,
             undo_failed: Vec::new(),

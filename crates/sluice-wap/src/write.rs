@@ -15,9 +15,10 @@ use sluice_lake::summary::{
     RUN_ID_PROPERTY, RUN_KEY_PROPERTY, SOURCE_FILE_COUNT_PROPERTY, SOURCE_FILES_PROPERTY,
 };
 use sluice_lake::{
-    AppendRequest, LedgerEntry, LoadedTable, RefName, RefSpec, WriteOptions,
+    AppendRequest, LedgerEntry, LoadedTable, RefName, RefSpec, TableName, WriteOptions,
     ingest::{
-        IngestMode, IngestOptions, check_registrable, column_ranges, unsupported_table_reason,
+        IngestMode, IngestOptions, QuarantineTarget, check_registrable, column_ranges,
+        unsupported_table_reason,
     },
     parquet::{ParquetFooter, read_footers},
     partition::{self, PartitionRows},
@@ -53,6 +54,18 @@ pub(crate) struct Written {
     #[serde(default)]
     pub(crate) sources: Vec<String>,
     pub(crate) audit: Option<AuditReport>,
+    /// The rows the checks set aside, on the same branch of the quarantine table.
+    #[serde(default)]
+    pub(crate) quarantine: Option<QuarantineWritten>,
+}
+
+/// What the write step set aside (`on_fail = "quarantine"`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct QuarantineWritten {
+    /// The quarantine table.
+    pub(crate) table: TableName,
+    /// Rows set aside.
+    pub(crate) rows: u64,
 }
 
 impl Written {
@@ -211,6 +224,24 @@ impl Pipeline {
             crate::audit::observe_references(lake, ev, &RefSpec::from(branch)).await?;
             crate::audit::give_history(ev, &table, base);
         }
+        // on_fail = "quarantine": the quarantine table (created, or given the table's new
+        // columns), where the rows the checks reject are written instead.
+        let quarantine = match options
+            .checks
+            .as_ref()
+            .filter(|s| s.quarantines() && options.mode == Mode::Copy)
+        {
+            Some(suite) => {
+                let qname: TableName = suite.quarantine_table(&name.to_string()).parse()?;
+                let qtable = quarantine_table(lake, &qname, &table_schema).await?;
+                Some((qname, qtable))
+            }
+            None => None,
+        };
+        let one_pass = options
+            .checks
+            .as_ref()
+            .is_some_and(|s| quarantine.is_some() && s.quarantine_needs_one_pass());
         let mut main_files_read = None;
         if let (Some(ev), Some(base)) = (audit.as_mut(), base) {
             let ranges = column_ranges(&table, &footers, &ev.existing_columns());
@@ -230,12 +261,17 @@ impl Pipeline {
                 ..options.write.clone()
             },
             rewrite: options.rewrite,
-            parallelism: options.parallelism,
+            // A repeated key is only set aside when one pass sees both copies.
+            parallelism: if one_pass { 1 } else { options.parallelism },
             progress: options.progress.clone(),
             // Ctrl-C: the workers finish the file in hand and stop; what they wrote is deleted.
             stop: Some(options.cancel.flag()),
+            quarantine: quarantine.as_ref().map(|(_, t)| QuarantineTarget {
+                table: t.clone(),
+                run_id: run_id.to_string(),
+            }),
         };
-        let ingested = lake
+        let mut ingested = lake
             .ingest(&table, footers, &ingest, audit.map(Audit))
             .await?;
         let mut metrics = RunMetrics::default();
@@ -274,6 +310,7 @@ impl Pipeline {
         }
         properties.extend(target.properties.clone());
         let data_file_count = ingested.files.len();
+        let quarantine_files = std::mem::take(&mut ingested.quarantine_files);
         let partitions = partition::rows_per_partition(&table, &ingested.files);
         pause_point(options, "write").await;
         if options.cancel.is_stopped() {
@@ -292,6 +329,40 @@ impl Pipeline {
                 },
             )
             .await?;
+        let quarantine = match quarantine {
+            Some((qname, _)) if !quarantine_files.is_empty() => {
+                // Crash tests: between the table's branch commit and the quarantine's.
+                pause_point(options, "quarantine").await;
+                let mut q_properties = HashMap::from([
+                    (RUN_ID_PROPERTY.to_string(), run_id.to_string()),
+                    (
+                        MESSAGE_PROPERTY.to_string(),
+                        format!(
+                            "{} row(s) of {name} set aside by its checks (run {run_id})",
+                            ingested.quarantined_rows
+                        ),
+                    ),
+                ]);
+                if let Some(author) = &options.author {
+                    q_properties.insert(AUTHOR_PROPERTY.to_string(), author.clone());
+                }
+                lake.commit_append(
+                    &qname,
+                    AppendRequest {
+                        branch: branch.clone(),
+                        create_from: Some(RefSpec::main()),
+                        files: quarantine_files,
+                        properties: q_properties,
+                    },
+                )
+                .await?;
+                Some(QuarantineWritten {
+                    table: qname,
+                    rows: ingested.quarantined_rows,
+                })
+            }
+            _ => None,
+        };
         Ok(Written {
             snapshot_id: outcome.snapshot_id,
             base,
@@ -303,6 +374,7 @@ impl Pipeline {
             properties,
             sources: locations,
             audit,
+            quarantine,
         })
     }
 
@@ -435,6 +507,39 @@ fn ensure_spec(table: &LoadedTable, partition_by: &str) -> Result<()> {
     .into())
 }
 
+/// The quarantine table of a table whose (arrow) schema is `schema`: loaded, with the columns
+/// it lacks added, or created.
+async fn quarantine_table(
+    lake: &sluice_lake::Lake,
+    name: &TableName,
+    schema: &arrow_schema::SchemaRef,
+) -> Result<sluice_lake::LoadedTable> {
+    let want = sluice_lake::ingest::quarantine_schema(schema);
+    match lake.load_table(name).await {
+        Ok(table) => {
+            let have = arrow_schema_for(table.metadata().current_schema())?;
+            let missing: Vec<arrow_schema::Field> = want
+                .fields()
+                .iter()
+                .filter(|f| have.field_with_name(f.name()).is_err())
+                .map(|f| f.as_ref().clone())
+                .collect();
+            if missing.is_empty() {
+                return Ok(table);
+            }
+            lake.add_columns(name, &missing).await?;
+            Ok(lake.load_table(name).await?)
+        }
+        Err(sluice_lake::Error::TableNotFound { .. }) => match lake.create_table(name, &want).await
+        {
+            Ok(t) => Ok(t),
+            Err(sluice_lake::Error::TableAlreadyExists { .. }) => Ok(lake.load_table(name).await?),
+            Err(e) => Err(e.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use arrow_schema::{DataType, Field, Fields};
@@ -501,6 +606,7 @@ mod tests {
             ]),
             sources: vec!["c.parquet".into()],
             audit: None,
+            quarantine: None,
         };
         let entry = written.ledger_entry();
         assert_eq!(entry.run_key, "k1");

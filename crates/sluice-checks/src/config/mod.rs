@@ -44,7 +44,23 @@ impl Severity {
 }
 
 /// The fields every check may have, whatever its kind.
-const COMMON_FIELDS: &[&str] = &["name", "severity", "where", "description"];
+const COMMON_FIELDS: &[&str] = &["name", "severity", "on_fail", "where", "description"];
+
+/// What a failing row-level check does with its failing rows when `on_fail = "quarantine"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct QuarantineRule {
+    /// Fail the run when more than this fraction of the rows would be set aside.
+    pub(crate) max_fraction: Option<f64>,
+}
+
+/// The `[quarantine]` table of a checks file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct QuarantineSettings {
+    /// Where set-aside rows go (default `<table>__quarantine`).
+    pub(crate) table: Option<String>,
+    /// Fail the run when more than this fraction of all rows would be set aside.
+    pub(crate) max_fraction: Option<f64>,
+}
 
 /// One check of a suite, validated.
 #[derive(Debug, Clone)]
@@ -55,6 +71,8 @@ pub struct CheckDef {
     pub(crate) mostly: f64,
     pub(crate) filter: Option<(Expr, String)>,
     pub(crate) spec: Arc<dyn ParsedCheck>,
+    /// `on_fail = "quarantine"`: failing rows are set aside instead of failing the batch.
+    pub(crate) quarantine: Option<QuarantineRule>,
 }
 
 impl CheckDef {
@@ -89,6 +107,11 @@ impl CheckDef {
         self.spec.sql_query()
     }
 
+    /// Whether the check sets its failing rows aside (`on_fail = "quarantine"`).
+    pub fn quarantines(&self) -> bool {
+        self.quarantine.is_some()
+    }
+
     /// The columns the check reads, including those of its `where` filter.
     pub fn columns(&self) -> Vec<String> {
         let mut columns = self.spec.columns();
@@ -118,6 +141,7 @@ impl CheckDef {
 #[derive(Debug, Clone, Default)]
 pub struct CheckSuite {
     pub(crate) checks: Vec<CheckDef>,
+    pub(crate) quarantine: QuarantineSettings,
 }
 
 impl CheckSuite {
@@ -133,6 +157,29 @@ impl CheckSuite {
             }
         }
         out
+    }
+
+    /// Whether some check sets failing rows aside (`on_fail = "quarantine"`).
+    pub fn quarantines(&self) -> bool {
+        self.checks.iter().any(CheckDef::quarantines)
+    }
+
+    /// The table set-aside rows of `table` go to: `[quarantine] table`, else
+    /// `<table>__quarantine`.
+    pub fn quarantine_table(&self, table: &str) -> String {
+        self.quarantine
+            .table
+            .clone()
+            .unwrap_or_else(|| format!("{table}__quarantine"))
+    }
+
+    /// Whether a quarantining check needs to see every row in one pass (`unique`: a key
+    /// repeated in two parallel partitions is only found when they merge, too late to set the
+    /// row aside).
+    pub fn quarantine_needs_one_pass(&self) -> bool {
+        self.checks
+            .iter()
+            .any(|c| c.quarantines() && c.kind == CheckKind::Unique)
     }
 
     /// The `sql` checks, in file order.
@@ -177,6 +224,15 @@ type RawCheck = BTreeMap<String, Spanned<Value>>;
 struct RawFile {
     #[serde(default)]
     check: Vec<Spanned<RawCheck>>,
+    #[serde(default)]
+    quarantine: Option<RawQuarantine>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuarantine {
+    table: Option<String>,
+    max_fraction: Option<f64>,
 }
 
 /// 1-based line and column of a byte offset.
@@ -233,7 +289,41 @@ fn parse_suite(text: &str, source_name: Option<PathBuf>) -> Result<CheckSuite> {
         }
         checks.push(def);
     }
-    Ok(CheckSuite { checks })
+    let quarantine = match raw.quarantine {
+        None => QuarantineSettings::default(),
+        Some(q) => {
+            let invalid = |message: String| Error::InvalidConfig {
+                source_name: source_name.clone(),
+                line: 1,
+                column: 1,
+                message,
+            };
+            if let Some(f) = q.max_fraction
+                && !(0.0..=1.0).contains(&f)
+            {
+                return Err(invalid(format!(
+                    "[quarantine] max_fraction must be between 0 and 1, got {f}"
+                )));
+            }
+            if let Some(t) = &q.table
+                && !t.contains('.')
+            {
+                return Err(invalid(format!(
+                    "[quarantine] table must be NAMESPACE.TABLE, got `{t}`"
+                )));
+            }
+            if !checks.iter().any(CheckDef::quarantines) {
+                return Err(invalid(
+                    "[quarantine] is set but no check has on_fail = \"quarantine\"".to_string(),
+                ));
+            }
+            QuarantineSettings {
+                table: q.table,
+                max_fraction: q.max_fraction,
+            }
+        }
+    };
+    Ok(CheckSuite { checks, quarantine })
 }
 
 /// Reads one check: the common fields here, the kind's own fields by the kind. Returns whether
@@ -255,7 +345,46 @@ fn validate(raw: RawCheck) -> std::result::Result<(CheckDef, bool), ConfigProble
     let name: Option<String> = fields.take("name")?;
     let _description: Option<String> = fields.take("description")?;
     let severity: Option<Severity> = fields.take("severity")?;
+    let on_fail: Option<String> = fields.take("on_fail")?;
+    let max_quarantined: Option<f64> = fields.take("max_quarantined_fraction")?;
     let filter_text: Option<String> = fields.take("where")?;
+    let (severity, quarantine) = match (on_fail.as_deref(), severity) {
+        (None, severity) => (severity, false),
+        (Some("fail"), None | Some(Severity::Error)) => (Some(Severity::Error), false),
+        (Some("warn"), None | Some(Severity::Warn)) => (Some(Severity::Warn), false),
+        (Some("quarantine"), None | Some(Severity::Error)) => (Some(Severity::Error), true),
+        (Some(other @ ("fail" | "warn" | "quarantine")), Some(s)) => {
+            return Err(format!(
+                "`on_fail = \"{other}\"` contradicts `severity = \"{}\"`; give one of them",
+                s.as_str()
+            )
+            .into());
+        }
+        (Some(other), _) => {
+            return Err(format!(
+                "unknown `on_fail = \"{other}\"`; expected \"fail\", \"warn\" or \"quarantine\""
+            )
+            .into());
+        }
+    };
+    if quarantine && !kind.is_row_level() {
+        return Err(format!(
+            "`on_fail = \"quarantine\"` sets failing rows aside, so it applies to row-level checks \
+             (not_null, unique, accepted_values, range, regex, length, expression); a `{kind}` \
+             check judges the batch as a whole"
+        )
+        .into());
+    }
+    if max_quarantined.is_some() && !quarantine {
+        return Err(
+            "`max_quarantined_fraction` applies only with `on_fail = \"quarantine\"`".into(),
+        );
+    }
+    if let Some(f) = max_quarantined
+        && !(0.0..=1.0).contains(&f)
+    {
+        return Err(format!("`max_quarantined_fraction` must be between 0 and 1, got {f}").into());
+    }
 
     let mut allowed: Vec<&str> = kind.fields().to_vec();
     if kind.is_row_level() {
@@ -267,6 +396,13 @@ fn validate(raw: RawCheck) -> std::result::Result<(CheckDef, bool), ConfigProble
         }
     }
 
+    if quarantine && fields.remaining().iter().any(|(f, _)| f == "mostly") {
+        return Err(
+            "`mostly` does not apply with `on_fail = \"quarantine\"`: every failing row is set \
+             aside; bound how many with `max_quarantined_fraction`"
+                .into(),
+        );
+    }
     let mostly = match fields.take::<f64>("mostly")? {
         None => 1.0,
         Some(m) if (0.0..=1.0).contains(&m) => m,
@@ -302,6 +438,9 @@ fn validate(raw: RawCheck) -> std::result::Result<(CheckDef, bool), ConfigProble
         mostly,
         filter,
         spec,
+        quarantine: quarantine.then_some(QuarantineRule {
+            max_fraction: max_quarantined,
+        }),
     };
     Ok((def, explicit))
 }

@@ -4,7 +4,7 @@ use arrow_arith::boolean::not;
 use arrow_schema::{DataType, Schema};
 use serde_json::json;
 
-use super::rows::{Failures, RowTally, definite};
+use super::rows::{RowTally, definite};
 use super::{Check, Input, Judge, Outcome};
 use crate::config::{ConfigProblem, Fields};
 use crate::expr::{Expr, Literal};
@@ -115,7 +115,7 @@ impl Check for AcceptedValues {
     ) -> Result<(), String> {
         let array = input.column(&self.column)?;
         let rows = input.rows(Some(array.as_ref()))?;
-        let mut fails = Failures::new(input.room(state.samples.len()));
+        let mut fails = input.failures(input.room(state.samples.len()));
         match set {
             ValueSet::FewStr(values) => {
                 let strings = as_utf8(array)?;

@@ -5,7 +5,7 @@ use arrow_arith::boolean::{and, not};
 use arrow_schema::Schema;
 use serde_json::json;
 
-use super::rows::{Failures, RowTally, definite};
+use super::rows::{RowTally, definite};
 use super::{Check, Input, Judge, Outcome};
 use crate::config::{ConfigProblem, Fields, parse_expr};
 use crate::expr::Expr;
@@ -57,7 +57,7 @@ impl Check for Expression {
             Some(f) => and(&falsy, f).map_err(|e| e.to_string())?,
             None => falsy,
         };
-        let mut fails = Failures::new(input.room(state.samples.len()));
+        let mut fails = input.failures(input.room(state.samples.len()));
         fails.record_mask(&falsy);
         state.add(input, input.selected(), fails, &self.columns());
         Ok(())

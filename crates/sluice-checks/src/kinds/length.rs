@@ -5,7 +5,7 @@ use arrow_array::StringArray;
 use arrow_schema::Schema;
 use serde_json::json;
 
-use super::rows::{Failures, Num, RowTally, extent_json, plain_json};
+use super::rows::{Num, RowTally, extent_json, plain_json};
 use super::{Check, Input, Judge, Outcome};
 use crate::config::{ConfigProblem, Fields};
 use crate::keys::as_utf8;
@@ -51,7 +51,7 @@ impl Check for Length {
         let array = input.column(&self.column)?;
         let rows = input.rows(Some(array.as_ref()))?;
         let checked = rows.count();
-        let mut fails = Failures::new(input.room(state.samples.len()));
+        let mut fails = input.failures(input.room(state.samples.len()));
         let strings: StringArray = as_utf8(array)?;
         let ascii = strings.value_data().is_ascii();
         let (lo, hi) = (self.min.unwrap_or(0), self.max.unwrap_or(u64::MAX));

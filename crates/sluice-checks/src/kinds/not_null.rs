@@ -5,7 +5,7 @@ use arrow_array::{Array, BooleanArray};
 use arrow_schema::Schema;
 use serde_json::json;
 
-use super::rows::{Failures, RowTally};
+use super::rows::RowTally;
 use super::{Check, Input, Judge, Outcome};
 use crate::config::{ConfigProblem, Fields};
 use crate::stats::TableStats;
@@ -62,7 +62,7 @@ impl Check for NotNull {
 
     fn update(&self, _: &(), state: &mut RowTally, input: &Input<'_>) -> Result<(), String> {
         let room = input.room(state.samples.len());
-        let mut fails = Failures::new(room);
+        let mut fails = input.failures(room);
         let arrays = self
             .columns
             .iter()
@@ -70,6 +70,7 @@ impl Check for NotNull {
             .collect::<Result<Vec<_>, _>>()?;
         if input.filter.is_none()
             && arrays.len() == 1
+            && !fails.collecting()
             && (room == 0 || arrays[0].logical_null_count() == 0)
         {
             // Nothing to sample: the null count is the answer.

@@ -8,7 +8,7 @@ use arrow_schema::{DataType, Schema, TimeUnit};
 use chrono::{DateTime, NaiveDate, TimeDelta};
 use serde_json::{Value as Json, json};
 
-use super::rows::{Failures, Num, RowTally, extent_json, plain_json};
+use super::rows::{Num, RowTally, extent_json, plain_json};
 use super::{Check, Input, Judge, Outcome};
 use crate::config::{ConfigProblem, Fields};
 use crate::expr::Literal;
@@ -152,7 +152,7 @@ impl Check for Range {
         let array = input.column(&self.column)?;
         let rows = input.rows(Some(array.as_ref()))?;
         let checked = rows.count();
-        let mut fails = Failures::new(input.room(state.samples.len()));
+        let mut fails = input.failures(input.room(state.samples.len()));
         match bound.bounds {
             Bounds::Int { lo, hi, .. } => {
                 let ints = as_int64(array)?;

@@ -3,7 +3,7 @@
 use arrow_schema::Schema;
 use serde_json::json;
 
-use super::rows::{Failures, RowTally};
+use super::rows::RowTally;
 use super::{Check, Input, Judge, Outcome};
 use crate::config::{ConfigProblem, Fields};
 use crate::keys::as_utf8;
@@ -48,7 +48,7 @@ impl Check for Regex {
     fn update(&self, _: &(), state: &mut RowTally, input: &Input<'_>) -> Result<(), String> {
         let array = input.column(&self.column)?;
         let rows = input.rows(Some(array.as_ref()))?;
-        let mut fails = Failures::new(input.room(state.samples.len()));
+        let mut fails = input.failures(input.room(state.samples.len()));
         let strings = as_utf8(array)?;
         rows.for_each(|i| {
             if !self.pattern.is_match(strings.value(i)) {

@@ -21,9 +21,11 @@ pub(crate) struct Input<'a> {
     pub sample_size: usize,
     /// Columns added to every sample.
     pub key_columns: &'a [String],
+    /// Quarantine: every failing row's index is also pushed here (not only the sampled ones).
+    pub collect: Option<&'a std::cell::RefCell<Vec<usize>>>,
 }
 
-impl Input<'_> {
+impl<'a> Input<'a> {
     /// The column `name` of the batch.
     pub fn column(&self, name: &str) -> Result<&ArrayRef, String> {
         self.batch
@@ -40,6 +42,17 @@ impl Input<'_> {
     /// The rows the filter selects and, if given, where `valid_of` is not null.
     pub fn rows(&self, valid_of: Option<&dyn Array>) -> Result<Rows, String> {
         Rows::new(self.batch.num_rows(), self.filter, valid_of)
+    }
+
+    /// A tally of failing rows with room for `room` samples; with [`Input::collect`], every
+    /// failing row is also collected.
+    pub fn failures(&self, room: usize) -> Failures<'a> {
+        Failures {
+            count: 0,
+            rows: Vec::new(),
+            room,
+            sink: self.collect,
+        }
     }
 
     /// How many more samples fit beside `kept` ones.
@@ -105,27 +118,24 @@ impl Rows {
     }
 }
 
-/// Failing rows of one batch: the count, and the first few row indices.
-pub(crate) struct Failures {
+/// Failing rows of one batch: the count, and the first few row indices (all of them go to
+/// the sink when the batch is being split for quarantine).
+pub(crate) struct Failures<'a> {
     pub count: u64,
     pub rows: Vec<usize>,
     pub room: usize,
+    sink: Option<&'a std::cell::RefCell<Vec<usize>>>,
 }
 
-impl Failures {
-    pub fn new(room: usize) -> Failures {
-        Failures {
-            count: 0,
-            rows: Vec::new(),
-            room,
-        }
-    }
-
+impl Failures<'_> {
     #[inline]
     pub fn record(&mut self, row: usize) {
         self.count += 1;
         if self.rows.len() < self.room {
             self.rows.push(row);
+        }
+        if let Some(sink) = self.sink {
+            sink.borrow_mut().push(row);
         }
     }
 
@@ -134,6 +144,32 @@ impl Failures {
         self.count += mask.true_count() as u64;
         let room = self.room.saturating_sub(self.rows.len());
         self.rows.extend(mask.values().set_indices().take(room));
+        if let Some(sink) = self.sink {
+            sink.borrow_mut().extend(mask.values().set_indices());
+        }
+    }
+
+    /// A failing row the kind counts itself (`unique`): kept as a sample if there is room,
+    /// and collected when splitting.
+    #[inline]
+    pub fn note(&mut self, row: usize) {
+        if self.rows.len() < self.room {
+            self.rows.push(row);
+        }
+        if let Some(sink) = self.sink {
+            sink.borrow_mut().push(row);
+        }
+    }
+
+    /// Whether another failing row is wanted: room for a sample, or collecting them all.
+    #[inline]
+    pub fn wants_more(&self) -> bool {
+        self.rows.len() < self.room || self.sink.is_some()
+    }
+
+    /// Whether every failing row must be known (not only counted).
+    pub fn collecting(&self) -> bool {
+        self.sink.is_some()
     }
 }
 
@@ -194,7 +230,13 @@ impl RowTally {
 
     /// Adds one batch: `checked` judged rows, of which `fails` failed; failing rows are sampled
     /// with the values of `columns`.
-    pub fn add(&mut self, input: &Input<'_>, checked: u64, fails: Failures, columns: &[String]) {
+    pub fn add(
+        &mut self,
+        input: &Input<'_>,
+        checked: u64,
+        fails: Failures<'_>,
+        columns: &[String],
+    ) {
         self.checked += checked;
         self.failing += fails.count;
         if !fails.rows.is_empty() {

@@ -192,7 +192,7 @@ impl Check for Unique {
         })?;
         let rows = Rows::select(input.batch.num_rows(), input.filter, reader.valid_rows())?;
         state.checked += rows.count();
-        let mut fails = Failures::new(input.room(state.samples.len()));
+        let mut fails = input.failures(input.room(state.samples.len()));
         insert_new_keys(&mut state.keys, &reader, &rows, &mut fails)?;
         let samples = input.samples(&fails.rows, &self.columns);
         state.samples.extend(samples);
@@ -353,7 +353,7 @@ fn insert_new_keys(
     keys: &mut KeySets,
     reader: &KeyReader,
     rows: &Rows,
-    fails: &mut Failures,
+    fails: &mut Failures<'_>,
 ) -> Result<(), String> {
     match (keys, reader) {
         (KeySets::Int { new, existing }, KeyReader::Int(values)) => {
@@ -363,18 +363,17 @@ fn insert_new_keys(
                 if let Some(segments) = segments(values, rows) {
                     for (start, end, first_row) in segments {
                         // Only look value by value when a sample may be taken and a conflict exists.
-                        let within = fails.rows.len() < fails.room && new.overlaps(start, end);
-                        let against = has_existing
-                            && fails.rows.len() < fails.room
-                            && existing.overlaps(start, end);
+                        let within = fails.wants_more() && new.overlaps(start, end);
+                        let against =
+                            has_existing && fails.wants_more() && existing.overlaps(start, end);
                         if within || against {
                             for v in start..=end {
                                 if (within && new.contains(v)) || (against && existing.contains(v))
                                 {
-                                    if fails.rows.len() >= fails.room {
+                                    if !fails.wants_more() {
                                         break;
                                     }
-                                    fails.rows.push(first_row + (v - start) as usize);
+                                    fails.note(first_row + (v - start) as usize);
                                 }
                             }
                         }
@@ -390,10 +389,8 @@ fn insert_new_keys(
             rows.for_each(|i| {
                 let v = values[i];
                 let repeated = !new.insert(v);
-                if (repeated || (has_existing && existing.contains(v)))
-                    && fails.rows.len() < fails.room
-                {
-                    fails.rows.push(i);
+                if (repeated || (has_existing && existing.contains(v))) && fails.wants_more() {
+                    fails.note(i);
                 }
             });
         }
@@ -408,10 +405,8 @@ fn insert_new_keys(
                     new.insert(key.into());
                     false
                 };
-                if (repeated || (has_existing && existing.contains(key)))
-                    && fails.rows.len() < fails.room
-                {
-                    fails.rows.push(i);
+                if (repeated || (has_existing && existing.contains(key))) && fails.wants_more() {
+                    fails.note(i);
                 }
             });
         }

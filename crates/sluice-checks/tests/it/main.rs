@@ -4,6 +4,7 @@
 mod config;
 mod kinds;
 mod merge;
+mod quarantine;
 mod stats;
 
 use std::sync::Arc;

@@ -45,6 +45,9 @@ pub fn run_json(report: &RunReport) -> serde_json::Value {
     if let Some(kept) = &report.kept_branch {
         doc["kept_branch"] = json!(kept);
     }
+    if let Some(q) = &report.quarantine {
+        doc["quarantine"] = json!({"table": q.table.to_string(), "rows": q.rows});
+    }
     doc
 }
 
@@ -79,6 +82,23 @@ pub fn print_run(ctx: &Ctx<'_>, report: &RunReport) {
         .map(|t| t.millis)
         .unwrap_or(0);
     match report.status {
+        RunStatus::Published if report.quarantine.is_some() => {
+            let q = report.quarantine.as_ref().expect("matched");
+            outln!(
+                "{} {} file(s), {} rows into {} → main {}, and set {} row(s) aside in {} in {:.2}s",
+                s.good("published"),
+                report.files.len(),
+                report.rows,
+                report.table,
+                report
+                    .snapshot_id
+                    .map(|i| i.to_string())
+                    .unwrap_or_default(),
+                q.rows,
+                q.table,
+                total as f64 / 1000.0
+            )
+        }
         RunStatus::Published => outln!(
             "{} {} file(s), {} rows into {} → main {} ({}) in {:.2}s",
             s.good("published"),

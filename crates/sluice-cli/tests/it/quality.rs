@@ -261,3 +261,185 @@ fn diff_reports_schema_changes_and_refuses_two_tables() {
     assert_eq!(same["files_removed"], 0);
     assert_eq!(same["schema_changes"], serde_json::json!([]));
 }
+
+const QUARANTINE: &str = r#"
+[[check]]
+kind = "not_null"
+columns = ["user_id"]
+on_fail = "quarantine"
+
+[[check]]
+kind = "unique"
+columns = ["event_id"]
+scope = "table"
+"#;
+
+fn count(env: &Env, query: &str) -> i64 {
+    let (code, rows) = env.json(&["sql", query]);
+    assert_eq!(code, 0, "{rows}");
+    rows[0]["n"].as_i64().unwrap_or_else(|| panic!("{rows}"))
+}
+
+fn with_quarantine(env: &Env, extra: &str) {
+    std::fs::write(env.path("checks.toml"), format!("{QUARANTINE}{extra}")).unwrap();
+}
+
+#[test]
+fn rows_failing_a_quarantine_check_are_set_aside_and_the_rest_published() {
+    let env = Env::new();
+    with_quarantine(&env, "");
+    // Every seventh user is null: 143 of 1,000 rows.
+    write(&env.path("raw/a.parquet"), &events(0..1_000, true));
+    let (code, report) = env.run("raw");
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["rows"], 857, "{report}");
+    assert_eq!(report["quarantine"]["table"], "ns.events__quarantine");
+    assert_eq!(report["quarantine"]["rows"], 143);
+    let nn = check(&report, "not_null(user_id)");
+    assert_eq!(
+        (nn["status"].as_str(), nn["rows_quarantined"].as_u64()),
+        (Some("warn"), Some(143))
+    );
+    assert_eq!(count(&env, "SELECT count(*) AS n FROM ns.events"), 857);
+    assert_eq!(
+        count(
+            &env,
+            "SELECT count(*) AS n FROM ns.events WHERE user_id IS NULL"
+        ),
+        0
+    );
+    assert_eq!(
+        count(&env, "SELECT count(*) AS n FROM ns.events__quarantine"),
+        143
+    );
+    assert_eq!(
+        count(
+            &env,
+            "SELECT count(*) AS n FROM ns.events__quarantine WHERE user_id IS NULL \
+             AND _sluice_failed_checks = ['not_null(user_id)'] \
+             AND _sluice_source_file LIKE '%/raw/a.parquet'",
+        ),
+        143
+    );
+    let run_id = report["run_id"].as_str().unwrap();
+    assert_eq!(
+        count(
+            &env,
+            &format!(
+                "SELECT count(*) AS n FROM ns.events__quarantine WHERE _sluice_run_id = '{run_id}'"
+            ),
+        ),
+        143
+    );
+    assert_eq!(env.branches(), ["main"]);
+    // Other engines read both tables.
+    if python_available("quarantine read back", "pyiceberg.catalog.sql, pyarrow") {
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(
+                r#"
+import sys
+from pyiceberg.catalog.sql import SqlCatalog
+db, warehouse = sys.argv[1], sys.argv[2]
+catalog = SqlCatalog("default", uri=f"sqlite:///{db}", warehouse=f"file://{warehouse}")
+main = catalog.load_table("ns.events").scan().to_arrow()
+aside = catalog.load_table("ns.events__quarantine").scan().to_arrow()
+checks = set(tuple(c) for c in aside.column("_sluice_failed_checks").to_pylist())
+print(main.num_rows, aside.num_rows, sorted(checks))
+"#,
+            )
+            .arg(env.path(".sluice/catalog.db"))
+            .arg(env.path(".sluice/warehouse"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "857 143 [('not_null(user_id)',)]"
+        );
+    }
+}
+
+#[test]
+fn too_many_rows_to_set_aside_publish_nothing_in_either_table() {
+    let env = Env::new();
+    with_quarantine(&env, "\n[quarantine]\nmax_fraction = 0.05\n");
+    write(&env.path("raw/a.parquet"), &events(0..100, false));
+    assert_eq!(env.run("raw").0, 0);
+    write(&env.path("raw/b.parquet"), &events(100..1_100, true));
+    let (code, report) = env.run("raw");
+    assert_eq!(code, 3, "{report}");
+    let nn = check(&report, "not_null(user_id)");
+    assert_eq!(nn["status"], "fail", "{nn}");
+    assert!(
+        nn["message"]
+            .as_str()
+            .unwrap()
+            .contains("over [quarantine] max_fraction 0.05"),
+        "{nn}"
+    );
+    assert_eq!(count(&env, "SELECT count(*) AS n FROM ns.events"), 100);
+    assert_eq!(
+        count(&env, "SELECT count(*) AS n FROM ns.events__quarantine"),
+        0
+    );
+    assert_eq!(env.branches(), ["main"]);
+    let run_id = report["run_id"].as_str().unwrap();
+    assert_eq!(files_of_run(&env, run_id), 0, "no file of the run is left");
+}
+
+#[test]
+fn a_crash_between_the_two_tables_writes_leaves_neither() {
+    let env = Env::new();
+    with_quarantine(&env, "");
+    write(&env.path("raw/a.parquet"), &events(0..100, false));
+    assert_eq!(env.run("raw").0, 0);
+    write(&env.path("raw/b.parquet"), &events(100..300, true));
+    crate::crash::kill_at(&env, "quarantine", "raw");
+    let out = env.sluice(&["recover"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(count(&env, "SELECT count(*) AS n FROM ns.events"), 100);
+    assert_eq!(env.branches(), ["main"]);
+    // The killed run's files are gone from both tables; the next run publishes both.
+    let leftovers: Vec<_> = walk(&env.path(".sluice/warehouse"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("events__quarantine/data"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let (code, report) = env.run("raw");
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        count(&env, "SELECT count(*) AS n FROM ns.events"),
+        100 + 172
+    );
+    assert_eq!(
+        count(&env, "SELECT count(*) AS n FROM ns.events__quarantine"),
+        28
+    );
+}
+
+#[test]
+fn quarantine_is_refused_in_register_mode_before_anything_is_written() {
+    let env = Env::new();
+    with_quarantine(&env, "");
+    write(&env.path("raw/a.parquet"), &events(0..10, true));
+    let (code, report) = env.json(&run_args("raw", &["--mode", "register"]));
+    assert_eq!(code, 1, "{report}");
+    let error = report["error"].as_str().unwrap_or_default().to_string();
+    let out = env.sluice(&run_args("raw", &["--mode", "register"]));
+    let text = format!("{error}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("cannot quarantine rows into ns.events__quarantine: register mode"),
+        "{text}"
+    );
+    let (_, tables) = env.json(&["tables"]);
+    assert_eq!(tables, serde_json::json!([]), "nothing was created");
+}

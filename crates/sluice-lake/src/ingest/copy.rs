@@ -38,10 +38,16 @@ pub(super) async fn copy<O: IngestObserver>(
     // Files the table can keep as they are get their column chunks copied; the others are
     // decoded and written again.
     let mut copied_as_is = 0;
+    // Rows set aside leave the pages they were in: every file is decoded then.
+    let sets_aside = options.quarantine.is_some()
+        && observer
+            .as_ref()
+            .is_some_and(IngestObserver::sets_rows_aside);
     let plan: VecDeque<(ParquetFooter, bool)> = footers
         .into_iter()
         .map(|footer| {
             let as_is = !options.rewrite
+                && !sets_aside
                 && match chunk_copy_blocker(table, &footer, write) {
                     None => true,
                     Some(reason) => {
@@ -68,8 +74,21 @@ pub(super) async fn copy<O: IngestObserver>(
         memory_budget: write.memory_budget / workers,
         ..write.clone()
     };
+    let quarantine_schema = match (&options.quarantine, sets_aside) {
+        (Some(q), true) => Some(arrow_schema_for(q.table.metadata().current_schema())?),
+        _ => None,
+    };
     for _ in 0..workers {
         let writer = TableWriter::new(table, &per_worker).await?;
+        let aside = match (&options.quarantine, &quarantine_schema) {
+            (Some(q), Some(schema)) => Some(Aside {
+                writer: TableWriter::new(&q.table, &per_worker).await?,
+                schema: schema.clone(),
+                run_id: q.run_id.clone(),
+                rows: 0,
+            }),
+            _ => None,
+        };
         let worker = CopyWorker {
             stores: lake.stores().clone(),
             table: table.name().to_string(),
@@ -80,10 +99,13 @@ pub(super) async fn copy<O: IngestObserver>(
             progress: options.progress.clone(),
             nanos: write.nanos,
             stop: stop.clone(),
+            aside,
         };
         tasks.spawn(worker.run(writer));
     }
     let mut files = Vec::new();
+    let mut quarantine_files = Vec::new();
+    let mut quarantined_rows = 0;
     let mut merged = observer;
     let mut rows = 0;
     let mut first_error = None;
@@ -92,6 +114,8 @@ pub(super) async fn copy<O: IngestObserver>(
             Ok(Ok(done)) => {
                 files.extend(done.files);
                 rows += done.rows;
+                quarantine_files.extend(done.quarantine_files);
+                quarantined_rows += done.quarantined_rows;
                 if let (Some(m), Some(forked)) = (merged.as_mut(), done.observer) {
                     m.merge(forked)?;
                 }
@@ -117,7 +141,7 @@ pub(super) async fn copy<O: IngestObserver>(
     }
     if let Some(e) = first_error {
         // Written files are not referenced by any snapshot; remove them.
-        for f in &files {
+        for f in files.iter().chain(&quarantine_files) {
             if let Ok((store, path)) = lake.stores().resolve(f.file_path()) {
                 let _ = store.delete(&path).await;
             }
@@ -128,6 +152,8 @@ pub(super) async fn copy<O: IngestObserver>(
         files,
         rows,
         copied_as_is,
+        quarantine_files,
+        quarantined_rows,
         observer: merged,
     })
 }
@@ -136,7 +162,17 @@ pub(super) async fn copy<O: IngestObserver>(
 struct WorkerDone<O> {
     files: Vec<DataFile>,
     rows: u64,
+    quarantine_files: Vec<DataFile>,
+    quarantined_rows: u64,
     observer: Option<O>,
+}
+
+/// A worker's writer of the rows its observer sets aside.
+struct Aside {
+    writer: TableWriter,
+    schema: arrow_schema::SchemaRef,
+    run_id: String,
+    rows: u64,
 }
 
 struct CopyWorker<O> {
@@ -150,6 +186,7 @@ struct CopyWorker<O> {
     progress: Option<Arc<dyn IngestProgress>>,
     nanos: NanosToMicros,
     stop: Option<Arc<std::sync::atomic::AtomicBool>>,
+    aside: Option<Aside>,
 }
 
 impl<O: IngestObserver> CopyWorker<O> {
@@ -182,9 +219,15 @@ impl<O: IngestObserver> CopyWorker<O> {
         }
         let mut files = writer.finish().await?;
         files.extend(copied);
+        let (quarantine_files, quarantined_rows) = match self.aside {
+            Some(aside) => (aside.writer.finish().await?, aside.rows),
+            None => (Vec::new(), 0),
+        };
         Ok(WorkerDone {
             files,
             rows,
+            quarantine_files,
+            quarantined_rows,
             observer: self.observer,
         })
     }
@@ -209,11 +252,35 @@ impl<O: IngestObserver> CopyWorker<O> {
                 &batch,
                 self.nanos,
             )?;
-            if let Some(observer) = self.observer.as_mut() {
-                observer.observe(&batch)?;
+            let split = match (self.observer.as_mut(), self.aside.is_some()) {
+                (Some(observer), true) => observer.observe_split(&batch)?,
+                (Some(observer), false) => {
+                    observer.observe(&batch)?;
+                    None
+                }
+                (None, _) => None,
+            };
+            match (split, self.aside.as_mut()) {
+                (Some(set), Some(aside)) => {
+                    let kept = arrow_select::filter::filter_record_batch(&batch, &set.keep)
+                        .map_err(Error::from)?;
+                    rows += kept.num_rows() as u64;
+                    writer.write(&kept, &footer.location).await?;
+                    let rejected = super::aside_batch(
+                        &aside.schema,
+                        &batch,
+                        &set,
+                        &aside.run_id,
+                        &footer.location,
+                    )?;
+                    aside.rows += rejected.num_rows() as u64;
+                    aside.writer.write(&rejected, &footer.location).await?;
+                }
+                _ => {
+                    rows += batch.num_rows() as u64;
+                    writer.write(&batch, &footer.location).await?;
+                }
             }
-            rows += batch.num_rows() as u64;
-            writer.write(&batch, &footer.location).await?;
         }
         Ok(rows)
     }

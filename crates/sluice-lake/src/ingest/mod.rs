@@ -42,6 +42,57 @@ pub use chunk_copy::{
 };
 pub use register::{check_registrable, column_ranges};
 
+/// The rows of `batch` that `aside` sets aside, in the quarantine table's `schema` (columns
+/// by name; the extra columns filled from `run_id`, `source` and the reasons).
+pub(crate) fn aside_batch(
+    schema: &arrow_schema::SchemaRef,
+    batch: &RecordBatch,
+    aside: &SetAside,
+    run_id: &str,
+    source: &str,
+) -> Result<RecordBatch, Error> {
+    use arrow_array::builder::{ListBuilder, StringBuilder};
+    use arrow_array::{ArrayRef, StringArray};
+    let dropped: arrow_array::BooleanArray =
+        aside.keep.iter().map(|k| Some(k == Some(false))).collect();
+    let rows = arrow_select::filter::filter_record_batch(batch, &dropped)?;
+    let n = rows.num_rows();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let name = field.name().as_str();
+        let column: ArrayRef = if name == QUARANTINE_COLUMNS[0] {
+            Arc::new(StringArray::from(vec![run_id; n]))
+        } else if name == QUARANTINE_COLUMNS[1] {
+            Arc::new(StringArray::from(vec![source; n]))
+        } else if name == QUARANTINE_COLUMNS[2] {
+            let mut list =
+                ListBuilder::new(StringBuilder::new()).with_field(match field.data_type() {
+                    arrow_schema::DataType::List(item) => item.clone(),
+                    _ => Arc::new(arrow_schema::Field::new(
+                        "element",
+                        arrow_schema::DataType::Utf8,
+                        true,
+                    )),
+                });
+            for i in 0..n {
+                for check in aside.reasons.get(i).into_iter().flatten() {
+                    list.values().append_value(check);
+                }
+                list.append(true);
+            }
+            Arc::new(list.finish())
+        } else {
+            match rows.column_by_name(name) {
+                Some(c) if c.data_type() == field.data_type() => c.clone(),
+                Some(c) => arrow_cast::cast(c, field.data_type())?,
+                None => arrow_array::new_null_array(field.data_type(), n),
+            }
+        };
+        columns.push(column);
+    }
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
 /// Sees every row an ingest brings into a table (the audit, in a WAP run).
 ///
 /// Copy mode passes every batch, conformed to the table's schema, to [`observe`]; several
@@ -78,6 +129,72 @@ pub trait IngestObserver: Send + Sized + 'static {
 
     /// Folds in what a fork saw.
     fn merge(&mut self, other: Self) -> Result<(), Self::Error>;
+
+    /// Whether [`observe_split`](IngestObserver::observe_split) may set rows aside. Copy mode
+    /// then decodes every file (rows cannot be left out of pages copied as they are) and
+    /// writes the rows set aside to [`IngestOptions::quarantine`].
+    fn sets_rows_aside(&self) -> bool {
+        false
+    }
+
+    /// [`observe`](IngestObserver::observe), returning the rows of the batch to set aside
+    /// instead of writing them to the table.
+    fn observe_split(&mut self, batch: &RecordBatch) -> Result<Option<SetAside>, Self::Error> {
+        self.observe(batch).map(|()| None)
+    }
+}
+
+/// Rows of a batch an observer sets aside, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetAside {
+    /// `true` for the rows the table gets, `false` for those set aside.
+    pub keep: arrow_array::BooleanArray,
+    /// For each row set aside, in row order: the names of the checks it failed.
+    pub reasons: Vec<Vec<String>>,
+}
+
+/// The columns a quarantine table has besides the target table's: the run that set the row
+/// aside, the source file it came from, and the checks it failed.
+pub const QUARANTINE_COLUMNS: [&str; 3] = [
+    "_sluice_run_id",
+    "_sluice_source_file",
+    "_sluice_failed_checks",
+];
+
+/// The schema of the quarantine table of a table with `table` as its (arrow) schema: every
+/// column, nullable (a row set aside may lack what the table requires), then
+/// [`QUARANTINE_COLUMNS`].
+pub fn quarantine_schema(table: &arrow_schema::Schema) -> arrow_schema::Schema {
+    use arrow_schema::{DataType, Field};
+    let mut fields: Vec<Field> = table
+        .fields()
+        .iter()
+        .filter(|f| !QUARANTINE_COLUMNS.contains(&f.name().as_str()))
+        .map(|f| {
+            Field::new(f.name(), f.data_type().clone(), true).with_metadata(Default::default())
+        })
+        .collect();
+    fields.push(Field::new(QUARANTINE_COLUMNS[0], DataType::Utf8, true));
+    fields.push(Field::new(QUARANTINE_COLUMNS[1], DataType::Utf8, true));
+    fields.push(Field::new(
+        QUARANTINE_COLUMNS[2],
+        DataType::List(std::sync::Arc::new(Field::new(
+            "element",
+            DataType::Utf8,
+            true,
+        ))),
+        true,
+    ));
+    arrow_schema::Schema::new(fields)
+}
+
+/// Where copy mode writes the rows an observer sets aside.
+#[derive(Clone, Debug)]
+pub struct QuarantineTarget {
+    /// The quarantine table (its schema: [`quarantine_schema`] of the target's).
+    pub table: LoadedTable,
+    /// Written to `_sluice_run_id`.
+    pub run_id: String,
 }
 
 /// An observer that sees nothing, for ingests without an audit.
@@ -143,6 +260,9 @@ pub struct IngestOptions {
     /// [`Error::Stopped`]. (Dropping the ingest instead also stops its workers, at their next
     /// await, but a file being written then may be left half done.)
     pub stop: Option<Arc<AtomicBool>>,
+    /// Copy mode: where the rows the observer sets aside go (see
+    /// [`IngestObserver::sets_rows_aside`]). Without it, nothing is set aside.
+    pub quarantine: Option<QuarantineTarget>,
 }
 
 impl IngestOptions {
@@ -209,6 +329,10 @@ pub struct Ingested<O> {
     pub rows: u64,
     /// Source files whose column chunks were copied as they are (copy mode).
     pub copied_as_is: usize,
+    /// Data files of the quarantine table holding the rows set aside (not yet committed).
+    pub quarantine_files: Vec<DataFile>,
+    /// Rows set aside.
+    pub quarantined_rows: u64,
     /// The observer, having seen every row.
     pub observer: Option<O>,
 }
@@ -260,6 +384,8 @@ impl Lake {
                     files,
                     rows,
                     copied_as_is: 0,
+                    quarantine_files: Vec::new(),
+                    quarantined_rows: 0,
                     observer,
                 }
             }
