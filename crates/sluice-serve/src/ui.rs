@@ -357,6 +357,7 @@ pub(crate) async fn table(pipeline: &Pipeline, name: &str) -> Page {
     body.push_str(&chart("Rows published per run", &rows, "rows"));
     body.push_str(&chart("Run duration (seconds)", &durations, "s"));
     body.push_str("</div>");
+    body.push_str(&metric_charts(&commits));
 
     // The history: commits of main and runs that published nothing, newest first.
     enum Entry<'a> {
@@ -607,6 +608,68 @@ fn audit_report(report: &sluice_checks::AuditReport) -> String {
     out
 }
 
+/// Charts of what the publishes recorded of their new rows (`sluice metrics`; what `anomaly`
+/// checks compare with): per column, each metric that was recorded, oldest first.
+fn metric_charts(commits: &[sluice_lake::Commit]) -> String {
+    use sluice_checks::{Metric, RunMetrics};
+    /// At most this many charts: a wide table would otherwise fill the page.
+    const MAX_CHARTS: usize = 12;
+    let recorded: Vec<(DateTime<Utc>, RunMetrics)> = commits
+        .iter()
+        .rev()
+        .filter_map(|c| {
+            let text = c.summary.get(sluice_lake::summary::METRICS_PROPERTY)?;
+            Some((c.reached_at, RunMetrics::from_summary(text)?))
+        })
+        .collect();
+    let mut columns: Vec<&String> = Vec::new();
+    for (_, m) in &recorded {
+        for c in m.columns.keys() {
+            if !columns.contains(&c) {
+                columns.push(c);
+            }
+        }
+    }
+    let mut charts = Vec::new();
+    for column in columns {
+        for metric in [
+            Metric::NullFraction,
+            Metric::Mean,
+            Metric::Distinct,
+            Metric::Min,
+            Metric::Max,
+        ] {
+            let points: Vec<(DateTime<Utc>, f64)> = recorded
+                .iter()
+                .filter_map(|(t, m)| m.value(metric, Some(column)).map(|v| (*t, v)))
+                .collect();
+            if !points.is_empty() {
+                charts.push(chart(&format!("{metric} of {column}"), &points, ""));
+            }
+        }
+    }
+    if charts.is_empty() {
+        return String::new();
+    }
+    let shown = charts.len().min(MAX_CHARTS);
+    let mut out = String::from(
+        "<h2>Recorded metrics</h2><p>What each publish measured of its new rows, per column its checks read (anomaly checks compare a run with these).",
+    );
+    if charts.len() > shown {
+        let _ = write!(
+            out,
+            " The first {shown} of {}; <code>sluice metrics NS.T --column C</code> prints any.",
+            charts.len()
+        );
+    }
+    out.push_str("</p><div class=\"charts\">");
+    for c in charts.into_iter().take(shown) {
+        out.push_str(&c);
+    }
+    out.push_str("</div>");
+    out
+}
+
 /// An SVG line chart of `(time, value)` points, oldest first.
 fn chart(title: &str, points: &[(DateTime<Utc>, f64)], unit: &str) -> String {
     const W: f64 = 520.0;
@@ -721,5 +784,52 @@ mod tests {
                 .count(),
             1
         );
+    }
+    #[test]
+    fn recorded_metrics_get_a_chart_each_with_a_point_per_publish() {
+        let commit = |s: i64, metrics: Option<&str>| sluice_lake::Commit {
+            snapshot_id: s,
+            parent_id: None,
+            timestamp: DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap(),
+            reached_at: DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap(),
+            operation: "append".into(),
+            message: None,
+            author: None,
+            run_id: None,
+            added_records: None,
+            total_records: None,
+            schema_id: None,
+            summary: metrics
+                .map(|m| {
+                    [(
+                        sluice_lake::summary::METRICS_PROPERTY.to_string(),
+                        m.to_string(),
+                    )]
+                    .into()
+                })
+                .unwrap_or_default(),
+        };
+        // Newest first, as the log gives them; one commit recorded nothing.
+        let commits = [
+            commit(
+                3,
+                Some(r#"{"rows":5,"columns":{"kind":{"null_fraction":0.5,"distinct":2}}}"#),
+            ),
+            commit(2, None),
+            commit(
+                1,
+                Some(r#"{"rows":4,"columns":{"kind":{"null_fraction":0.0,"distinct":3}}}"#),
+            ),
+        ];
+        let html = metric_charts(&commits);
+        assert!(html.contains("<h3>null_fraction of kind</h3>"), "{html}");
+        assert!(html.contains("<h3>distinct of kind</h3>"), "{html}");
+        assert!(!html.contains("mean of kind"), "{html}");
+        assert_eq!(
+            html.matches("<circle").count(),
+            4,
+            "two charts of two points"
+        );
+        assert_eq!(metric_charts(&[commit(1, None)]), "");
     }
 }
