@@ -426,7 +426,7 @@ impl NativeLake {
 
     /// One Write-Audit-Publish run, in its durable transaction. Ctrl-C stops it at its next
     /// safe point (before publishing it rolls back) and then raises `KeyboardInterrupt`.
-    #[pyo3(signature = (source, table, checks_path=None, checks_json=None, mode="copy", partition_by=None, message=None, author=None, rewrite=false, add_columns=false, truncate_timestamps=false, samples=5, key_columns=Vec::new()))]
+    #[pyo3(signature = (source, table, checks_path=None, checks_json=None, mode="copy", partition_by=None, message=None, author=None, rewrite=false, add_columns=false, truncate_timestamps=false, samples=5, key_columns=Vec::new(), keep_failed=false))]
     #[allow(clippy::too_many_arguments)]
     fn run<'py>(
         &self,
@@ -444,6 +444,7 @@ impl NativeLake {
         truncate_timestamps: bool,
         samples: usize,
         key_columns: Vec<String>,
+        keep_failed: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut options = self.options(
             py,
@@ -464,6 +465,7 @@ impl NativeLake {
         }
         options.sample_size = samples;
         options.key_columns = key_columns;
+        options.keep_failed = keep_failed;
         let stop: StopSignal = options.cancel.clone();
         let pipeline = self.pipeline.clone();
         let report = block_on(

@@ -277,6 +277,7 @@ class Lake:
         truncate_timestamps: bool = False,
         samples: int = 5,
         key_columns: Sequence[str] = (),
+        keep_failed: bool = False,
         raise_on_failure: bool = True,
     ) -> RunReport:
         """One Write-Audit-Publish run over the files of ``source`` not yet in ``main``:
@@ -289,6 +290,9 @@ class Lake:
         :class:`~sluice.SluiceError` when the run failed; either way nothing was published.
         With ``raise_on_failure=False`` the report is returned instead. Ctrl-C stops the run
         at its next safe point, rolls it back and raises ``KeyboardInterrupt``.
+        ``keep_failed=True`` keeps a batch the audit rejected on branch
+        ``sluice/failed/<run id>`` (``report.raw["kept_branch"]``) instead of deleting it.
+        Rows set aside by ``on_fail = "quarantine"`` checks are in ``report.raw["quarantine"]``.
         """
         if on_schema_change not in ("fail", "add-columns"):
             raise _errors.InvalidInput(
@@ -306,6 +310,7 @@ class Lake:
             truncate_timestamps=truncate_timestamps,
             samples=samples,
             key_columns=list(key_columns),
+            keep_failed=keep_failed,
             **_checks_args(checks),
         )
         report = RunReport._from(raw)

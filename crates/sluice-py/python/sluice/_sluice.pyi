@@ -52,6 +52,7 @@ class NativeLake:
         truncate_timestamps: bool = False,
         samples: int = 5,
         key_columns: list[str] = ...,
+        keep_failed: bool = False,
     ) -> dict[str, Any]: ...
     def import_files(
         self,
