@@ -141,6 +141,13 @@ def test_a_failed_audit_raises_with_the_report_and_publishes_nothing(
     # Without raising, the same report comes back.
     quiet = seeded.run("bad", "ns.events", CHECKS, raise_on_failure=False)
     assert quiet.status == "audit_failed"
+    # Kept for inspection: the rejected rows are on sluice/failed/<run id>, main unchanged.
+    kept = seeded.run("bad", "ns.events", CHECKS, raise_on_failure=False, keep_failed=True)
+    branch = kept.raw["kept_branch"]
+    assert branch == f"sluice/failed/{kept.run_id}"
+    assert sorted(b.name for b in seeded.branches("ns.events")) == ["main", branch]
+    assert seeded.scan("ns.events", ref=branch).num_rows == seeded.scan("ns.events").num_rows + 20
+    assert seeded.log("ns.events") == before
 
 
 def test_errors_map_to_the_exception_hierarchy(seeded: sluice.Lake, project: Path) -> None:
