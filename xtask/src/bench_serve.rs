@@ -62,7 +62,7 @@ impl Default for ServeBenchOptions {
             rows: 10,
             workers: 32,
             duplicate_every: 50,
-            drain_timeout: Duration::from_secs(600),
+            drain_timeout: Duration::from_secs(1200),
         }
     }
 }
@@ -260,6 +260,10 @@ pub fn run(layout: &Layout, options: &ServeBenchOptions) -> Result<()> {
         "| drain after the last post | {drain_s:.1} s{} | < {} s |",
         if drained { "" } else { " (timed out)" },
         options.drain_timeout.as_secs()
+    );
+    println!(
+        "| files published per second, first post to drained | {:.1} | (reported) |",
+        files as f64 / (load.elapsed_s + drain_s)
     );
     println!(
         "| runs by status | {} | no failed |",

@@ -55,7 +55,7 @@ USAGE:
                                          on a table partitioned by day (target: at most 1/10 of
                                          the files read); default 10 x 1000000, 5 runs each
     cargo xtask bench-serve [--rate N] [--seconds N] [--rows N] [--workers N]
-                            [--duplicate-every N] [--drain-timeout SECS]
+                            [--duplicate-every N] [--drain-timeout SECS (1200)]
                                          `sluice serve` on the embedded default, its source
                                          bucket on an s3s-fs of its own: N S3 notifications a
                                          second (default 1000 for 30 s, one new file each, every
