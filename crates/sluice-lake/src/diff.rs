@@ -2,7 +2,7 @@
 //! one side has and the other lacks, the schema changes, and per column the null counts and
 //! bounds of each side (summed from the manifests' file statistics). No data file is read.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use futures::{StreamExt, TryStreamExt};
 use iceberg::spec::{DataContentType, Datum, ManifestStatus, NestedFieldRef, Schema};
@@ -213,47 +213,51 @@ async fn live_files(table: &LoadedTable, snapshot: Option<i64>) -> Result<Side> 
     Ok(side)
 }
 
-fn type_text(field: &NestedFieldRef) -> String {
-    field.field_type.to_string()
+fn type_text(schema: &Schema, id: i32) -> Option<String> {
+    schema.field_by_id(id).map(|f| f.field_type.to_string())
 }
 
+/// Columns added, dropped, renamed or retyped, by field id (so a rename is a rename), down to
+/// the fields of structs.
 fn schema_changes(old: &Schema, new: &Schema) -> Vec<SchemaChange> {
     let mut out = Vec::new();
-    let new_ids: HashSet<i32> = new.as_struct().fields().iter().map(|f| f.id).collect();
-    for field in new.as_struct().fields() {
-        match old.field_by_id(field.id) {
+    let old_leaves = leaves(old);
+    let new_leaves = leaves(new);
+    for (id, name) in &new_leaves {
+        match old_leaves.iter().find(|(i, _)| i == id) {
             None => out.push(SchemaChange {
                 change: "added".into(),
-                column: field.name.clone(),
+                column: name.clone(),
                 before: None,
-                after: Some(type_text(field)),
+                after: type_text(new, *id),
             }),
-            Some(before) => {
-                if before.name != field.name {
+            Some((_, before)) => {
+                if before != name {
                     out.push(SchemaChange {
                         change: "renamed".into(),
-                        column: field.name.clone(),
-                        before: Some(before.name.clone()),
-                        after: Some(field.name.clone()),
+                        column: name.clone(),
+                        before: Some(before.clone()),
+                        after: Some(name.clone()),
                     });
                 }
-                if before.field_type != field.field_type {
+                let (was, is) = (type_text(old, *id), type_text(new, *id));
+                if was != is {
                     out.push(SchemaChange {
                         change: "type changed".into(),
-                        column: field.name.clone(),
-                        before: Some(type_text(before)),
-                        after: Some(type_text(field)),
+                        column: name.clone(),
+                        before: was,
+                        after: is,
                     });
                 }
             }
         }
     }
-    for field in old.as_struct().fields() {
-        if !new_ids.contains(&field.id) {
+    for (id, name) in &old_leaves {
+        if !new_leaves.iter().any(|(i, _)| i == id) {
             out.push(SchemaChange {
                 change: "dropped".into(),
-                column: field.name.clone(),
-                before: Some(type_text(field)),
+                column: name.clone(),
+                before: type_text(old, *id),
                 after: None,
             });
         }
@@ -302,24 +306,100 @@ fn column_diffs(
     new_schema: &Schema,
     new: &Side,
 ) -> Vec<ColumnDiff> {
-    let mut out: Vec<ColumnDiff> = new_schema
-        .as_struct()
-        .fields()
-        .iter()
-        .map(|f| ColumnDiff {
-            column: f.name.clone(),
-            from: old_schema.field_by_id(f.id).map(|_| column_side(old, f.id)),
-            to: Some(column_side(new, f.id)),
+    let mut out: Vec<ColumnDiff> = leaves(new_schema)
+        .into_iter()
+        .map(|(id, name)| ColumnDiff {
+            column: name,
+            from: old_schema.field_by_id(id).map(|_| column_side(old, id)),
+            to: Some(column_side(new, id)),
         })
         .collect();
-    for f in old_schema.as_struct().fields() {
-        if new_schema.field_by_id(f.id).is_none() {
+    for (id, name) in leaves(old_schema) {
+        if new_schema.field_by_id(id).is_none() {
             out.push(ColumnDiff {
-                column: f.name.clone(),
-                from: Some(column_side(old, f.id)),
+                column: name,
+                from: Some(column_side(old, id)),
                 to: None,
             });
         }
     }
     out
+}
+
+/// The columns that carry statistics, in schema order: top-level primitive columns and the
+/// fields of structs (`props.page`), nested as deep as they go; lists and maps are shown whole.
+fn leaves(schema: &Schema) -> Vec<(i32, String)> {
+    fn walk(fields: &[NestedFieldRef], prefix: &str, out: &mut Vec<(i32, String)>) {
+        for f in fields {
+            let name = format!("{prefix}{}", f.name);
+            match f.field_type.as_ref() {
+                iceberg::spec::Type::Struct(s) => walk(s.fields(), &format!("{name}."), out),
+                _ => out.push((f.id, name)),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema.as_struct().fields(), "", &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use iceberg::spec::{NestedField, PrimitiveType, StructType, Type};
+
+    use super::*;
+
+    fn schema(fields: Vec<NestedFieldRef>) -> Schema {
+        Schema::builder().with_fields(fields).build().unwrap()
+    }
+
+    fn long(id: i32, name: &str) -> NestedFieldRef {
+        Arc::new(NestedField::optional(
+            id,
+            name,
+            Type::Primitive(PrimitiveType::Long),
+        ))
+    }
+
+    #[test]
+    fn struct_fields_are_columns_and_changes_are_by_field_id() {
+        let props = |fields| {
+            Arc::new(NestedField::optional(
+                2,
+                "props",
+                Type::Struct(StructType::new(fields)),
+            ))
+        };
+        let old = schema(vec![
+            long(1, "id"),
+            props(vec![long(3, "page")]),
+            long(5, "gone"),
+        ]);
+        let new = schema(vec![
+            long(1, "event_id"),
+            props(vec![long(3, "page"), long(4, "ref")]),
+        ]);
+        assert_eq!(
+            leaves(&new),
+            [
+                (1, "event_id".to_string()),
+                (3, "props.page".into()),
+                (4, "props.ref".into())
+            ]
+        );
+        let changes: Vec<(String, String)> = schema_changes(&old, &new)
+            .into_iter()
+            .map(|c| (c.change, c.column))
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                ("renamed".to_string(), "event_id".to_string()),
+                ("added".into(), "props.ref".into()),
+                ("dropped".into(), "gone".into()),
+            ]
+        );
+    }
 }

@@ -260,6 +260,50 @@ fn diff_reports_schema_changes_and_refuses_two_tables() {
     assert_eq!(same["files_added"], 0);
     assert_eq!(same["files_removed"], 0);
     assert_eq!(same["schema_changes"], serde_json::json!([]));
+    // A new column: added, with no nulls counted on the older side, where it does not exist.
+    let base = events(10..20, false);
+    let mut fields: Vec<arrow_schema::Field> = base
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(arrow_schema::Field::new(
+        "country",
+        arrow_schema::DataType::Utf8,
+        true,
+    ));
+    let mut columns = base.columns().to_vec();
+    columns.push(std::sync::Arc::new(arrow_array::StringArray::from(vec![
+        "IT";
+        10
+    ])));
+    let wider = arrow_array::RecordBatch::try_new(
+        std::sync::Arc::new(arrow_schema::Schema::new(fields)),
+        columns,
+    )
+    .unwrap();
+    write(&env.path("raw/b.parquet"), &wider);
+    let (code, report) = env.json(&run_args("raw", &["--on-schema-change", "add-columns"]));
+    assert_eq!(code, 0, "{report}");
+    let (_, diff) = env.json(&["diff", "ns.events@v1", "ns.events"]);
+    assert_eq!(
+        diff["schema_changes"],
+        serde_json::json!([{"change": "added", "column": "country", "before": null, "after": "string"}]),
+        "{diff}"
+    );
+    let country = diff["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["column"] == "country")
+        .unwrap();
+    assert_eq!(country["from"], serde_json::Value::Null, "{country}");
+    assert_eq!(country["to"]["max"], "\"IT\"", "{country}");
+    assert_eq!(
+        (diff["rows_added"].as_u64(), diff["files_added"].as_u64()),
+        (Some(10), Some(1))
+    );
 }
 
 const QUARANTINE: &str = r#"
