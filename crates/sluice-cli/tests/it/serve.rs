@@ -544,12 +544,28 @@ fn the_web_view_of_the_demo_lake_loads_in_a_browser_and_shows_the_rejected_batch
         text.contains("rejected") && text.contains("audit failed: not_null(event_id, user_id)"),
         "the commit log does not show the rejected batch:\n{text}"
     );
+    // The first two charts: rows per publish and duration per run.
     assert_eq!(
         browser
-            .script("return document.querySelectorAll('svg circle').length")
+            .script(
+                "return Array.from(document.querySelectorAll('figure.chart')).slice(0, 2)\
+                 .reduce((n, f) => n + f.querySelectorAll('circle').length, 0)"
+            )
             .as_u64(),
         Some(5),
         "a point per publish (2) and per run (3)"
+    );
+    // Then the metrics the publishes recorded, a point per publish in each chart.
+    assert!(text.contains("Recorded metrics"), "{text}");
+    let metric_points = browser
+        .script(
+            "return Array.from(document.querySelectorAll('figure.chart')).slice(2)\
+             .map(f => f.querySelectorAll('circle').length)",
+        )
+        .to_string();
+    assert!(
+        metric_points.starts_with("[2,") || metric_points == "[2]",
+        "metric charts: {metric_points}"
     );
     let screenshots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
     browser.screenshot(&screenshots.join("table.png"));
