@@ -79,6 +79,13 @@ fn collect_unsupported(path: &str, ty: &DataType, out: &mut Vec<String>) {
             )),
         },
         DataType::Dictionary(_, value) => collect_unsupported(path, value, out),
+        // pandas writes a column whose values are all None (in this file) without a type.
+        DataType::Null => out.push(format!(
+            "column `{path}` has no type (Arrow null: every value is null in this file, as \
+             pandas writes an all-None column); give it one in the producer, e.g. \
+             `df[\"{leaf_name}\"].astype(\"string\")` or an explicit pyarrow schema",
+            leaf_name = path.rsplit('.').next().unwrap_or(path)
+        )),
         leaf => {
             if let Err(e) = arrow_type_to_type(&normalize_type(leaf)) {
                 // The iceberg crate's message carries the hint (e.g. what to use for uint64);

@@ -177,6 +177,22 @@ fn unsupported_columns_are_all_named_with_the_hint() {
     );
 }
 
+#[test]
+fn an_all_null_column_says_to_give_it_a_type() {
+    let schema = ArrowSchema::new(vec![Field::new(
+        "props",
+        DataType::Struct(vec![Field::new("ref", DataType::Null, true)].into()),
+        true,
+    )]);
+    let problems = unsupported_columns(&schema);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("column `props.ref` has no type (Arrow null")
+            && problems[0].contains(r#"df["ref"].astype("string")"#),
+        "{problems:?}"
+    );
+}
+
 fn renamed_err(schema: &Schema) -> Error {
     renamed(schema, "ns.t", "zz", "y").unwrap_err()
 }
