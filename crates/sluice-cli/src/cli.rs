@@ -110,6 +110,27 @@ pub enum Command {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// Table maintenance: expire the snapshots no branch or tag keeps under Iceberg's ref
+    /// retention, and delete the files only they referenced. Never touches a file outside the
+    /// table's location, nor the ingest ledger that exactly-once needs.
+    #[command(
+        after_help = "Examples:\n  sluice maintain analytics.events --dry-run\n  sluice maintain analytics.events --older-than 7d --retain-last 100\n\nSee docs/maintenance.md."
+    )]
+    Maintain {
+        /// NS.TABLE.
+        table: String,
+        /// Say what would be removed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Expire snapshots older than this on every branch (default: each ref's
+        /// max-snapshot-age-ms, else the table's history.expire.max-snapshot-age-ms, else 5d).
+        #[arg(long, value_parser = parse_duration)]
+        older_than: Option<std::time::Duration>,
+        /// Always keep this many newest snapshots of every branch (default: each ref's
+        /// min-snapshots-to-keep, else the table's history.expire.min-snapshots-to-keep, else 1).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        retain_last: Option<u32>,
+    },
     /// What the last publishes recorded of their new rows: rows and, per column their checks
     /// read, null fraction, min, max, mean and distinct count (what anomaly checks compare
     /// with), with a sparkline per metric.

@@ -7,6 +7,7 @@ mod demo;
 mod diff;
 mod init;
 mod log;
+mod maintain;
 mod merge;
 mod metrics;
 mod recover;
@@ -80,6 +81,12 @@ pub async fn execute(cli: &Cli) -> Result<u8> {
         Command::Tables { namespace } => tables::tables(&ctx, namespace.as_deref()).await,
         Command::Log { target, limit } => log::log(&ctx, target, *limit).await,
         Command::Diff { from, to, format } => diff::diff(&ctx, from, to, *format).await,
+        Command::Maintain {
+            table,
+            dry_run,
+            older_than,
+            retain_last,
+        } => maintain::maintain(&ctx, table, *dry_run, *older_than, *retain_last).await,
         Command::Metrics {
             target,
             column,

@@ -10,6 +10,7 @@ mod interop;
 mod jobs;
 mod ledger;
 mod locations;
+mod maintain;
 mod quality;
 mod runs;
 mod serve;

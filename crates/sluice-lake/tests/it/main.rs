@@ -4,6 +4,7 @@ mod bad_input;
 mod chunk_copy;
 mod common;
 mod concurrency;
+mod expire;
 mod model;
 mod multi_table;
 mod partitioned;

@@ -1,0 +1,93 @@
+//! `sluice maintain`: snapshot expiry through the binary.
+
+use crate::common::*;
+
+#[test]
+fn expiry_keeps_main_and_exactly_once_and_other_engines_read_the_same() {
+    let env = Env::new();
+    for k in 0..4i64 {
+        write(
+            &env.path(&format!("raw/{k}.parquet")),
+            &events(k * 100..k * 100 + 100, false),
+        );
+        let (code, report) = env.run("raw");
+        assert_eq!(code, 0, "{report}");
+    }
+    let ids_before = env.event_ids("ns.events");
+    assert_eq!(ids_before.len(), 400);
+    let log_before = env.main_log_len();
+
+    let (code, dry) = env.json(&[
+        "maintain",
+        "ns.events",
+        "--older-than",
+        "0s",
+        "--retain-last",
+        "1",
+        "--dry-run",
+    ]);
+    assert_eq!(code, 0, "{dry}");
+    let would = dry["expire_snapshots"]["snapshots"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(would, log_before - 1, "{dry}");
+    assert_eq!(env.main_log_len(), log_before, "a dry run changes nothing");
+
+    let (code, done) = env.json(&[
+        "maintain",
+        "ns.events",
+        "--older-than",
+        "0s",
+        "--retain-last",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{done}");
+    let expired = &done["expire_snapshots"];
+    assert_eq!(expired["snapshots"].as_array().unwrap().len(), would);
+    assert!(expired["manifest_lists"].as_u64() > Some(0), "{done}");
+    assert_eq!(expired["data_files"], 0, "every data file is still in main");
+    assert_eq!(env.main_log_len(), 1);
+    assert_eq!(env.event_ids("ns.events"), ids_before);
+    // Exactly-once survives: the same files are not ingested again.
+    let (code, again) = env.run("raw");
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(again["status"], "nothing_to_do", "{again}");
+    // A new file still publishes on top of the expired history.
+    write(&env.path("raw/9.parquet"), &events(900..950, false));
+    let (code, report) = env.run("raw");
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(env.event_ids("ns.events").len(), 450);
+
+    if python_available("maintain read back", "pyiceberg.catalog.sql, pyarrow") {
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(
+                r#"
+import sys
+from pyiceberg.catalog.sql import SqlCatalog
+db, warehouse = sys.argv[1], sys.argv[2]
+catalog = SqlCatalog("default", uri=f"sqlite:///{db}", warehouse=f"file://{warehouse}")
+t = catalog.load_table("ns.events")
+print(t.scan().to_arrow().num_rows, len(t.metadata.snapshots))
+"#,
+            )
+            .arg(env.path(".sluice/catalog.db"))
+            .arg(env.path(".sluice/warehouse"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "450 2");
+    }
+
+    let out = env.sluice(&["maintain", "ns.events", "--dry-run"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.starts_with("ns.events: would expire 0 snapshot(s)"),
+        "the default keeps 5 days: {text}"
+    );
+}
