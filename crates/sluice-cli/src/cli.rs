@@ -122,12 +122,14 @@ pub enum Command {
         /// Say what would be removed; change nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Expire snapshots older than this on every branch (default: each ref's
-        /// max-snapshot-age-ms, else the table's history.expire.max-snapshot-age-ms, else 5d).
+        /// Expire snapshots older than this on every branch (default: `[maintenance]
+        /// older_than` of sluice.toml, else each ref's max-snapshot-age-ms, else the table's
+        /// history.expire.max-snapshot-age-ms, else 5d).
         #[arg(long, value_parser = parse_duration)]
         older_than: Option<std::time::Duration>,
-        /// Always keep this many newest snapshots of every branch (default: each ref's
-        /// min-snapshots-to-keep, else the table's history.expire.min-snapshots-to-keep, else 1).
+        /// Always keep this many newest snapshots of every branch (default: `[maintenance]
+        /// retain_last`, else each ref's min-snapshots-to-keep, else the table's
+        /// history.expire.min-snapshots-to-keep, else 1).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         retain_last: Option<u32>,
     },

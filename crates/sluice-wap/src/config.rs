@@ -59,6 +59,11 @@ lease_ttl_secs = 60
 # max_files = 500
 # poll_every = "5m"              # also list the prefix this often (optional)
 
+# Defaults of `sluice maintain` (see docs/maintenance.md); its flags override them.
+# [maintenance]
+# older_than = "7d"    # expire snapshots older than this on every branch
+# retain_last = 100    # but always keep this many newest snapshots of every branch
+
 # Defaults of `sluice run`, `watch` and `backfill`.
 # [run]
 # author = "etl-bot"   # the commits' author when --author or SLUICE_AUTHOR does not say;
@@ -75,6 +80,8 @@ struct FileConfig {
     journal: JournalConfig,
     #[serde(default)]
     run: RunDefaults,
+    #[serde(default)]
+    maintenance: MaintenanceDefaults,
     /// `[[trigger]]`: what `sluice serve` runs when it hears of new files.
     #[serde(default, rename = "trigger", skip_serializing_if = "Vec::is_empty")]
     triggers: Vec<TriggerEntry>,
@@ -86,6 +93,44 @@ struct FileConfig {
 struct RunDefaults {
     /// The author of the commits runs make, when `--author` does not say.
     author: Option<String>,
+}
+
+/// `[maintenance]` as written.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct MaintenanceDefaults {
+    older_than: Option<String>,
+    retain_last: Option<u32>,
+}
+
+/// `[maintenance]`: the defaults of `sluice maintain`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Maintenance {
+    /// Expire snapshots older than this on every branch.
+    pub older_than: Option<Duration>,
+    /// Always keep this many newest snapshots of every branch.
+    pub retain_last: Option<u32>,
+}
+
+impl MaintenanceDefaults {
+    fn resolve(&self) -> Result<Maintenance> {
+        let older_than =
+            match &self.older_than {
+                Some(text) => Some(parse_duration(text).map_err(|e| {
+                    Error::Config(format!("[maintenance] older_than = {text:?}: {e}"))
+                })?),
+                None => None,
+            };
+        if self.retain_last == Some(0) {
+            return Err(Error::Config(
+                "[maintenance] retain_last must be at least 1".to_string(),
+            ));
+        }
+        Ok(Maintenance {
+            older_than,
+            retain_last: self.retain_last,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -127,6 +172,8 @@ pub struct Config {
     pub dir: PathBuf,
     /// `[[trigger]]`: the runs `sluice serve` starts when it hears of new files.
     pub triggers: Vec<Trigger>,
+    /// `[maintenance]`: the defaults of `sluice maintain`.
+    pub maintenance: Maintenance,
 }
 
 /// Finds the configuration: `--config`, then `SLUICE_CONFIG`, then `./sluice.toml`; without
@@ -157,7 +204,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
                     e,
                 )
             };
-            let (pipeline, run, entries) =
+            let (pipeline, run, entries, maintenance) =
                 parse_with_env(&text, &dir, |name| std::env::var(name).ok())
                     .map_err(|e| invalid(&e))?;
             let triggers = crate::trigger::triggers(entries, &dir, run.author.as_deref())
@@ -168,6 +215,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
                 source: path.display().to_string(),
                 dir,
                 triggers,
+                maintenance,
             })
         }
         None => {
@@ -179,6 +227,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
                 source: "embedded default (./.sluice)".to_string(),
                 dir,
                 triggers: Vec::new(),
+                maintenance: Maintenance::default(),
             })
         }
     }
@@ -194,8 +243,9 @@ fn parse_with_env(
     text: &str,
     dir: &Path,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<(PipelineConfig, RunDefaults, Vec<TriggerEntry>)> {
+) -> Result<(PipelineConfig, RunDefaults, Vec<TriggerEntry>, Maintenance)> {
     let file: FileConfig = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+    let maintenance = file.maintenance.resolve()?;
     for key in secrets_in_file(&file) {
         tracing::warn!(
             "the configuration file holds `{key}`: credentials belong in the environment (SLUICE_CATALOG_TOKEN, SLUICE_CATALOG_CREDENTIAL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), not in a file that is easily shared; see docs/deploy.md"
@@ -236,7 +286,7 @@ fn parse_with_env(
         journal: location(dir, &file.journal.location),
         lease_ttl: Duration::from_secs(file.journal.lease_ttl_secs.max(1)),
     };
-    Ok((pipeline, file.run, file.triggers))
+    Ok((pipeline, file.run, file.triggers, maintenance))
 }
 
 /// The keys of the file that hold credentials.
@@ -396,5 +446,24 @@ mod tests {
         assert_eq!(author(&with_run).unwrap().as_deref(), Some("etl-bot"));
         let typo = format!("{sql}[run]\nauthr = \"etl-bot\"\n");
         assert!(format!("{:#}", author(&typo).unwrap_err()).contains("authr"));
+    }
+    #[test]
+    fn the_maintenance_section_gives_the_defaults_of_maintain() {
+        let dir = tempfile::tempdir().unwrap();
+        let sql = "[catalog]\ntype = \"sql\"\nuri = \"c.db\"\nwarehouse = \"w\"\n";
+        let read = |text: &str| parse_with_env(text, dir.path(), |_| None).map(|c| c.3);
+        assert_eq!(read(sql).unwrap(), Maintenance::default());
+        let set = format!("{sql}[maintenance]\nolder_than = \"7d\"\nretain_last = 100\n");
+        assert_eq!(
+            read(&set).unwrap(),
+            Maintenance {
+                older_than: Some(Duration::from_secs(7 * 24 * 3600)),
+                retain_last: Some(100),
+            }
+        );
+        let bad = format!("{sql}[maintenance]\nolder_than = \"a week\"\n");
+        assert!(format!("{:#}", read(&bad).unwrap_err()).contains("[maintenance] older_than"));
+        let zero = format!("{sql}[maintenance]\nretain_last = 0\n");
+        assert!(format!("{:#}", read(&zero).unwrap_err()).contains("at least 1"));
     }
 }

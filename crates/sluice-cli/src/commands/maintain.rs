@@ -14,6 +14,10 @@ pub(super) async fn maintain(
     retain_last: Option<u32>,
 ) -> Result<u8> {
     let name: TableName = table.parse()?;
+    // The flags, else `[maintenance]` of sluice.toml, else each ref's retention.
+    let defaults = sluice_wap::config::load(ctx.cli.config.as_deref())?.maintenance;
+    let older_than = older_than.or(defaults.older_than);
+    let retain_last = retain_last.or(defaults.retain_last);
     let pipeline = ctx.pipeline().await?;
     let options = ExpireOptions {
         older_than_ms: older_than.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),

@@ -91,3 +91,30 @@ print(t.scan().to_arrow().num_rows, len(t.metadata.snapshots))
         "the default keeps 5 days: {text}"
     );
 }
+
+#[test]
+fn maintenance_defaults_come_from_sluice_toml() {
+    let env = Env::new();
+    for k in 0..3i64 {
+        write(
+            &env.path(&format!("raw/{k}.parquet")),
+            &events(k * 10..k * 10 + 10, false),
+        );
+        assert_eq!(env.run("raw").0, 0);
+    }
+    let path = env.path("sluice.toml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!("{config}\n[maintenance]\nolder_than = \"0s\"\nretain_last = 2\n"),
+    )
+    .unwrap();
+    let (code, done) = env.json(&["maintain", "ns.events"]);
+    assert_eq!(code, 0, "{done}");
+    assert_eq!(env.main_log_len(), 2, "{done}");
+    assert_eq!(env.event_ids("ns.events").len(), 30);
+    // A flag overrides the file.
+    let (code, done) = env.json(&["maintain", "ns.events", "--retain-last", "1"]);
+    assert_eq!(code, 0, "{done}");
+    assert_eq!(env.main_log_len(), 1, "{done}");
+}
