@@ -64,6 +64,10 @@ pub enum Command {
         /// Poll interval, e.g. 30s, 5m, 1h (more than zero).
         #[arg(long, value_parser = parse_interval)]
         every: std::time::Duration,
+        /// Also expire the table's snapshots this often, between runs, with the defaults of
+        /// `[maintenance]` in sluice.toml (see `sluice maintain`).
+        #[arg(long, value_parser = parse_interval, conflicts_with = "job")]
+        maintain_every: Option<std::time::Duration>,
     },
     /// Ingest historical files in batches, each its own transaction; run again to resume.
     #[command(

@@ -120,8 +120,26 @@ impl Pipeline {
         options: &RunOptions,
         every: Duration,
         stop: &StopSignal,
-        mut on_report: impl FnMut(&RunReport),
+        on_report: impl FnMut(&RunReport),
     ) -> Result<()> {
+        self.watch_maintained(options, every, None, stop, on_report, |_| {})
+            .await
+    }
+
+    /// [`Pipeline::watch`] that also expires the table's snapshots (see
+    /// [`sluice_lake::Lake::expire_snapshots`]) between runs, once `maintain.0` has passed
+    /// since the last time (or since the watch started). A maintenance that fails is logged
+    /// and tried again at the next interval; it never ends the watch.
+    pub async fn watch_maintained(
+        &self,
+        options: &RunOptions,
+        every: Duration,
+        maintain: Option<(Duration, sluice_lake::ExpireOptions)>,
+        stop: &StopSignal,
+        mut on_report: impl FnMut(&RunReport),
+        mut on_maintained: impl FnMut(&sluice_lake::Expired),
+    ) -> Result<()> {
+        let mut maintained = std::time::Instant::now();
         while !stop.is_stopped() {
             match self.run(options).await {
                 Ok(report) if report.status == RunStatus::NothingToDo => {}
@@ -130,6 +148,19 @@ impl Pipeline {
                 // the next tick rather than ending the watch.
                 Err(e) => {
                     tracing::warn!(error = %e, "run could not start; retrying at the next tick")
+                }
+            }
+            if let Some((interval, expire)) = &maintain
+                && maintained.elapsed() >= *interval
+                && !stop.is_stopped()
+            {
+                maintained = std::time::Instant::now();
+                match self.lake().expire_snapshots(&options.table, expire).await {
+                    Ok(expired) => on_maintained(&expired),
+                    Err(sluice_lake::Error::TableNotFound { .. }) => {}
+                    Err(e) => {
+                        tracing::warn!(table = %options.table, error = %e, "maintenance failed; trying again at the next interval")
+                    }
                 }
             }
             stop.sleep(every).await;

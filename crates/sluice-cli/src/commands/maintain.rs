@@ -6,6 +6,25 @@ use sluice_lake::{ExpireOptions, TableName};
 use super::Ctx;
 use crate::exit_code;
 
+/// The expiry options: the flags, else `[maintenance]` of sluice.toml, else each ref's
+/// retention.
+pub(super) fn expire_options(
+    ctx: &Ctx<'_>,
+    older_than: Option<std::time::Duration>,
+    retain_last: Option<u32>,
+    dry_run: bool,
+) -> Result<ExpireOptions> {
+    let defaults = sluice_wap::config::load(ctx.cli.config.as_deref())?.maintenance;
+    let older_than = older_than.or(defaults.older_than);
+    let retain_last = retain_last.or(defaults.retain_last);
+    Ok(ExpireOptions {
+        older_than_ms: older_than.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        retain_last: retain_last.map(|n| n as usize),
+        dry_run,
+        now_ms: None,
+    })
+}
+
 pub(super) async fn maintain(
     ctx: &Ctx<'_>,
     table: &str,
@@ -14,17 +33,8 @@ pub(super) async fn maintain(
     retain_last: Option<u32>,
 ) -> Result<u8> {
     let name: TableName = table.parse()?;
-    // The flags, else `[maintenance]` of sluice.toml, else each ref's retention.
-    let defaults = sluice_wap::config::load(ctx.cli.config.as_deref())?.maintenance;
-    let older_than = older_than.or(defaults.older_than);
-    let retain_last = retain_last.or(defaults.retain_last);
+    let options = expire_options(ctx, older_than, retain_last, dry_run)?;
     let pipeline = ctx.pipeline().await?;
-    let options = ExpireOptions {
-        older_than_ms: older_than.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-        retain_last: retain_last.map(|n| n as usize),
-        dry_run,
-        now_ms: None,
-    };
     let expired = pipeline.lake().expire_snapshots(&name, &options).await?;
     if ctx.cli.json {
         ctx.print_json(&serde_json::json!({

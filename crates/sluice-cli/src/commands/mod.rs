@@ -68,7 +68,11 @@ pub async fn execute(cli: &Cli) -> Result<u8> {
         Command::Init { force } => init::init(&ctx, *force),
         Command::Demo { dir } => demo::demo(&ctx, dir).await,
         Command::Run(args) => run::run(&ctx, args).await,
-        Command::Watch { run, every } => watch::watch(&ctx, run, *every).await,
+        Command::Watch {
+            run,
+            every,
+            maintain_every,
+        } => watch::watch(&ctx, run, *every, *maintain_every).await,
         Command::Backfill {
             run,
             batch_files,

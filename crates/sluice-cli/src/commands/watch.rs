@@ -17,7 +17,12 @@ use crate::signals::Signals;
 
 /// The exit code is 1 when the highest code of its runs is a failure's, else 0: a failed
 /// audit rolls back only its own batch, and watching goes on.
-pub(super) async fn watch(ctx: &Ctx<'_>, run: &RunArgs, every: Duration) -> Result<u8> {
+pub(super) async fn watch(
+    ctx: &Ctx<'_>,
+    run: &RunArgs,
+    every: Duration,
+    maintain_every: Option<Duration>,
+) -> Result<u8> {
     let pipeline = ctx.pipeline().await?;
     if let Some(path) = &run.job {
         return watch_job(ctx, &pipeline, run, path, every).await;
@@ -33,12 +38,38 @@ pub(super) async fn watch(ctx: &Ctx<'_>, run: &RunArgs, every: Duration) -> Resu
             options.table
         );
     }
+    let maintain = match maintain_every {
+        Some(interval) => Some((
+            interval,
+            super::maintain::expire_options(ctx, None, None, false)?,
+        )),
+        None => None,
+    };
     let mut worst = exit_code::SUCCESS;
+    let table = options.table.clone();
     pipeline
-        .watch(&options, every, &stop, |report| {
-            worst = worst.max(exit_code::of_run(report.status));
-            print_run(ctx, report);
-        })
+        .watch_maintained(
+            &options,
+            every,
+            maintain,
+            &stop,
+            |report| {
+                worst = worst.max(exit_code::of_run(report.status));
+                print_run(ctx, report);
+            },
+            |expired| {
+                // On stderr: with --json, stdout carries one document per run.
+                if !ctx.cli.quiet {
+                    eprintln!(
+                        "maintained {table}: expired {} snapshot(s); deleted {} manifest list(s), {} manifest(s), {} data file(s)",
+                        expired.snapshots.len(),
+                        expired.manifest_lists,
+                        expired.manifests,
+                        expired.data_files
+                    );
+                }
+            },
+        )
         .await?;
     Ok(signals
         .exit_code()

@@ -118,3 +118,82 @@ fn maintenance_defaults_come_from_sluice_toml() {
     assert_eq!(code, 0, "{done}");
     assert_eq!(env.main_log_len(), 1, "{done}");
 }
+
+#[test]
+fn watch_maintains_its_table_between_runs() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new();
+    let path = env.path("sluice.toml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!("{config}\n[maintenance]\nolder_than = \"0s\"\nretain_last = 1\n"),
+    )
+    .unwrap();
+    write(&env.path("inbox/a.parquet"), &events(0..10, false));
+    let mut child = env
+        .cmd()
+        .args([
+            "--json",
+            "watch",
+            "--source",
+            "inbox",
+            "--table",
+            "ns.events",
+            "--every",
+            "100ms",
+            "--maintain-every",
+            "100ms",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reports = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    assert!(
+        reports.read_line(&mut line).unwrap() > 0,
+        "watch ended early"
+    );
+    write(&env.path("inbox/b.parquet"), &events(10..20, false));
+    line.clear();
+    assert!(
+        reports.read_line(&mut line).unwrap() > 0,
+        "watch ended early"
+    );
+    let report: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(report["status"], "published", "{report}");
+    // The next maintenance leaves main's head only.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while env.main_log_len() > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(env.main_log_len(), 1, "only main's head is left");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    // Stdout holds run documents only; the maintenance says so on stderr.
+    assert!(said.contains("maintained ns.events: expired"), "{said}");
+    assert_eq!(env.event_ids("ns.events"), (0..20).collect::<Vec<_>>());
+    let out = env.sluice(&[
+        "watch",
+        "--job",
+        "wap.toml",
+        "--every",
+        "1s",
+        "--maintain-every",
+        "1h",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--maintain-every is for one table"
+    );
+}
