@@ -127,6 +127,8 @@ pub struct Split {
     pub keep: arrow_array::BooleanArray,
     /// For each row set aside, in row order: its index and the checks it failed.
     pub failed: Vec<(usize, Vec<String>)>,
+    /// The rows kept (the batch filtered by `keep`), as the other checks saw them.
+    pub kept: RecordBatch,
 }
 
 #[derive(Debug)]
@@ -486,6 +488,7 @@ impl Evaluator {
         Ok(Some(Split {
             keep,
             failed: failed.into_iter().collect(),
+            kept,
         }))
     }
 

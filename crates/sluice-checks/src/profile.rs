@@ -117,21 +117,39 @@ pub struct ColumnMetrics {
     pub distinct: Option<u64>,
 }
 
+impl ColumnMetrics {
+    /// The value of a per-column `metric`, if it was measured (`None` for `row_count`).
+    pub fn value(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::RowCount => None,
+            Metric::NullFraction => Some(self.null_fraction),
+            Metric::Min => self.min,
+            Metric::Max => self.max,
+            Metric::Mean => self.mean,
+            Metric::Distinct => self.distinct.map(|d| d as f64),
+        }
+    }
+}
+
+/// Whether a column of type `t` has `metric` (min, max and mean need numbers; distinct a
+/// column of numbers, strings, booleans, dates or times; row count and nulls any column).
+pub(crate) fn measures(t: &DataType, metric: Metric) -> bool {
+    match metric {
+        Metric::RowCount | Metric::NullFraction => true,
+        Metric::Min | Metric::Max | Metric::Mean => {
+            matches!(shape_of(t), Shape::Number | Shape::Float)
+        }
+        Metric::Distinct => shape_of(t) != Shape::Other,
+    }
+}
+
 impl RunMetrics {
     /// The value of `metric` (of `column` for per-column metrics), if the run measured it.
     pub fn value(&self, metric: Metric, column: Option<&str>) -> Option<f64> {
         if metric == Metric::RowCount {
             return Some(self.rows as f64);
         }
-        let c = self.columns.get(column?)?;
-        match metric {
-            Metric::RowCount => None,
-            Metric::NullFraction => Some(c.null_fraction),
-            Metric::Min => c.min,
-            Metric::Max => c.max,
-            Metric::Mean => c.mean,
-            Metric::Distinct => c.distinct.map(|d| d as f64),
-        }
+        self.columns.get(column?)?.value(metric)
     }
 
     /// The compact JSON kept in a commit's summary, numbers to 6 significant digits.

@@ -67,6 +67,7 @@ impl IngestObserver for Audit {
             .map(|split| sluice_lake::ingest::SetAside {
                 keep: split.keep,
                 reasons: split.failed.into_iter().map(|(_, checks)| checks).collect(),
+                kept: split.kept,
             }))
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use sluice_checks::AuditReport;
-use sluice_lake::summary::COMMIT_ID_PROPERTY;
+use sluice_lake::summary::{COMMIT_ID_PROPERTY, RUN_ID_PROPERTY};
 use sluice_lake::{PublishKind, RebaseOptions, RefMove, RefName, RefSpec};
 use sluice_txn::StepError;
 
@@ -158,11 +158,13 @@ impl Pipeline {
                 Err(e) => return Err(step_error(e)),
             };
             if moved == quarantine.to_string() {
-                let mut properties = HashMap::new();
-                properties.insert(
-                    sluice_lake::summary::RUN_ID_PROPERTY.to_string(),
-                    branch.as_str().trim_start_matches("sluice/").to_string(),
-                );
+                // The rebased rows are still the run's: a rollback finds them by its id.
+                let properties: HashMap<String, String> = written
+                    .properties
+                    .get(RUN_ID_PROPERTY)
+                    .map(|id| (RUN_ID_PROPERTY.to_string(), id.clone()))
+                    .into_iter()
+                    .collect();
                 let rebased = lake
                     .rebase_appends(
                         quarantine,
@@ -224,7 +226,11 @@ impl Pipeline {
             if !report.publishable() {
                 let failing = failing_checks(&report);
                 lock(state).audit_failed = Some(report);
-                let run_id = branch.as_str().trim_start_matches("sluice/").to_string();
+                let run_id = written
+                    .properties
+                    .get(RUN_ID_PROPERTY)
+                    .cloned()
+                    .unwrap_or_default();
                 self.keep_failed(options, branch, &run_id, state).await;
                 return Err(StepError::permanent(format!(
                     "audit of {} failed after rebasing onto the new main: {failing}",

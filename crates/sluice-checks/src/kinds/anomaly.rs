@@ -218,12 +218,7 @@ impl Check for Anomaly {
             return Ok(());
         };
         let t = super::column_type(schema, column)?;
-        let measurable = match self.metric {
-            Metric::RowCount | Metric::NullFraction => true,
-            Metric::Min | Metric::Max | Metric::Mean => numeric(t),
-            Metric::Distinct => ColumnProfile::new(t).finish().distinct.is_some(),
-        };
-        if measurable {
+        if crate::profile::measures(t, self.metric) {
             Ok(())
         } else {
             Err(format!(
@@ -283,14 +278,7 @@ impl Check for Anomaly {
         };
         let value = match (&state.column, metric) {
             (_, Metric::RowCount) => Some(state.rows as f64),
-            (Some(profile), _) => {
-                let m = profile.finish();
-                crate::profile::RunMetrics {
-                    rows: state.rows,
-                    columns: [(column.unwrap_or_default().to_string(), m)].into(),
-                }
-                .value(metric, column)
-            }
+            (Some(profile), _) => profile.finish().value(metric),
             // No row at all: nothing to compare.
             (None, _) => None,
         };
@@ -382,27 +370,6 @@ impl Check for Anomaly {
             message,
         }
     }
-}
-
-fn numeric(t: &arrow_schema::DataType) -> bool {
-    use arrow_schema::DataType::*;
-    matches!(
-        t,
-        Int8 | Int16
-            | Int32
-            | Int64
-            | UInt8
-            | UInt16
-            | UInt32
-            | UInt64
-            | Float16
-            | Float32
-            | Float64
-            | Decimal32(..)
-            | Decimal64(..)
-            | Decimal128(..)
-            | Decimal256(..)
-    )
 }
 
 #[cfg(test)]

@@ -29,8 +29,8 @@ pub(super) async fn metrics(
     let (name, spec) = parse_target(target)?;
     let pipeline = ctx.pipeline().await?;
     let lake = pipeline.lake();
-    let head = lake.resolve(&name, &spec).await?.snapshot_id;
     let loaded = lake.load_table(&name).await?;
+    let head = loaded.resolve(&spec)?;
     // Newest first, as recorded.
     let points: Vec<Point> = along_ancestry(&loaded, head, METRICS_PROPERTY, last)
         .into_iter()

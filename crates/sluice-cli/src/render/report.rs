@@ -82,25 +82,8 @@ pub fn print_run(ctx: &Ctx<'_>, report: &RunReport) {
         .map(|t| t.millis)
         .unwrap_or(0);
     match report.status {
-        RunStatus::Published if report.quarantine.is_some() => {
-            let q = report.quarantine.as_ref().expect("matched");
-            outln!(
-                "{} {} file(s), {} rows into {} → main {}, and set {} row(s) aside in {} in {:.2}s",
-                s.good("published"),
-                report.files.len(),
-                report.rows,
-                report.table,
-                report
-                    .snapshot_id
-                    .map(|i| i.to_string())
-                    .unwrap_or_default(),
-                q.rows,
-                q.table,
-                total as f64 / 1000.0
-            )
-        }
         RunStatus::Published => outln!(
-            "{} {} file(s), {} rows into {} → main {} ({}) in {:.2}s",
+            "{} {} file(s), {} rows into {} → main {} ({}){} in {:.2}s",
             s.good("published"),
             report.files.len(),
             report.rows,
@@ -113,6 +96,11 @@ pub fn print_run(ctx: &Ctx<'_>, report: &RunReport) {
                 Some(sluice_lake::PublishKind::Rebase) => "rebased onto a moved main",
                 _ => "fast-forward",
             },
+            report
+                .quarantine
+                .as_ref()
+                .map(|q| format!(", and set {} row(s) aside in {}", q.rows, q.table))
+                .unwrap_or_default(),
             total as f64 / 1000.0
         ),
         RunStatus::NothingToDo => outln!(

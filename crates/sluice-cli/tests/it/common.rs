@@ -231,3 +231,25 @@ pub fn python_available(test: &str, modules: &str) -> bool {
     }
     ok
 }
+
+/// Runs `script` with python3 and pyiceberg's SQL catalog opened on the lake as `catalog`;
+/// returns what it printed, trimmed. Call only when [`python_available`] said so.
+pub fn with_pyiceberg(env: &Env, script: &str) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import sys\nfrom pyiceberg.catalog.sql import SqlCatalog\n\
+             catalog = SqlCatalog(\"default\", uri=f\"sqlite:///{{sys.argv[1]}}\", \
+             warehouse=f\"file://{{sys.argv[2]}}\")\n{script}"
+        ))
+        .arg(env.path(".sluice/catalog.db"))
+        .arg(env.path(".sluice/warehouse"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

@@ -60,28 +60,14 @@ fn expiry_keeps_main_and_exactly_once_and_other_engines_read_the_same() {
     assert_eq!(env.event_ids("ns.events").len(), 450);
 
     if python_available("maintain read back", "pyiceberg.catalog.sql, pyarrow") {
-        let out = std::process::Command::new("python3")
-            .arg("-c")
-            .arg(
-                r#"
-import sys
-from pyiceberg.catalog.sql import SqlCatalog
-db, warehouse = sys.argv[1], sys.argv[2]
-catalog = SqlCatalog("default", uri=f"sqlite:///{db}", warehouse=f"file://{warehouse}")
+        let read = with_pyiceberg(
+            &env,
+            r#"
 t = catalog.load_table("ns.events")
 print(t.scan().to_arrow().num_rows, len(t.metadata.snapshots))
 "#,
-            )
-            .arg(env.path(".sluice/catalog.db"))
-            .arg(env.path(".sluice/warehouse"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "450 2");
+        assert_eq!(read, "450 2");
     }
 
     let out = env.sluice(&["maintain", "ns.events", "--dry-run"]);

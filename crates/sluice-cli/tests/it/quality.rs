@@ -378,33 +378,16 @@ fn rows_failing_a_quarantine_check_are_set_aside_and_the_rest_published() {
     assert_eq!(env.branches(), ["main"]);
     // Other engines read both tables.
     if python_available("quarantine read back", "pyiceberg.catalog.sql, pyarrow") {
-        let out = std::process::Command::new("python3")
-            .arg("-c")
-            .arg(
-                r#"
-import sys
-from pyiceberg.catalog.sql import SqlCatalog
-db, warehouse = sys.argv[1], sys.argv[2]
-catalog = SqlCatalog("default", uri=f"sqlite:///{db}", warehouse=f"file://{warehouse}")
+        let read = with_pyiceberg(
+            &env,
+            r#"
 main = catalog.load_table("ns.events").scan().to_arrow()
 aside = catalog.load_table("ns.events__quarantine").scan().to_arrow()
 checks = set(tuple(c) for c in aside.column("_sluice_failed_checks").to_pylist())
 print(main.num_rows, aside.num_rows, sorted(checks))
 "#,
-            )
-            .arg(env.path(".sluice/catalog.db"))
-            .arg(env.path(".sluice/warehouse"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            "857 143 [('not_null(user_id)',)]"
-        );
+        assert_eq!(read, "857 143 [('not_null(user_id)',)]");
     }
 }
 

@@ -262,10 +262,8 @@ impl<O: IngestObserver> CopyWorker<O> {
             };
             match (split, self.aside.as_mut()) {
                 (Some(set), Some(aside)) => {
-                    let kept = arrow_select::filter::filter_record_batch(&batch, &set.keep)
-                        .map_err(Error::from)?;
-                    rows += kept.num_rows() as u64;
-                    writer.write(&kept, &footer.location).await?;
+                    rows += set.kept.num_rows() as u64;
+                    writer.write(&set.kept, &footer.location).await?;
                     let rejected = super::aside_batch(
                         &aside.schema,
                         &batch,

@@ -151,6 +151,8 @@ pub struct SetAside {
     pub keep: arrow_array::BooleanArray,
     /// For each row set aside, in row order: the names of the checks it failed.
     pub reasons: Vec<Vec<String>>,
+    /// The batch's rows that `keep` keeps (what the table gets).
+    pub kept: RecordBatch,
 }
 
 /// The columns a quarantine table has besides the target table's: the run that set the row
