@@ -64,8 +64,9 @@ pub enum Command {
         /// Poll interval, e.g. 30s, 5m, 1h (more than zero).
         #[arg(long, value_parser = parse_interval)]
         every: std::time::Duration,
-        /// Also expire the table's snapshots this often, between runs, with the defaults of
-        /// `[maintenance]` in sluice.toml (see `sluice maintain`).
+        /// Also maintain the table this often, between runs: compaction (audited with the
+        /// run's checks), manifest rewrite, snapshot expiry and orphan removal, with the
+        /// defaults of `[maintenance]` in sluice.toml (see `sluice maintain`).
         #[arg(long, value_parser = parse_interval, conflicts_with = "job")]
         maintain_every: Option<std::time::Duration>,
     },
@@ -118,14 +119,17 @@ pub enum Command {
     /// retention, and delete the files only they referenced. Never touches a file outside the
     /// table's location, nor the ingest ledger that exactly-once needs.
     #[command(
-        after_help = "Examples:\n  sluice maintain analytics.events --dry-run\n  sluice maintain analytics.events --older-than 7d --retain-last 100\n\nSee docs/maintenance.md."
+        after_help = "Examples:\n  sluice maintain analytics.events --dry-run\n  sluice maintain analytics.events --checks checks.toml\n  sluice maintain analytics.events --only expire-snapshots --older-than 7d --retain-last 100\n  sluice maintain analytics.events --only remove-orphan-files --orphans-older-than 1d\n\nSteps, in the order they run: rewrite-data-files (compaction, audited on a branch, then\npublished), rewrite-manifests, expire-snapshots, remove-orphan-files. The maintenance is\njournalled as a run: `sluice runs list` shows it and `sluice recover` finishes or undoes it.\nExit codes: 0 done, 3 the checks failed on the compacted branch, 1 a step failed.\nSee docs/maintenance.md."
     )]
     Maintain {
         /// NS.TABLE.
         table: String,
-        /// Say what would be removed; change nothing.
+        /// Say what each step would do; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Run only these steps (comma-separated; default: all).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<MaintainStepArg>,
         /// Expire snapshots older than this on every branch (default: `[maintenance]
         /// older_than` of sluice.toml, else each ref's max-snapshot-age-ms, else the table's
         /// history.expire.max-snapshot-age-ms, else 5d).
@@ -136,6 +140,17 @@ pub enum Command {
         /// history.expire.min-snapshots-to-keep, else 1).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         retain_last: Option<u32>,
+        /// Remove orphan files only when older than this (default: `[maintenance]
+        /// orphans_older_than`, else 3d). Files of runs in flight are always kept.
+        #[arg(long, value_parser = parse_duration)]
+        orphans_older_than: Option<std::time::Duration>,
+        /// Compact data files smaller than this many bytes (default: 3/4 of the table's
+        /// write.target-file-size-bytes, 512 MiB unless set).
+        #[arg(long)]
+        min_file_size: Option<u64>,
+        /// The table's checks: run on the compacted branch before it is published.
+        #[arg(long)]
+        checks: Option<PathBuf>,
     },
     /// What the last publishes recorded of their new rows: rows and, per column their checks
     /// read, null fraction, min, max, mean and distinct count (what anomaly checks compare
@@ -309,6 +324,19 @@ fn partition_spec(text: &str) -> Result<String, String> {
     sluice_lake::partition::parse_partition_by(text)
         .map(|_| text.trim().to_string())
         .map_err(|e| e.to_string())
+}
+
+/// A step of `sluice maintain`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaintainStepArg {
+    /// Compact small data files (an audited replace).
+    RewriteDataFiles,
+    /// Merge the manifests of main.
+    RewriteManifests,
+    /// Expire snapshots under the refs' retention.
+    ExpireSnapshots,
+    /// Delete files nothing refers to.
+    RemoveOrphanFiles,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

@@ -260,6 +260,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A compaction cannot run or did not keep the rows as they were.
+    #[error("cannot compact table {table}: {reason}")]
+    Compaction {
+        /// `namespace.table`
+        table: String,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// Configuration is incomplete or inconsistent.
     #[error("invalid configuration: {0}")]
     Config(String),

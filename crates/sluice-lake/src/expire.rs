@@ -20,7 +20,7 @@
 use std::collections::{HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
-use iceberg::spec::{ManifestFile, SnapshotRetention, TableMetadata};
+use iceberg::spec::{ManifestFile, ManifestStatus, SnapshotRetention, TableMetadata};
 use iceberg::{TableRequirement, TableUpdate};
 use object_store::ObjectStoreExt;
 use serde::Serialize;
@@ -176,6 +176,25 @@ pub(crate) fn plan_expiry(
     plan
 }
 
+/// What an expiry is about to commit, journalled before the commit so that a process that
+/// dies between the commit and the deletes can have them finished ([`Lake::finish_expiry`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ExpiryIntent {
+    /// The table.
+    pub table: TableName,
+    /// The metadata file the expiry was planned on (it lists the snapshots to expire).
+    pub metadata_location: String,
+    /// The snapshots to expire.
+    pub snapshots: Vec<i64>,
+}
+
+/// An expiry committed, its files not yet deleted ([`Lake::delete_expired`]).
+#[derive(Debug)]
+pub struct CommittedExpiry {
+    planned_on: LoadedTable,
+    plan: ExpiryPlan,
+}
+
 impl Lake {
     /// Expires the snapshots of a table that no branch or tag keeps under Iceberg's ref
     /// retention (see the module docs), in one catalog commit, then deletes the files only they
@@ -185,27 +204,67 @@ impl Lake {
         name: &TableName,
         options: &ExpireOptions,
     ) -> Result<Expired> {
+        if options.dry_run {
+            return self.plan_expiry_dry(name, options).await;
+        }
+        let committed = self
+            .commit_expiry(name, options, |_| async { Ok(()) })
+            .await?;
+        self.delete_expired(committed).await
+    }
+
+    /// What [`Lake::expire_snapshots`] would do, changing nothing.
+    async fn plan_expiry_dry(&self, name: &TableName, options: &ExpireOptions) -> Result<Expired> {
         let now_ms = options
             .now_ms
             .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
         let before = self.load_table(name).await?;
-        if options.dry_run {
-            let plan = plan_expiry(before.metadata(), before.refs(), options, now_ms);
-            let mut out = self.files_to_delete(&before, &plan, true).await?;
-            out.snapshots = plan.expire;
-            out.refs = plan.drop_refs;
-            out.kept = plan.keep.len();
-            out.dry_run = true;
-            return Ok(out);
-        }
-        let options_ref = options;
-        let (after, plan) = self
+        let plan = plan_expiry(before.metadata(), before.refs(), options, now_ms);
+        let survivors = survivors(&before, &plan);
+        let mut out = self
+            .files_to_delete(&before, &plan.expire, &before, &survivors, true)
+            .await?;
+        out.snapshots = plan.expire;
+        out.refs = plan.drop_refs;
+        out.kept = plan.keep.len();
+        out.dry_run = true;
+        Ok(out)
+    }
+
+    /// The first half of [`Lake::expire_snapshots`]: plans and commits the expiry, calling
+    /// `before_commit` with what each attempt is about to commit (to journal it), and deletes
+    /// nothing.
+    pub async fn commit_expiry<F, Fut>(
+        &self,
+        name: &TableName,
+        options: &ExpireOptions,
+        before_commit: F,
+    ) -> Result<CommittedExpiry>
+    where
+        F: Fn(ExpiryIntent) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let now_ms = options
+            .now_ms
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+        let before_commit = &before_commit;
+        let (_, (plan, planned_on)) = self
             .commit_loop(name, |table| async move {
                 let md = table.metadata();
                 let all_refs = table.refs();
-                let plan = plan_expiry(md, all_refs, options_ref, now_ms);
+                let plan = plan_expiry(md, all_refs, options, now_ms);
                 if plan.expire.is_empty() && plan.drop_refs.is_empty() {
                     return Ok(Plan::Done((plan, table.clone())));
+                }
+                if !plan.expire.is_empty()
+                    && let Some(location) = table.metadata_location()
+                {
+                    before_commit(ExpiryIntent {
+                        table: table.name().clone(),
+                        metadata_location: location.to_string(),
+                        snapshots: plan.expire.clone(),
+                    })
+                    .await?;
                 }
                 let mut requirements = vec![TableRequirement::UuidMatch { uuid: md.uuid() }];
                 for (ref_name, r) in all_refs {
@@ -233,51 +292,88 @@ impl Lake {
                 })
             })
             .await?;
-        let (plan, planned_on) = plan;
-        let _ = after;
-        // The expired snapshots' files are found in the metadata the plan was made on.
-        let mut out = self.files_to_delete(&planned_on, &plan, false).await?;
+        Ok(CommittedExpiry { planned_on, plan })
+    }
+
+    /// The second half of [`Lake::expire_snapshots`]: deletes the files only the expired
+    /// snapshots referenced (found in the metadata the expiry was planned on).
+    pub async fn delete_expired(&self, committed: CommittedExpiry) -> Result<Expired> {
+        let CommittedExpiry { planned_on, plan } = committed;
+        let survivors = survivors(&planned_on, &plan);
+        let mut out = self
+            .files_to_delete(&planned_on, &plan.expire, &planned_on, &survivors, false)
+            .await?;
         out.snapshots = plan.expire;
         out.refs = plan.drop_refs;
         out.kept = plan.keep.len();
         Ok(out)
     }
 
-    /// Counts, and unless `dry`, deletes the files only the expired snapshots of `plan`
-    /// referenced, reading manifests from `table` (the metadata before the expiry).
+    /// Finishes an expiry whose process died after its commit: if the intent's snapshots are
+    /// gone from the table, deletes the files they alone referenced (read from the metadata
+    /// file the expiry was planned on) that no snapshot of the table refers to now. If they
+    /// are still there the commit did not happen, and nothing is done. Idempotent.
+    pub async fn finish_expiry(&self, intent: &ExpiryIntent) -> Result<Option<Expired>> {
+        let now = match self.load_table(&intent.table).await {
+            Ok(t) => t,
+            Err(Error::TableNotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let md = now.metadata();
+        if intent
+            .snapshots
+            .iter()
+            .any(|id| md.snapshot_by_id(*id).is_some())
+        {
+            return Ok(None);
+        }
+        let before = match now.at_metadata(&intent.metadata_location).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(table = %intent.table, location = %intent.metadata_location, error = %e, "the metadata an expiry was planned on is unreadable; its files are left for orphan removal");
+                return Ok(None);
+            }
+        };
+        let current: Vec<i64> = md.snapshots().map(|s| s.snapshot_id()).collect();
+        let mut out = self
+            .files_to_delete(&before, &intent.snapshots, &now, &current, false)
+            .await?;
+        out.snapshots = intent.snapshots.clone();
+        out.kept = current.len();
+        Ok(Some(out))
+    }
+
+    /// Counts, and unless `dry`, deletes the files only the `expired` snapshots of
+    /// `expired_from` referenced and that none of the `kept` snapshots of `kept_from` reads.
     async fn files_to_delete(
         &self,
-        table: &LoadedTable,
-        plan: &ExpiryPlan,
+        expired_from: &LoadedTable,
+        expired: &[i64],
+        kept_from: &LoadedTable,
+        kept: &[i64],
         dry: bool,
     ) -> Result<Expired> {
-        let md = table.metadata();
-        let expired: HashSet<i64> = plan.expire.iter().copied().collect();
-        let survivors: Vec<i64> = md
-            .snapshots()
-            .map(|s| s.snapshot_id())
-            .filter(|id| !expired.contains(id))
-            .collect();
+        let (old_md, kept_md) = (expired_from.metadata(), kept_from.metadata());
         let mut kept_lists: HashSet<String> = HashSet::new();
         let mut kept_manifests: HashMap<String, ManifestFile> = HashMap::new();
-        for id in &survivors {
-            if let Some(s) = md.snapshot_by_id(*id) {
+        for id in kept {
+            if let Some(s) = kept_md.snapshot_by_id(*id) {
                 kept_lists.insert(s.manifest_list().to_string());
             }
-            for m in crate::snapshot_producer::manifests_of(table, *id).await? {
+            for m in crate::snapshot_producer::manifests_of(kept_from, *id).await? {
                 kept_manifests.insert(m.manifest_path.clone(), m);
             }
         }
         let mut lists = Vec::new();
         let mut gone_manifests: HashMap<String, ManifestFile> = HashMap::new();
-        for id in &plan.expire {
-            let Some(s) = md.snapshot_by_id(*id) else {
+        for id in expired {
+            let Some(s) = old_md.snapshot_by_id(*id) else {
                 continue;
             };
             if !kept_lists.contains(s.manifest_list()) {
                 lists.push(s.manifest_list().to_string());
             }
-            for m in crate::snapshot_producer::manifests_of(table, *id).await? {
+            for m in crate::snapshot_producer::manifests_of(expired_from, *id).await? {
                 if !kept_manifests.contains_key(&m.manifest_path) {
                     gone_manifests.insert(m.manifest_path.clone(), m);
                 }
@@ -286,21 +382,27 @@ impl Lake {
         // Data files: those in manifests that go, unless a kept manifest lists them.
         let mut candidates: HashSet<String> = HashSet::new();
         if !gone_manifests.is_empty() {
-            let gone: Vec<_> =
-                read_manifests(table, gone_manifests.values().cloned().collect()).await?;
+            let gone: Vec<_> = read_manifests(
+                expired_from,
+                gone_manifests.values().cloned().collect(),
+                false,
+            )
+            .await?;
             for entries in gone {
                 candidates.extend(entries);
             }
         }
         if !candidates.is_empty() {
-            let kept = read_manifests(table, kept_manifests.values().cloned().collect()).await?;
+            // A file a kept snapshot lists as deleted is not read by it.
+            let kept =
+                read_manifests(kept_from, kept_manifests.values().cloned().collect(), true).await?;
             for entries in kept {
                 for path in entries {
                     candidates.remove(&path);
                 }
             }
         }
-        let location = md.location().trim_end_matches('/').to_string();
+        let location = kept_md.location().trim_end_matches('/').to_string();
         let inside = |path: &str| path.starts_with(&format!("{location}/"));
         let mut out = Expired {
             dry_run: dry,
@@ -349,10 +451,23 @@ impl Lake {
     }
 }
 
-/// The data file paths each manifest lists (every entry, whatever its status).
+/// The snapshots of `table` that `plan` keeps.
+fn survivors(table: &LoadedTable, plan: &ExpiryPlan) -> Vec<i64> {
+    let expired: HashSet<i64> = plan.expire.iter().copied().collect();
+    table
+        .metadata()
+        .snapshots()
+        .map(|s| s.snapshot_id())
+        .filter(|id| !expired.contains(id))
+        .collect()
+}
+
+/// The data file paths each manifest lists: every entry, or with `live_only` those a reader
+/// of the manifest reads (added or existing, not deleted).
 async fn read_manifests(
     table: &LoadedTable,
     manifests: Vec<ManifestFile>,
+    live_only: bool,
 ) -> Result<Vec<Vec<String>>> {
     futures::stream::iter(manifests)
         .map(|m| async move {
@@ -361,6 +476,7 @@ async fn read_manifests(
                 loaded
                     .entries()
                     .iter()
+                    .filter(|e| !live_only || e.status() != ManifestStatus::Deleted)
                     .map(|e| e.data_file().file_path().to_string())
                     .collect(),
             )

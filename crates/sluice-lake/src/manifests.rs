@@ -504,6 +504,14 @@ pub(crate) enum EntryOrigin {
         /// The file sequence number it was added with.
         file_sequence_number: Option<i64>,
     },
+    /// Removed by the snapshot the manifest belongs to (a rewrite replaced it): it keeps the
+    /// sequence numbers it was added with.
+    Deleted {
+        /// The data sequence number it was added with.
+        data_sequence_number: i64,
+        /// The file sequence number it was added with.
+        file_sequence_number: Option<i64>,
+    },
 }
 
 /// One entry of a manifest being written.
@@ -551,8 +559,8 @@ pub(crate) async fn write_manifest_entries_v2(
             .add_user_metadata(key.to_string(), value)
             .map_err(|e| avro_error(path, e))?;
     }
-    let (mut added_files, mut existing_files) = (0u32, 0u32);
-    let (mut added_rows, mut existing_rows) = (0u64, 0u64);
+    let (mut added_files, mut existing_files, mut deleted_files) = (0u32, 0u32, 0u32);
+    let (mut added_rows, mut existing_rows, mut deleted_rows) = (0u64, 0u64, 0u64);
     let mut min_sequence_number = UNASSIGNED_SEQUENCE_NUMBER;
     for entry in entries {
         let (status, entry_snapshot, data_sequence, file_sequence) = match entry.origin {
@@ -580,9 +588,27 @@ pub(crate) async fn write_manifest_entries_v2(
                     file_sequence_number,
                 )
             }
+            EntryOrigin::Deleted {
+                data_sequence_number,
+                file_sequence_number,
+            } => {
+                deleted_files += 1;
+                deleted_rows += entry.file.record_count();
+                if min_sequence_number == UNASSIGNED_SEQUENCE_NUMBER
+                    || data_sequence_number < min_sequence_number
+                {
+                    min_sequence_number = data_sequence_number;
+                }
+                (
+                    2,
+                    snapshot_id,
+                    Some(data_sequence_number),
+                    file_sequence_number,
+                )
+            }
         };
         let record = Value::Record(vec![
-            // 0: existing, 1: added
+            // 0: existing, 1: added, 2: deleted
             ("status".into(), Value::Int(status)),
             (
                 "snapshot_id".into(),
@@ -618,10 +644,10 @@ pub(crate) async fn write_manifest_entries_v2(
         added_snapshot_id: snapshot_id,
         added_files_count: Some(added_files),
         existing_files_count: Some(existing_files),
-        deleted_files_count: Some(0),
+        deleted_files_count: Some(deleted_files),
         added_rows_count: Some(added_rows),
         existing_rows_count: Some(existing_rows),
-        deleted_rows_count: Some(0),
+        deleted_rows_count: Some(deleted_rows),
         partitions: Some(partition_summaries(&partition, &files)),
         key_metadata: None,
         first_row_id: None,

@@ -17,6 +17,11 @@ pub const DELETE_BRANCH: &str = "delete-branch";
 /// snapshots and every file it wrote (see [`Lake::discard_run`]).
 pub const DISCARD_RUN: &str = "discard-run";
 
+/// Name of the compensation that finishes a snapshot expiry whose process died between its
+/// commit and the deletion of the files (see [`Lake::finish_expiry`]); it does nothing when
+/// the expiry did not commit.
+pub const FINISH_EXPIRY: &str = "finish-expiry";
+
 /// Name of the commit action that publishes one table of a job published table by table
 /// (`atomic = false`): run once the job's transaction commits, and by `recover` when the
 /// process died before every table was published (the job rolls forward).
@@ -25,7 +30,12 @@ pub const PUBLISH_TABLE: &str = "publish-table";
 /// The compensations and commit actions of a WAP run, over `lake`.
 pub(crate) fn registry(lake: &Arc<Lake>) -> Registry {
     let (branch_lake, discard_lake, publish_lake) = (lake.clone(), lake.clone(), lake.clone());
+    let expiry_lake = lake.clone();
     Registry::new()
+        .with_handler(FINISH_EXPIRY, move |payload| {
+            let lake = expiry_lake.clone();
+            async move { finish_expiry(&lake, &payload).await }
+        })
         .with_handler(PUBLISH_TABLE, move |payload| {
             let lake = publish_lake.clone();
             async move { publish_table(&lake, &payload).await }
@@ -127,6 +137,24 @@ async fn publish_table(lake: &Lake, raw: &serde_json::Value) -> Result<(), StepE
     }
     tracing::info!(%table, "published");
     crate::interrupt::pause_env("between-tables").await;
+    Ok(())
+}
+
+/// The `finish-expiry` compensation: deletes the files of an expiry that committed.
+async fn finish_expiry(lake: &Lake, raw: &serde_json::Value) -> Result<(), StepError> {
+    let intent: sluice_lake::ExpiryIntent = payload(FINISH_EXPIRY, raw)?;
+    match lake.finish_expiry(&intent).await.map_err(step_error)? {
+        Some(done) => tracing::info!(
+            table = %intent.table,
+            manifest_lists = done.manifest_lists,
+            manifests = done.manifests,
+            data_files = done.data_files,
+            "finished the deletes of an expiry that had committed"
+        ),
+        None => {
+            tracing::info!(table = %intent.table, "the expiry had not committed; nothing to finish")
+        }
+    }
     Ok(())
 }
 

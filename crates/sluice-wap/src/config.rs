@@ -63,6 +63,7 @@ lease_ttl_secs = 60
 # [maintenance]
 # older_than = "7d"    # expire snapshots older than this on every branch
 # retain_last = 100    # but always keep this many newest snapshots of every branch
+# orphans_older_than = "3d"  # remove unreferenced files only when older than this
 
 # Defaults of `sluice run`, `watch` and `backfill`.
 # [run]
@@ -101,6 +102,7 @@ struct RunDefaults {
 struct MaintenanceDefaults {
     older_than: Option<String>,
     retain_last: Option<u32>,
+    orphans_older_than: Option<String>,
 }
 
 /// `[maintenance]`: the defaults of `sluice maintain`.
@@ -110,6 +112,8 @@ pub struct Maintenance {
     pub older_than: Option<Duration>,
     /// Always keep this many newest snapshots of every branch.
     pub retain_last: Option<u32>,
+    /// Remove orphan files only when older than this.
+    pub orphans_older_than: Option<Duration>,
 }
 
 impl MaintenanceDefaults {
@@ -126,9 +130,16 @@ impl MaintenanceDefaults {
                 "[maintenance] retain_last must be at least 1".to_string(),
             ));
         }
+        let orphans_older_than = match &self.orphans_older_than {
+            Some(text) => Some(parse_duration(text).map_err(|e| {
+                Error::Config(format!("[maintenance] orphans_older_than = {text:?}: {e}"))
+            })?),
+            None => None,
+        };
         Ok(Maintenance {
             older_than,
             retain_last: self.retain_last,
+            orphans_older_than,
         })
     }
 }
@@ -453,12 +464,15 @@ mod tests {
         let sql = "[catalog]\ntype = \"sql\"\nuri = \"c.db\"\nwarehouse = \"w\"\n";
         let read = |text: &str| parse_with_env(text, dir.path(), |_| None).map(|c| c.3);
         assert_eq!(read(sql).unwrap(), Maintenance::default());
-        let set = format!("{sql}[maintenance]\nolder_than = \"7d\"\nretain_last = 100\n");
+        let set = format!(
+            "{sql}[maintenance]\nolder_than = \"7d\"\nretain_last = 100\norphans_older_than = \"1d\"\n"
+        );
         assert_eq!(
             read(&set).unwrap(),
             Maintenance {
                 older_than: Some(Duration::from_secs(7 * 24 * 3600)),
                 retain_last: Some(100),
+                orphans_older_than: Some(Duration::from_secs(24 * 3600)),
             }
         );
         let bad = format!("{sql}[maintenance]\nolder_than = \"a week\"\n");

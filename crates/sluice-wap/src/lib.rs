@@ -45,6 +45,7 @@ mod import;
 mod interrupt;
 mod job;
 mod job_run;
+mod maintain;
 mod options;
 mod pipeline;
 mod publish;
@@ -57,11 +58,14 @@ mod write;
 
 pub use audit::audit_summary;
 pub use author::default_author;
-pub use compensations::{DELETE_BRANCH, DISCARD_RUN};
+pub use compensations::{DELETE_BRANCH, DISCARD_RUN, FINISH_EXPIRY};
 pub use error::{Error, Result};
 pub use import::ImportReport;
 pub use job::JobOptions;
 pub use job_run::JobReport;
+pub use maintain::{
+    CompactionReport, MaintainOptions, MaintainReport, MaintainStatus, MaintainStep, ORPHAN_MIN_AGE,
+};
 pub use options::{Mode, PipelineConfig, ProgressSink, RunOptions, SchemaChange};
 pub use pipeline::Pipeline;
 pub use report::{ExistingRead, QuarantineReport, RunFailure, RunReport, RunStatus, StepTiming};

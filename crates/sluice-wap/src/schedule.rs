@@ -126,18 +126,18 @@ impl Pipeline {
             .await
     }
 
-    /// [`Pipeline::watch`] that also expires the table's snapshots (see
-    /// [`sluice_lake::Lake::expire_snapshots`]) between runs, once `maintain.0` has passed
-    /// since the last time (or since the watch started). A maintenance that fails is logged
-    /// and tried again at the next interval; it never ends the watch.
+    /// [`Pipeline::watch`] that also maintains the table (see [`Pipeline::maintain`]: its
+    /// compaction is audited with `maintain.1`'s checks) between runs, once `maintain.0` has
+    /// passed since the last time (or since the watch started). A maintenance that fails is
+    /// undone, logged and tried again at the next interval; it never ends the watch.
     pub async fn watch_maintained(
         &self,
         options: &RunOptions,
         every: Duration,
-        maintain: Option<(Duration, sluice_lake::ExpireOptions)>,
+        maintain: Option<(Duration, crate::MaintainOptions)>,
         stop: &StopSignal,
         mut on_report: impl FnMut(&RunReport),
-        mut on_maintained: impl FnMut(&sluice_lake::Expired),
+        mut on_maintained: impl FnMut(&crate::MaintainReport),
     ) -> Result<()> {
         let mut maintained = std::time::Instant::now();
         while !stop.is_stopped() {
@@ -150,14 +150,14 @@ impl Pipeline {
                     tracing::warn!(error = %e, "run could not start; retrying at the next tick")
                 }
             }
-            if let Some((interval, expire)) = &maintain
+            if let Some((interval, maintain)) = &maintain
                 && maintained.elapsed() >= *interval
                 && !stop.is_stopped()
             {
                 maintained = std::time::Instant::now();
-                match self.lake().expire_snapshots(&options.table, expire).await {
-                    Ok(expired) => on_maintained(&expired),
-                    Err(sluice_lake::Error::TableNotFound { .. }) => {}
+                match self.maintain(maintain).await {
+                    Ok(report) => on_maintained(&report),
+                    Err(crate::Error::Lake(sluice_lake::Error::TableNotFound { .. })) => {}
                     Err(e) => {
                         tracing::warn!(table = %options.table, error = %e, "maintenance failed; trying again at the next interval")
                     }

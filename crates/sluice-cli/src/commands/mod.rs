@@ -88,9 +88,28 @@ pub async fn execute(cli: &Cli) -> Result<u8> {
         Command::Maintain {
             table,
             dry_run,
+            only,
             older_than,
             retain_last,
-        } => maintain::maintain(&ctx, table, *dry_run, *older_than, *retain_last).await,
+            orphans_older_than,
+            min_file_size,
+            checks,
+        } => {
+            maintain::maintain(
+                &ctx,
+                table,
+                maintain::Flags {
+                    dry_run: *dry_run,
+                    only: only.clone(),
+                    older_than: *older_than,
+                    retain_last: *retain_last,
+                    orphans_older_than: *orphans_older_than,
+                    min_file_size: *min_file_size,
+                    checks: checks.clone(),
+                },
+            )
+            .await
+        }
         Command::Metrics {
             target,
             column,

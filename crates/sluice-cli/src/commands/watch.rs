@@ -39,14 +39,27 @@ pub(super) async fn watch(
         );
     }
     let maintain = match maintain_every {
-        Some(interval) => Some((
-            interval,
-            super::maintain::expire_options(ctx, None, None, false)?,
-        )),
+        Some(interval) => {
+            let mut m = super::maintain::maintain_options(
+                ctx,
+                options.table.clone(),
+                &super::maintain::Flags {
+                    dry_run: false,
+                    only: Vec::new(),
+                    older_than: None,
+                    retain_last: None,
+                    orphans_older_than: None,
+                    min_file_size: None,
+                    checks: None,
+                },
+            )?;
+            // A compaction is audited with the checks the runs use.
+            m.checks = options.checks.clone();
+            Some((interval, m))
+        }
         None => None,
     };
     let mut worst = exit_code::SUCCESS;
-    let table = options.table.clone();
     pipeline
         .watch_maintained(
             &options,
@@ -57,16 +70,12 @@ pub(super) async fn watch(
                 worst = worst.max(exit_code::of_run(report.status));
                 print_run(ctx, report);
             },
-            |expired| {
+            |maintained| {
                 // On stderr: with --json, stdout carries one document per run.
                 if !ctx.cli.quiet {
-                    eprintln!(
-                        "maintained {table}: expired {} snapshot(s); deleted {} manifest list(s), {} manifest(s), {} data file(s)",
-                        expired.snapshots.len(),
-                        expired.manifest_lists,
-                        expired.manifests,
-                        expired.data_files
-                    );
+                    for line in super::maintain::report_lines(maintained) {
+                        eprintln!("maintained {line}");
+                    }
                 }
             },
         )

@@ -90,6 +90,21 @@ pub fn duration(d: std::time::Duration) -> String {
     }
 }
 
+/// A byte count for people: `812 B`, `3.4 KiB`, `12.0 MiB`, `1.2 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// Writes results to standard output. When the reader has gone away (`sluice log t | head`),
 /// the rest of the output is dropped instead of aborting: the command still finishes what it
 /// was doing and exits with its own code.

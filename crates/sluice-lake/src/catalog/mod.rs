@@ -137,6 +137,24 @@ impl LoadedTable {
     pub(crate) fn file_io(&self) -> &FileIO {
         self.table.file_io()
     }
+
+    /// The same table as of an earlier metadata file (read only).
+    pub(crate) async fn at_metadata(&self, location: &str) -> crate::Result<LoadedTable> {
+        let metadata = TableMetadata::read_from(self.file_io(), location).await?;
+        let table = Table::builder()
+            .metadata(metadata)
+            .metadata_location(location)
+            .identifier(self.table.identifier().clone())
+            .file_io(self.file_io().clone())
+            .readonly(true)
+            .runtime(iceberg::Runtime::try_current()?)
+            .build()?;
+        Ok(LoadedTable {
+            name: self.name.clone(),
+            table,
+            refs: std::sync::OnceLock::new(),
+        })
+    }
 }
 
 pub(crate) enum Backend {

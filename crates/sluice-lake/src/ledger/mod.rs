@@ -192,6 +192,15 @@ impl Lake {
     }
 }
 
+/// The files of the table's current ledger: its root and the buckets the root names (none
+/// for a table without a ledger file yet).
+pub(crate) async fn current_files(lake: &Lake, table: &LoadedTable) -> Result<Vec<String>> {
+    let ledger = Ledger::open(lake, table).await?;
+    let mut files: Vec<String> = ledger.root.buckets.iter().flatten().cloned().collect();
+    files.extend(ledger.root_location);
+    Ok(files)
+}
+
 impl Ledger {
     async fn open(lake: &Lake, table: &LoadedTable) -> Result<Ledger> {
         let md = table.metadata();

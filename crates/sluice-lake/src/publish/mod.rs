@@ -673,7 +673,8 @@ async fn plan_rebase(
         replay.push(*id);
     }
     replay.reverse();
-    // What the target gained since the fork must be appends too: a rewrite or delete there may
+    // What the target gained since the fork must be appends, or replaces that keep the rows
+    // as they were (a compaction, a rewrite of manifests): a delete or an overwrite there may
     // have removed rows the branch was audited against.
     let source_set: HashSet<i64> = source_ancestry.into_iter().collect();
     for id in refs::ancestry(md, target_head) {
@@ -681,14 +682,17 @@ async fn plan_rebase(
             break;
         }
         if let Some(snapshot) = md.snapshot_by_id(id)
-            && snapshot.summary().operation != Operation::Append
+            && !matches!(
+                snapshot.summary().operation,
+                Operation::Append | Operation::Replace
+            )
         {
             return Err(Error::CannotPublish {
                 table: table_name,
                 source_ref: source.to_string(),
                 target: target.to_string(),
                 reason: format!(
-                    "`{target}` moved to {} and snapshot {id} there is a `{}` that rewrote data; a rebase is only possible over appends",
+                    "`{target}` moved to {} and snapshot {id} there is a `{}` that changed rows; a rebase is only possible over appends and compactions",
                     fmt_id(target_head),
                     snapshot.summary().operation.as_str()
                 ),
