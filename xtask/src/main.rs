@@ -1,6 +1,7 @@
 //! `cargo xtask`: developer tasks for sluice. See `cargo xtask --help`.
 
 mod bench;
+mod bench_maintain;
 mod bench_py;
 mod bench_runs;
 mod bench_serve;
@@ -71,6 +72,12 @@ USAGE:
                                          ratio and peak memory, also in target/bench-wap/result.json;
                                          --target rest runs both on the services (up and down as
                                          for e2e)
+    cargo xtask bench-maintain [--runs N] [--rows N] [--repeat N]
+                                         N one-file runs into one table (default 300 of 1000
+                                         rows), then a full scan of main (`sluice sql`) timed
+                                         before and after `sluice maintain`; fails unless main
+                                         has at most 5 data files after and the scan is at
+                                         least 5x faster
     cargo xtask bench-runs [--runs N] [--rows N] [--window N] [--unique]
                                          N one-file `sluice run`s into one table (default 200
                                          of 10000 rows); fails unless the median of the last
@@ -117,6 +124,7 @@ enum Task {
     Ci(ServicesConfig),
     BenchWap(BenchOptions),
     BenchRuns(bench_runs::RunsOptions),
+    BenchMaintain(bench_maintain::MaintainBenchOptions),
     PyTest(Vec<String>),
     BenchPy(bench_py::PyBenchOptions),
     BenchSql(bench_sql::SqlBenchOptions),
@@ -163,6 +171,10 @@ fn run(task: Task) -> Result<ExitCode> {
         }
         Task::BenchRuns(options) => {
             bench_runs::run(&layout, &options)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::BenchMaintain(options) => {
+            bench_maintain::run(&layout, &options)?;
             Ok(ExitCode::SUCCESS)
         }
         Task::PyTest(args) => Ok(exit_code(py_test::run(&layout, &args)?)),
@@ -236,6 +248,9 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Task> 
         ["ci", options @ ..] => Ok(Task::Ci(parse_config(options, &env)?)),
         ["bench-wap", options @ ..] => Ok(Task::BenchWap(bench::parse_options(options, &env)?)),
         ["bench-runs", options @ ..] => Ok(Task::BenchRuns(bench_runs::parse_options(options)?)),
+        ["bench-maintain", options @ ..] => {
+            Ok(Task::BenchMaintain(bench_maintain::parse_options(options)?))
+        }
         ["bench-py", options @ ..] => Ok(Task::BenchPy(bench_py::parse_options(options)?)),
         ["bench-sql", options @ ..] => Ok(Task::BenchSql(bench_sql::parse_options(options)?)),
         ["bench-serve", options @ ..] => Ok(Task::BenchServe(bench_serve::parse_options(options)?)),

@@ -66,8 +66,9 @@ pub enum Command {
         every: std::time::Duration,
         /// Also maintain the table this often, between runs: compaction (audited with the
         /// run's checks), manifest rewrite, snapshot expiry and orphan removal, with the
-        /// defaults of `[maintenance]` in sluice.toml (see `sluice maintain`).
-        #[arg(long, value_parser = parse_interval, conflicts_with = "job")]
+        /// defaults of `[maintenance]` in sluice.toml (see `sluice maintain`); with --job,
+        /// each table of the job.
+        #[arg(long, value_parser = parse_interval)]
         maintain_every: Option<std::time::Duration>,
     },
     /// Ingest historical files in batches, each its own transaction; run again to resume.

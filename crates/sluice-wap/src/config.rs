@@ -1,6 +1,7 @@
 //! `sluice.toml`: where the catalog, the warehouse and the run journal are, and the defaults
 //! of runs. The `sluice` command and the Python package read it the same way.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -64,6 +65,8 @@ lease_ttl_secs = 60
 # older_than = "7d"    # expire snapshots older than this on every branch
 # retain_last = 100    # but always keep this many newest snapshots of every branch
 # orphans_older_than = "3d"  # remove unreferenced files only when older than this
+# [maintenance.table."analytics.events"]   # one table's own settings
+# retain_last = 500
 
 # Defaults of `sluice run`, `watch` and `backfill`.
 # [run]
@@ -96,17 +99,29 @@ struct RunDefaults {
     author: Option<String>,
 }
 
-/// `[maintenance]` as written.
+/// `[maintenance]` as written: defaults for every table, and `[maintenance.table."NS.T"]`
+/// for one table.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct MaintenanceDefaults {
     older_than: Option<String>,
     retain_last: Option<u32>,
     orphans_older_than: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    table: BTreeMap<String, MaintenanceValues>,
 }
 
-/// `[maintenance]`: the defaults of `sluice maintain`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// `[maintenance.table."NS.T"]` as written.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct MaintenanceValues {
+    older_than: Option<String>,
+    retain_last: Option<u32>,
+    orphans_older_than: Option<String>,
+}
+
+/// `[maintenance]`: the defaults of `sluice maintain` (see [`Maintenance::for_table`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Maintenance {
     /// Expire snapshots older than this on every branch.
     pub older_than: Option<Duration>,
@@ -114,33 +129,76 @@ pub struct Maintenance {
     pub retain_last: Option<u32>,
     /// Remove orphan files only when older than this.
     pub orphans_older_than: Option<Duration>,
+    /// `[maintenance.table."NS.T"]`: one table's own settings.
+    pub tables: BTreeMap<String, Maintenance>,
+}
+
+impl Maintenance {
+    /// The settings of one table: its own, else those of `[maintenance]`.
+    pub fn for_table(&self, table: &str) -> Maintenance {
+        let own = self.tables.get(table);
+        Maintenance {
+            older_than: own.and_then(|t| t.older_than).or(self.older_than),
+            retain_last: own.and_then(|t| t.retain_last).or(self.retain_last),
+            orphans_older_than: own
+                .and_then(|t| t.orphans_older_than)
+                .or(self.orphans_older_than),
+            tables: BTreeMap::new(),
+        }
+    }
+}
+
+fn resolve_values(
+    section: &str,
+    older_than: Option<&String>,
+    retain_last: Option<u32>,
+    orphans_older_than: Option<&String>,
+) -> Result<Maintenance> {
+    let duration = |key: &str, text: Option<&String>| -> Result<Option<Duration>> {
+        match text {
+            Some(text) => Ok(Some(parse_duration(text).map_err(|e| {
+                Error::Config(format!("{section} {key} = {text:?}: {e}"))
+            })?)),
+            None => Ok(None),
+        }
+    };
+    if retain_last == Some(0) {
+        return Err(Error::Config(format!(
+            "{section} retain_last must be at least 1"
+        )));
+    }
+    Ok(Maintenance {
+        older_than: duration("older_than", older_than)?,
+        retain_last,
+        orphans_older_than: duration("orphans_older_than", orphans_older_than)?,
+        tables: BTreeMap::new(),
+    })
 }
 
 impl MaintenanceDefaults {
     fn resolve(&self) -> Result<Maintenance> {
-        let older_than =
-            match &self.older_than {
-                Some(text) => Some(parse_duration(text).map_err(|e| {
-                    Error::Config(format!("[maintenance] older_than = {text:?}: {e}"))
-                })?),
-                None => None,
-            };
-        if self.retain_last == Some(0) {
-            return Err(Error::Config(
-                "[maintenance] retain_last must be at least 1".to_string(),
-            ));
+        let mut out = resolve_values(
+            "[maintenance]",
+            self.older_than.as_ref(),
+            self.retain_last,
+            self.orphans_older_than.as_ref(),
+        )?;
+        for (name, values) in &self.table {
+            let section = format!("[maintenance.table.\"{name}\"]");
+            if name.parse::<sluice_lake::TableName>().is_err() {
+                return Err(Error::Config(format!(
+                    "{section}: `{name}` is not a NAMESPACE.TABLE name"
+                )));
+            }
+            let resolved = resolve_values(
+                &section,
+                values.older_than.as_ref(),
+                values.retain_last,
+                values.orphans_older_than.as_ref(),
+            )?;
+            out.tables.insert(name.clone(), resolved);
         }
-        let orphans_older_than = match &self.orphans_older_than {
-            Some(text) => Some(parse_duration(text).map_err(|e| {
-                Error::Config(format!("[maintenance] orphans_older_than = {text:?}: {e}"))
-            })?),
-            None => None,
-        };
-        Ok(Maintenance {
-            older_than,
-            retain_last: self.retain_last,
-            orphans_older_than,
-        })
+        Ok(out)
     }
 }
 
@@ -473,8 +531,21 @@ mod tests {
                 older_than: Some(Duration::from_secs(7 * 24 * 3600)),
                 retain_last: Some(100),
                 orphans_older_than: Some(Duration::from_secs(24 * 3600)),
+                tables: BTreeMap::new(),
             }
         );
+        let per_table = format!(
+            "{sql}[maintenance]\nolder_than = \"7d\"\n[maintenance.table.\"ns.events\"]\nretain_last = 5\n"
+        );
+        let m = read(&per_table).unwrap();
+        assert_eq!(m.for_table("ns.events").retain_last, Some(5));
+        assert_eq!(
+            m.for_table("ns.events").older_than,
+            Some(Duration::from_secs(7 * 24 * 3600))
+        );
+        assert_eq!(m.for_table("ns.other").retain_last, None);
+        let bad_name = format!("{sql}[maintenance.table.events]\nretain_last = 5\n");
+        assert!(format!("{:#}", read(&bad_name).unwrap_err()).contains("not a NAMESPACE.TABLE"));
         let bad = format!("{sql}[maintenance]\nolder_than = \"a week\"\n");
         assert!(format!("{:#}", read(&bad).unwrap_err()).contains("[maintenance] older_than"));
         let zero = format!("{sql}[maintenance]\nretain_last = 0\n");

@@ -237,14 +237,49 @@ impl Pipeline {
         job: &JobOptions,
         every: Duration,
         stop: &StopSignal,
-        mut on_report: impl FnMut(&JobReport),
+        on_report: impl FnMut(&JobReport),
     ) -> Result<()> {
+        self.watch_job_maintained(job, every, None, stop, on_report, |_| {})
+            .await
+    }
+
+    /// [`Pipeline::watch_job`] that also maintains each table of the job between job runs
+    /// (one [`Pipeline::maintain`] per table, in the job file's order, each with the options
+    /// `maintain.1` gives for it), once `maintain.0` has passed. A failed maintenance is undone,
+    /// logged and tried again at the next interval.
+    pub async fn watch_job_maintained(
+        &self,
+        job: &JobOptions,
+        every: Duration,
+        maintain: Option<(Duration, Vec<crate::MaintainOptions>)>,
+        stop: &StopSignal,
+        mut on_report: impl FnMut(&JobReport),
+        mut on_maintained: impl FnMut(&crate::MaintainReport),
+    ) -> Result<()> {
+        let mut maintained = std::time::Instant::now();
         while !stop.is_stopped() {
             match self.run_job(job).await {
                 Ok(report) if report.status == RunStatus::NothingToDo => {}
                 Ok(report) => on_report(&report),
                 Err(e) => {
                     tracing::warn!(error = %e, "job could not start; retrying at the next tick")
+                }
+            }
+            if let Some((interval, tables)) = &maintain
+                && maintained.elapsed() >= *interval
+            {
+                maintained = std::time::Instant::now();
+                for options in tables {
+                    if stop.is_stopped() {
+                        break;
+                    }
+                    match self.maintain(options).await {
+                        Ok(report) => on_maintained(&report),
+                        Err(crate::Error::Lake(sluice_lake::Error::TableNotFound { .. })) => {}
+                        Err(e) => {
+                            tracing::warn!(table = %options.table, error = %e, "maintenance failed; trying again at the next interval")
+                        }
+                    }
                 }
             }
             stop.sleep(every).await;

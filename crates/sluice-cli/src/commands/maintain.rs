@@ -23,6 +23,21 @@ pub(super) struct Flags {
     pub(super) checks: Option<PathBuf>,
 }
 
+impl Flags {
+    /// No flags: every step, with the defaults of sluice.toml.
+    pub(super) fn defaults() -> Self {
+        Self {
+            dry_run: false,
+            only: Vec::new(),
+            older_than: None,
+            retain_last: None,
+            orphans_older_than: None,
+            min_file_size: None,
+            checks: None,
+        }
+    }
+}
+
 fn step(arg: MaintainStepArg) -> MaintainStep {
     match arg {
         MaintainStepArg::RewriteDataFiles => MaintainStep::RewriteDataFiles,
@@ -32,14 +47,16 @@ fn step(arg: MaintainStepArg) -> MaintainStep {
     }
 }
 
-/// The maintenance options: the flags, else `[maintenance]` of sluice.toml, else Iceberg's
-/// defaults and each ref's retention.
+/// The maintenance options: the flags, else the table's `[maintenance.table."NS.T"]` of
+/// sluice.toml, else `[maintenance]`, else Iceberg's defaults and each ref's retention.
 pub(super) fn maintain_options(
     ctx: &Ctx<'_>,
     table: TableName,
     flags: &Flags,
 ) -> Result<MaintainOptions> {
-    let defaults = sluice_wap::config::load(ctx.cli.config.as_deref())?.maintenance;
+    let defaults = sluice_wap::config::load(ctx.cli.config.as_deref())?
+        .maintenance
+        .for_table(&table.to_string());
     let older_than = flags.older_than.or(defaults.older_than);
     let retain_last = flags.retain_last.or(defaults.retain_last);
     let mut options = MaintainOptions::new(table);

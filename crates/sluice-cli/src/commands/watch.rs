@@ -25,7 +25,7 @@ pub(super) async fn watch(
 ) -> Result<u8> {
     let pipeline = ctx.pipeline().await?;
     if let Some(path) = &run.job {
-        return watch_job(ctx, &pipeline, run, path, every).await;
+        return watch_job(ctx, &pipeline, run, path, every, maintain_every).await;
     }
     let options = run_options(ctx, run)?;
     let stop = StopSignal::new();
@@ -39,24 +39,7 @@ pub(super) async fn watch(
         );
     }
     let maintain = match maintain_every {
-        Some(interval) => {
-            let mut m = super::maintain::maintain_options(
-                ctx,
-                options.table.clone(),
-                &super::maintain::Flags {
-                    dry_run: false,
-                    only: Vec::new(),
-                    older_than: None,
-                    retain_last: None,
-                    orphans_older_than: None,
-                    min_file_size: None,
-                    checks: None,
-                },
-            )?;
-            // A compaction is audited with the checks the runs use.
-            m.checks = options.checks.clone();
-            Some((interval, m))
-        }
+        Some(interval) => Some((interval, maintain_options(ctx, &options)?)),
         None => None,
     };
     let mut worst = exit_code::SUCCESS;
@@ -70,14 +53,7 @@ pub(super) async fn watch(
                 worst = worst.max(exit_code::of_run(report.status));
                 print_run(ctx, report);
             },
-            |maintained| {
-                // On stderr: with --json, stdout carries one document per run.
-                if !ctx.cli.quiet {
-                    for line in super::maintain::report_lines(maintained) {
-                        eprintln!("maintained {line}");
-                    }
-                }
-            },
+            |maintained| say_maintained(ctx, maintained),
         )
         .await?;
     Ok(signals
@@ -89,12 +65,40 @@ pub(super) async fn watch(
         }))
 }
 
+/// The maintenance of one table between runs: `[maintenance]` defaults, the compaction
+/// audited with the checks its runs use.
+fn maintain_options(
+    ctx: &Ctx<'_>,
+    options: &sluice_wap::RunOptions,
+) -> Result<sluice_wap::MaintainOptions> {
+    let mut m = super::maintain::maintain_options(
+        ctx,
+        options.table.clone(),
+        &super::maintain::Flags::defaults(),
+    )?;
+    m.checks = options.checks.clone();
+    Ok(m)
+}
+
+/// On stderr: with --json, stdout carries one document per run.
+fn say_maintained(ctx: &Ctx<'_>, report: &sluice_wap::MaintainReport) {
+    if !ctx.cli.quiet {
+        for line in super::maintain::report_lines(report) {
+            // The run's id is in `sluice runs list`; a line per step is enough here.
+            if !line.starts_with("run ") {
+                eprintln!("maintained {line}");
+            }
+        }
+    }
+}
+
 async fn watch_job(
     ctx: &Ctx<'_>,
     pipeline: &sluice_wap::Pipeline,
     run: &RunArgs,
     path: &std::path::Path,
     every: Duration,
+    maintain_every: Option<Duration>,
 ) -> Result<u8> {
     let job = job_options(ctx, run, path)?;
     let stop = StopSignal::new();
@@ -107,12 +111,29 @@ async fn watch_job(
             render::duration(every),
         );
     }
+    let maintain = match maintain_every {
+        Some(interval) => Some((
+            interval,
+            job.tables
+                .iter()
+                .map(|t| maintain_options(ctx, t))
+                .collect::<Result<Vec<_>>>()?,
+        )),
+        None => None,
+    };
     let mut worst = exit_code::SUCCESS;
     pipeline
-        .watch_job(&job, every, &stop, |report| {
-            worst = worst.max(exit_code::of_run(report.status));
-            print_job(ctx, report);
-        })
+        .watch_job_maintained(
+            &job,
+            every,
+            maintain,
+            &stop,
+            |report| {
+                worst = worst.max(exit_code::of_run(report.status));
+                print_job(ctx, report);
+            },
+            |maintained| say_maintained(ctx, maintained),
+        )
         .await?;
     Ok(signals
         .exit_code()

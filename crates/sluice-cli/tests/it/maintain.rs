@@ -181,20 +181,75 @@ fn watch_maintains_its_table_between_runs() {
         "{said}"
     );
     assert_eq!(env.event_ids("ns.events"), (0..20).collect::<Vec<_>>());
-    let out = env.sluice(&[
-        "watch",
-        "--job",
-        "wap.toml",
-        "--every",
-        "1s",
-        "--maintain-every",
-        "1h",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "--maintain-every is for one table"
+}
+
+#[test]
+fn watch_of_a_job_maintains_each_of_its_tables() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new();
+    std::fs::write(
+        env.path("wap.toml"),
+        "[[table]]\nname = \"shop.orders\"\nsource = \"raw/orders\"\n\n[[table]]\nname = \"shop.lines\"\nsource = \"raw/lines\"\n",
+    )
+    .unwrap();
+    for k in 0..3i64 {
+        write(
+            &env.path(&format!("raw/orders/{k}.parquet")),
+            &events(k * 10..k * 10 + 10, false),
+        );
+        write(
+            &env.path(&format!("raw/lines/{k}.parquet")),
+            &events(100 + k * 10..110 + k * 10, false),
+        );
+        // One job run per pair of files: three small files in each table.
+        let (code, report) = env.json(&["run", "--job", "wap.toml"]);
+        assert_eq!(code, 0, "{report}");
+    }
+    let mut child = env
+        .cmd()
+        .args([
+            "watch",
+            "--job",
+            "wap.toml",
+            "--every",
+            "100ms",
+            "--maintain-every",
+            "100ms",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut compacted = std::collections::BTreeSet::new();
+    for line in stderr.by_ref() {
+        let line = line.unwrap();
+        for table in ["shop.orders", "shop.lines"] {
+            if line.contains(&format!(
+                "maintained {table}: rewrite-data-files: 3 file(s)"
+            )) {
+                compacted.insert(table);
+            }
+        }
+        if compacted.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(compacted.len(), 2, "both tables compacted");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
     );
+    // Read to the end: the watch says what it does until it exits.
+    stderr.for_each(drop);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(env.event_ids("shop.orders"), (0..30).collect::<Vec<_>>());
+    assert_eq!(env.event_ids("shop.lines"), (100..130).collect::<Vec<_>>());
+    let log = env.json(&["log", "shop.lines"]).1;
+    assert_eq!(log[0]["summary"]["total-data-files"], "1", "{}", log[0]);
 }
 
 /// Main's live data files and manifests, and every ref's rows, as pyiceberg reads them.
@@ -240,6 +295,9 @@ fn maintain_compacts_small_files_and_every_ref_reads_the_same() {
         .map(|r| env.event_ids(r))
         .collect();
     assert_eq!(refs_before[0].len(), 400);
+    let older = log[30]["snapshot_id"].as_i64().unwrap();
+    let at_older = env.event_ids(&format!("ns.events@{older}"));
+    assert_eq!(at_older.len(), 100);
     assert_eq!(refs_before[2].len(), 200);
     let pyiceberg = python_available("maintain compaction", "pyiceberg.catalog.sql, pyarrow");
     if pyiceberg {
@@ -275,6 +333,11 @@ fn maintain_compacts_small_files_and_every_ref_reads_the_same() {
         .map(|r| env.event_ids(r))
         .collect();
     assert_eq!(refs_after, refs_before, "every ref reads the same rows");
+    assert_eq!(
+        env.event_ids(&format!("ns.events@{older}")),
+        at_older,
+        "time travel to a kept snapshot reads what it read"
+    );
     let log = env.json(&["log", "ns.events"]).1;
     assert_eq!(log[0]["operation"], "replace", "{}", log[0]);
     assert_eq!(log[0]["summary"]["total-data-files"], "1", "{}", log[0]);
