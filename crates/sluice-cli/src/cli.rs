@@ -312,6 +312,12 @@ pub struct RunArgs {
     /// the run, naming the column.
     #[arg(long)]
     pub truncate_timestamps: bool,
+    /// Take only this worker's share of the source: K/N, index K (from 0) of N workers. Each
+    /// file belongs to one shard (by a hash of its location), so N processes given the same
+    /// source and table, each its own K, ingest every file once (e.g. a Kubernetes Indexed
+    /// Job: --shard $JOB_COMPLETION_INDEX/N).
+    #[arg(long, conflicts_with = "job")]
+    pub shard: Option<sluice_wap::Shard>,
     /// Failing rows shown per check.
     #[arg(long, default_value_t = 5)]
     pub samples: usize,

@@ -70,5 +70,5 @@ pub use options::{Mode, PipelineConfig, ProgressSink, RunOptions, SchemaChange};
 pub use pipeline::Pipeline;
 pub use report::{ExistingRead, QuarantineReport, RunFailure, RunReport, RunStatus, StepTiming};
 pub use schedule::{Batching, StopSignal};
-pub use source::{SourceFile, head_file, list_source, run_key, source_location};
+pub use source::{Shard, SourceFile, head_file, list_source, run_key, source_location};
 pub use trigger::Trigger;

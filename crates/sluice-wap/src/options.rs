@@ -69,6 +69,8 @@ pub struct RunOptions {
     pub on_schema_change: SchemaChange,
     /// Ingest only these files (backfill batches); `None`: everything new under `source`.
     pub files: Option<Vec<SourceFile>>,
+    /// Only this worker's share of the source's files (`--shard K/N`; see [`crate::Shard`]).
+    pub shard: Option<crate::source::Shard>,
     /// Failing rows kept per check.
     pub sample_size: usize,
     /// Columns added to every failing-row sample.
@@ -120,6 +122,7 @@ impl RunOptions {
             author: None,
             on_schema_change: SchemaChange::Fail,
             files: None,
+            shard: None,
             sample_size: 5,
             key_columns: Vec::new(),
             parallelism: std::thread::available_parallelism()

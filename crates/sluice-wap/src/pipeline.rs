@@ -247,7 +247,13 @@ impl Pipeline {
         }
         let listed = match &options.files {
             Some(files) => files.clone(),
-            None => list_source(&self.lake, &options.source).await?,
+            None => {
+                let mut listed = list_source(&self.lake, &options.source).await?;
+                if let Some(shard) = options.shard {
+                    listed.retain(|f| shard.owns(&f.location));
+                }
+                listed
+            }
         };
         let files = self.not_yet_published(table, listed).await?;
         report.time("list", started);

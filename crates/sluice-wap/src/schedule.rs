@@ -180,7 +180,10 @@ impl Pipeline {
         stop: &StopSignal,
         mut on_report: impl FnMut(&RunReport),
     ) -> Result<Vec<RunReport>> {
-        let pending = self.pending_files(&options.source, &options.table).await?;
+        let mut pending = self.pending_files(&options.source, &options.table).await?;
+        if let Some(shard) = options.shard {
+            pending.retain(|f| shard.owns(&f.location));
+        }
         let mut reports = Vec::new();
         for chunk in batches(pending, batching) {
             if stop.is_stopped() {

@@ -88,6 +88,59 @@ pub async fn head_file(lake: &Lake, location: &str) -> Result<Option<SourceFile>
     }
 }
 
+/// One worker's share of a source: `--shard K/N` takes the files whose location hashes to `K`
+/// modulo `N` (FNV-1a, 64 bit). Deterministic and per file, so N workers given the same source
+/// split it with no file taken twice and none left, and the split is stable as new files
+/// arrive (a file's shard never changes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This worker's index, from 0.
+    pub index: u32,
+    /// How many workers share the source.
+    pub count: u32,
+}
+
+impl Shard {
+    /// Whether this shard owns the file at `location`.
+    pub fn owns(&self, location: &str) -> bool {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in location.bytes() {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        hash % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let usage = || {
+            format!(
+                "`{text}` is not a shard: write K/N, this worker's index K (from 0) of N workers, \
+                 e.g. 0/4 (in a Kubernetes Indexed Job: $JOB_COMPLETION_INDEX/N)"
+            )
+        };
+        let (k, n) = text.trim().split_once('/').ok_or_else(usage)?;
+        let index: u32 = k.trim().parse().map_err(|_| usage())?;
+        let count: u32 = n.trim().parse().map_err(|_| usage())?;
+        if count == 0 || index >= count {
+            return Err(format!(
+                "shard {index}/{count}: the index must be below the number of shards (0 to {})",
+                count.saturating_sub(1)
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 /// The run key: a digest of the file set (locations, sizes and etags), independent of order.
 pub fn run_key(table: &TableName, files: &[SourceFile]) -> String {
     let mut lines: Vec<String> = files
@@ -152,6 +205,24 @@ fn is_parquet(path: &std::path::Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_split_a_source_with_every_file_in_exactly_one() {
+        let shards: Vec<Shard> = (0..4).map(|k| format!("{k}/4").parse().unwrap()).collect();
+        let mut owned = [0usize; 4];
+        for i in 0..1000 {
+            let location = format!("s3://raw/events/2026/12/06/part-{i:05}.parquet");
+            let owners: Vec<usize> = (0..4).filter(|&k| shards[k].owns(&location)).collect();
+            assert_eq!(owners.len(), 1, "{location}");
+            owned[owners[0]] += 1;
+        }
+        assert!(owned.iter().all(|&n| n > 150), "{owned:?}");
+        assert!("0/1".parse::<Shard>().unwrap().owns("anything"));
+        for bad in ["4/4", "1", "a/b", "0/0", "-1/3"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        assert!("4/4".parse::<Shard>().unwrap_err().contains("0 to 3"));
+    }
 
     #[test]
     fn run_key_ignores_order_and_sees_changes() {

@@ -110,6 +110,7 @@ pub(super) fn run_options(ctx: &Ctx<'_>, args: &RunArgs) -> Result<RunOptions> {
     };
     options.rewrite = args.rewrite;
     options.keep_failed = args.keep_failed;
+    options.shard = args.shard;
     options.partition_by = args.partition_by.clone();
     if args.truncate_timestamps {
         options.write.nanos = sluice_lake::schema::NanosToMicros::Truncate;

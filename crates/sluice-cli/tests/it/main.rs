@@ -13,5 +13,6 @@ mod locations;
 mod maintain;
 mod quality;
 mod runs;
+mod scale;
 mod serve;
 mod sql;

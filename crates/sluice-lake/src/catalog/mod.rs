@@ -333,7 +333,14 @@ impl Backend {
                     table: name.to_string(),
                 })
             }
-            Err(e) => Err(catalog_error(Some(name), e)),
+            // Lost a race with another creator, reported as a failed insert (the SQL
+            // catalog's unique key) or a server error: what counts is whether it exists now.
+            Err(e) => match self.catalog().table_exists(&ident).await {
+                Ok(true) => Err(Error::TableAlreadyExists {
+                    table: name.to_string(),
+                }),
+                _ => Err(catalog_error(Some(name), e)),
+            },
         }
     }
 
