@@ -30,7 +30,13 @@ pub struct RunsOptions {
     pub peer_dir: Option<PathBuf>,
     /// Audit every run with a table-scoped `unique` check on `event_id`.
     pub unique: bool,
+    /// Run `sluice maintain` (as `watch --maintain-every` would) after every this many runs,
+    /// keeping the last [`MAINTAIN_RETAIN`] snapshots; its time is reported apart.
+    pub maintain_every: Option<u32>,
 }
+
+/// Snapshots of `main` a `--maintain-every` maintenance keeps.
+const MAINTAIN_RETAIN: &str = "20";
 
 impl Default for RunsOptions {
     fn default() -> Self {
@@ -40,6 +46,7 @@ impl Default for RunsOptions {
             window: 20,
             peer_dir: None,
             unique: false,
+            maintain_every: None,
         }
     }
 }
@@ -77,6 +84,11 @@ pub fn parse_options(options: &[&str]) -> Result<RunsOptions> {
             }
             "--peer-dir" => out.peer_dir = Some(PathBuf::from(value()?)),
             "--unique" if inline.is_none() => out.unique = true,
+            "--maintain-every" => {
+                out.maintain_every = Some(
+                    u32::try_from(number(value()?)?).context("--maintain-every is too large")?,
+                )
+            }
             other => bail!("unknown option {other:?} for `bench-runs`; see `cargo xtask --help`"),
         }
     }
@@ -172,8 +184,40 @@ pub fn run(layout: &Layout, options: &RunsOptions) -> Result<()> {
             ", no checks"
         }
     );
+    if let Some(n) = options.maintain_every {
+        println!(
+            "`sluice maintain` after every {n} runs (keeping the last {MAINTAIN_RETAIN} snapshots), timed apart"
+        );
+    }
+    let mut maintain_s: Vec<f64> = Vec::new();
     let mut samples = Vec::with_capacity(files.len());
     for (i, file) in files.iter().enumerate() {
+        if let Some(n) = options.maintain_every
+            && i > 0
+            && i % n as usize == 0
+        {
+            let started = Instant::now();
+            let out = Command::new(&sluice)
+                .args([
+                    "--json",
+                    "maintain",
+                    "bench.events",
+                    "--older-than",
+                    "0s",
+                    "--retain-last",
+                    MAINTAIN_RETAIN,
+                ])
+                .current_dir(&lake)
+                .output()?;
+            maintain_s.push(started.elapsed().as_secs_f64());
+            if !out.status.success() {
+                bail!(
+                    "maintain after run {i} failed:\n{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
         let name = file.file_name().context("a generated file has no name")?;
         fs::copy(file, raw.join(name))?;
         let started = Instant::now();
@@ -296,6 +340,13 @@ pub fn run(layout: &Layout, options: &RunsOptions) -> Result<()> {
         "metadata file: {metadata_first} bytes after run {window}, {metadata_last} after run {} ({per_run:.0} bytes per run: one snapshot entry and its log lines, no file lists)",
         samples.len()
     );
+    if !maintain_s.is_empty() {
+        println!(
+            "{} maintenances, median {:.3} s (not in the runs' times)",
+            maintain_s.len(),
+            median(&maintain_s)
+        );
+    }
     let last_read = samples.last().and_then(|s| s.main_files);
     if let Some((read, of)) = last_read {
         println!(
@@ -305,6 +356,20 @@ pub fn run(layout: &Layout, options: &RunsOptions) -> Result<()> {
     let result = Json::object([
         ("runs", Json::number(samples.len() as f64)),
         ("unique_check", Json::Bool(options.unique)),
+        (
+            "maintain_every",
+            options
+                .maintain_every
+                .map_or(Json::Null, |n| Json::number(f64::from(n))),
+        ),
+        (
+            "maintain_median_s",
+            if maintain_s.is_empty() {
+                Json::Null
+            } else {
+                Json::number(median(&maintain_s))
+            },
+        ),
         (
             "last_run_main_files_read",
             last_read.map_or(Json::Null, |(read, _)| Json::number(read as f64)),
@@ -370,6 +435,12 @@ mod tests {
         let o = parse_options(&["--runs", "50", "--rows=100", "--window", "5"]).unwrap();
         assert_eq!((o.runs, o.rows, o.window, o.unique), (50, 100, 5, false));
         assert!(parse_options(&["--unique"]).unwrap().unique);
+        assert_eq!(
+            parse_options(&["--maintain-every", "20"])
+                .unwrap()
+                .maintain_every,
+            Some(20)
+        );
         assert!(parse_options(&["--unique=yes"]).is_err());
         assert!(parse_options(&["--runs", "10", "--window", "6"]).is_err());
         assert!(parse_options(&["--runs", "0"]).is_err());

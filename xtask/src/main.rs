@@ -74,17 +74,20 @@ USAGE:
                                          for e2e)
     cargo xtask bench-maintain [--runs N] [--rows N] [--repeat N]
                                          N one-file runs into one table (default 300 of 1000
-                                         rows), then a full scan of main (`sluice sql`) timed
-                                         before and after `sluice maintain`; fails unless main
-                                         has at most 5 data files after and the scan is at
-                                         least 5x faster
-    cargo xtask bench-runs [--runs N] [--rows N] [--window N] [--unique]
+                                         rows), then scans of main timed before and after
+                                         `sluice maintain` (in-process with scan-main, and
+                                         `sluice sql`); fails unless main has at most 5 data
+                                         files after and the in-process scan of a column is
+                                         at least 5x faster
+    cargo xtask bench-runs [--runs N] [--rows N] [--window N] [--unique] [--maintain-every N]
                                          N one-file `sluice run`s into one table (default 200
                                          of 10000 rows); fails unless the median of the last
                                          --window runs (default 20) is within 1.2x the first's;
                                          also reports the metadata file's growth per run;
                                          --unique audits each run with a table-scoped unique
-                                         check on event_id and reports main's files it read
+                                         check on event_id and reports main's files it read;
+                                         --maintain-every N runs `sluice maintain` (keeping 20
+                                         snapshots) after every N runs, timed apart
 
 OPTIONS (for services up, e2e, faults, ci, and bench-wap --target rest):
     --s3 <s3s-fs|moto|minio>  S3 server [env SLUICE_XTASK_S3, default s3s-fs]

@@ -43,7 +43,7 @@ pub use options::{BenchOptions, parse_options};
 // `bench-runs` builds sluice, finds the peer's generator and summarises its runs the same way.
 pub(crate) use events::{generate_events, spread_over_days};
 pub(crate) use peer::peer_file;
-pub(crate) use sluice::build_sluice;
+pub(crate) use sluice::{build_bench_binary, build_sluice};
 pub(crate) use timing::median;
 
 use crate::layout::{Layout, Service};

@@ -31,8 +31,13 @@ pub(crate) fn build_sluice(layout: &Layout) -> Result<PathBuf> {
 
 /// `cargo build --release -p sluice-benches --bin reencode-floor --locked`; returns the binary.
 pub(super) fn build_floor(layout: &Layout) -> Result<PathBuf> {
+    build_bench_binary(layout, "reencode-floor")
+}
+
+/// `cargo build --release -p sluice-benches --bin NAME --locked`; returns the binary.
+pub(crate) fn build_bench_binary(layout: &Layout, name: &str) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    println!("building: cargo build --release -p sluice-benches --bin reencode-floor --locked");
+    println!("building: cargo build --release -p sluice-benches --bin {name} --locked");
     let status = Command::new(&cargo)
         .args([
             "build",
@@ -40,16 +45,16 @@ pub(super) fn build_floor(layout: &Layout) -> Result<PathBuf> {
             "-p",
             "sluice-benches",
             "--bin",
-            "reencode-floor",
+            name,
             "--locked",
         ])
         .current_dir(&layout.workspace)
         .status()
         .with_context(|| format!("cannot run {cargo}"))?;
     if !status.success() {
-        bail!("building reencode-floor in release failed ({status})");
+        bail!("building {name} in release failed ({status})");
     }
-    let binary = layout.target_dir().join("release").join("reencode-floor");
+    let binary = layout.target_dir().join("release").join(name);
     if !binary.is_file() {
         bail!("the release build did not produce {}", binary.display());
     }

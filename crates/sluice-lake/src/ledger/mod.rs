@@ -202,19 +202,51 @@ pub(crate) async fn current_files(lake: &Lake, table: &LoadedTable) -> Result<Ve
 }
 
 impl Ledger {
+    /// The ledger `table`'s metadata points at. A concurrent publish replaces the root and
+    /// deletes the one it replaced: when the root is missing and the table has moved on since
+    /// `table` was loaded, the current ledger is read instead (a commit planned on the stale
+    /// metadata fails its requirements anyway and is planned again).
     async fn open(lake: &Lake, table: &LoadedTable) -> Result<Ledger> {
+        let mut table = std::borrow::Cow::Borrowed(table);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match Self::open_at(lake, &table).await? {
+                Some(ledger) => return Ok(ledger),
+                None => {
+                    let location = table
+                        .metadata()
+                        .properties()
+                        .get(LEDGER_PROPERTY)
+                        .cloned()
+                        .unwrap_or_default();
+                    let fresh = lake.load_table(table.name()).await?;
+                    let moved =
+                        fresh.metadata().properties().get(LEDGER_PROPERTY) != Some(&location);
+                    if !moved || attempts >= 5 {
+                        return Err(Error::LedgerUnreadable {
+                            table: table.name().to_string(),
+                            location,
+                            reason: "the file is missing (was it removed by an orphan-file \
+                                     clean-up?)"
+                                .to_string(),
+                        });
+                    }
+                    table = std::borrow::Cow::Owned(fresh);
+                }
+            }
+        }
+    }
+
+    /// The ledger of `table`'s metadata, or `None` when its root file is missing.
+    async fn open_at(lake: &Lake, table: &LoadedTable) -> Result<Option<Ledger>> {
         let md = table.metadata();
         let name = table.name().to_string();
         match md.properties().get(LEDGER_PROPERTY) {
             Some(location) => {
-                let bytes = read_file(lake, &name, location).await?.ok_or_else(|| {
-                    Error::LedgerUnreadable {
-                        table: name.clone(),
-                        location: location.clone(),
-                        reason: "the file is missing (was it removed by an orphan-file clean-up?)"
-                            .to_string(),
-                    }
-                })?;
+                let Some(bytes) = read_file(lake, &name, location).await? else {
+                    return Ok(None);
+                };
                 let root: Root =
                     serde_json::from_slice(&bytes).map_err(|e| Error::LedgerUnreadable {
                         table: name.clone(),
@@ -231,12 +263,12 @@ impl Ledger {
                         ),
                     });
                 }
-                Ok(Ledger {
+                Ok(Some(Ledger {
                     table: name,
                     root_location: Some(location.clone()),
                     root,
                     legacy: BTreeSet::new(),
-                })
+                }))
             }
             None => {
                 // Migration: the publishes of older versions, from main's snapshot summaries.
@@ -259,12 +291,12 @@ impl Ledger {
                         legacy.insert(Item::Key(key.clone()));
                     }
                 }
-                Ok(Ledger {
+                Ok(Some(Ledger {
                     table: name,
                     root_location: None,
                     root: Root::empty(),
                     legacy,
-                })
+                }))
             }
         }
     }
