@@ -209,7 +209,13 @@ async fn plan_append(
                     (Some(base), manifests, summary)
                 }
                 None => {
-                    let empty = empty_base_snapshot(table).await?;
+                    // Under the run's directory: a crash before this commit leaves it
+                    // where the run's rollback looks.
+                    let run = request
+                        .properties
+                        .get(crate::summary::RUN_ID_PROPERTY)
+                        .map(String::as_str);
+                    let empty = empty_base_snapshot(table, run).await?;
                     let id = empty.snapshot_id();
                     let summary = empty.summary().additional_properties.clone();
                     updates.push(TableUpdate::AddSnapshot { snapshot: empty });
@@ -230,6 +236,7 @@ async fn plan_append(
             properties: &request.properties,
             base_manifests,
             parent_summary,
+            metadata_run: None,
         },
     )
     .await?;

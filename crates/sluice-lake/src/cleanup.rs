@@ -135,13 +135,20 @@ impl Lake {
     }
 
     /// Deletes every file under the run's data and metadata directories of the table and
-    /// returns how many there were. Nothing else is touched.
+    /// returns how many there were, but for the manifest lists of snapshots the table still
+    /// has (the empty base snapshot a run's first commit gave a new table is `main`'s). Nothing
+    /// else is touched.
     pub async fn delete_run_files(&self, name: &TableName, run_id: &str) -> Result<usize> {
         let Some(run) = run_dir(Some(run_id)) else {
             return Ok(0);
         };
         let table = self.load_table(name).await?;
         let md = table.metadata();
+        let in_use: HashSet<String> = md
+            .snapshots()
+            .filter_map(|s| self.stores().resolve(s.manifest_list()).ok())
+            .map(|(_, path)| path.as_ref().to_string())
+            .collect();
         let mut deleted = 0;
         for dir in [data_dir(md, Some(run)), metadata_dir(md, Some(run))] {
             let (store, prefix) = self.stores().resolve(&dir)?;
@@ -154,7 +161,10 @@ impl Lake {
                 .try_collect()
                 .await
                 .map_err(storage)?;
-            let paths = listed.into_iter().map(|m| m.location);
+            let paths = listed
+                .into_iter()
+                .map(|m| m.location)
+                .filter(|p| !in_use.contains(p.as_ref()));
             let results: Vec<std::result::Result<(), object_store::Error>> =
                 futures::stream::iter(paths)
                     .map(|path| {

@@ -74,6 +74,9 @@ pub struct Expired {
     pub manifests: usize,
     /// Data files.
     pub data_files: usize,
+    /// Bytes of the data files and manifests deleted (or to delete); manifest lists are not
+    /// counted (their sizes are not recorded anywhere).
+    pub bytes: u64,
     /// Files that were not under the table's location, so were left (a registered source).
     pub left_outside: usize,
     /// Whether this was a dry run.
@@ -380,7 +383,7 @@ impl Lake {
             }
         }
         // Data files: those in manifests that go, unless a kept manifest lists them.
-        let mut candidates: HashSet<String> = HashSet::new();
+        let mut candidates: HashMap<String, u64> = HashMap::new();
         if !gone_manifests.is_empty() {
             let gone: Vec<_> = read_manifests(
                 expired_from,
@@ -397,11 +400,16 @@ impl Lake {
             let kept =
                 read_manifests(kept_from, kept_manifests.values().cloned().collect(), true).await?;
             for entries in kept {
-                for path in entries {
+                for (path, _) in entries {
                     candidates.remove(&path);
                 }
             }
         }
+        let mut sizes: HashMap<String, u64> = gone_manifests
+            .values()
+            .map(|m| (m.manifest_path.clone(), m.manifest_length.max(0) as u64))
+            .collect();
+        sizes.extend(candidates.iter().map(|(p, size)| (p.clone(), *size)));
         let location = kept_md.location().trim_end_matches('/').to_string();
         let inside = |path: &str| path.starts_with(&format!("{location}/"));
         let mut out = Expired {
@@ -416,13 +424,14 @@ impl Lake {
                 &mut out.manifests,
             ),
             (
-                candidates.into_iter().collect::<Vec<_>>(),
+                candidates.into_keys().collect::<Vec<_>>(),
                 &mut out.data_files,
             ),
         ] {
             for path in paths {
                 if inside(&path) {
                     *count += 1;
+                    out.bytes += sizes.get(&path).copied().unwrap_or(0);
                     to_delete.push(path);
                 } else {
                     out.left_outside += 1;
@@ -462,13 +471,13 @@ fn survivors(table: &LoadedTable, plan: &ExpiryPlan) -> Vec<i64> {
         .collect()
 }
 
-/// The data file paths each manifest lists: every entry, or with `live_only` those a reader
-/// of the manifest reads (added or existing, not deleted).
+/// The data file paths (and sizes) each manifest lists: every entry, or with `live_only` those
+/// a reader of the manifest reads (added or existing, not deleted).
 async fn read_manifests(
     table: &LoadedTable,
     manifests: Vec<ManifestFile>,
     live_only: bool,
-) -> Result<Vec<Vec<String>>> {
+) -> Result<Vec<Vec<(String, u64)>>> {
     futures::stream::iter(manifests)
         .map(|m| async move {
             let loaded = m.load_manifest(table.file_io()).await?;
@@ -477,7 +486,12 @@ async fn read_manifests(
                     .entries()
                     .iter()
                     .filter(|e| !live_only || e.status() != ManifestStatus::Deleted)
-                    .map(|e| e.data_file().file_path().to_string())
+                    .map(|e| {
+                        (
+                            e.data_file().file_path().to_string(),
+                            e.data_file().file_size_in_bytes(),
+                        )
+                    })
                     .collect(),
             )
         })

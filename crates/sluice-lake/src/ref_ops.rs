@@ -242,7 +242,7 @@ async fn plan_create_ref(
     let target = match resolved {
         Some(id) => id,
         None if branch => {
-            let empty = empty_base_snapshot(table).await?;
+            let empty = empty_base_snapshot(table, None).await?;
             let id = empty.snapshot_id();
             updates.push(TableUpdate::AddSnapshot { snapshot: empty });
             updates.push(set_branch(MAIN, id));
@@ -298,7 +298,10 @@ pub(crate) fn refs_of(table: &LoadedTable) -> Vec<RefInfo> {
 }
 
 /// The empty first snapshot given to `main` of a table that has none, so it can be branched.
-pub(crate) async fn empty_base_snapshot(table: &LoadedTable) -> Result<iceberg::spec::Snapshot> {
+pub(crate) async fn empty_base_snapshot(
+    table: &LoadedTable,
+    run: Option<&str>,
+) -> Result<iceberg::spec::Snapshot> {
     let properties = HashMap::from([(
         crate::summary::MESSAGE_PROPERTY.to_string(),
         "empty base snapshot (lets a new table be branched)".to_string(),
@@ -313,6 +316,7 @@ pub(crate) async fn empty_base_snapshot(table: &LoadedTable) -> Result<iceberg::
             properties: &properties,
             base_manifests: Vec::new(),
             parent_summary: HashMap::new(),
+            metadata_run: run,
         },
     )
     .await

@@ -200,6 +200,10 @@ pub(crate) struct SnapshotSpec<'a> {
     pub base_manifests: Vec<ManifestFile>,
     /// The parent's summary (for the running totals).
     pub parent_summary: HashMap<String, String>,
+    /// Write the manifests under this run's directory even though the snapshot does not carry
+    /// the run's id (the empty base snapshot a run's first commit gives a new table: it stays
+    /// `main`'s, but a crash before the commit must leave nothing outside the run's directory).
+    pub metadata_run: Option<&'a str>,
 }
 
 impl SnapshotSpec<'_> {
@@ -234,7 +238,8 @@ pub(crate) async fn write_append_snapshot(
     let commit_uuid = uuid::Uuid::now_v7();
     let dir = metadata_dir(
         metadata,
-        spec.properties.get(RUN_ID_PROPERTY).map(String::as_str),
+        spec.metadata_run
+            .or_else(|| spec.properties.get(RUN_ID_PROPERTY).map(String::as_str)),
     );
     // New files are written under the table's default partition spec (the one sluice
     // splits rows and proves file partitions by); the parent's manifests of that spec are

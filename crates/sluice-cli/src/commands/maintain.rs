@@ -169,7 +169,7 @@ pub(super) fn report_lines(report: &MaintainReport) -> Vec<String> {
     }
     if let Some(e) = &report.expire_snapshots {
         lines.push(format!(
-            "{table}: expire-snapshots: {} {} snapshot(s), {} kept{}; {} {} manifest list(s), {} manifest(s), {} data file(s){}",
+            "{table}: expire-snapshots: {} {} snapshot(s), {} kept{}; {} {} manifest list(s), {} manifest(s), {} data file(s) ({}){}",
             if dry { "would expire" } else { "expired" },
             e.snapshots.len(),
             e.kept,
@@ -182,6 +182,7 @@ pub(super) fn report_lines(report: &MaintainReport) -> Vec<String> {
             e.manifest_lists,
             e.manifests,
             e.data_files,
+            mib(e.bytes),
             if e.left_outside > 0 {
                 format!(
                     "; {} file(s) outside the table's location left as they are",

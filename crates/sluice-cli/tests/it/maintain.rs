@@ -368,6 +368,12 @@ fn maintain_compacts_small_files_and_every_ref_reads_the_same() {
     ]);
     assert_eq!(code, 0, "{report}");
     assert_eq!(env.main_log_len(), 1, "{report}");
+    // The tag and the branch still read the 40 original files, so those stay; what this
+    // maintenance's compaction replaced (the first compaction's file and the later run's)
+    // went with the snapshots that read them.
+    let expired = &report["expire_snapshots"];
+    assert_eq!(expired["data_files"], 2, "{report}");
+    assert!(expired["bytes"].as_u64() > Some(1000), "{report}");
     assert_eq!(env.event_ids("ns.events@v1"), refs_before[1]);
     assert_eq!(env.event_ids("ns.events@dev"), refs_before[2]);
     assert_eq!(env.event_ids("ns.events").len(), 410);

@@ -734,6 +734,7 @@ async fn plan_rebase(
             properties: &properties,
             base_manifests,
             parent_summary,
+            metadata_run: None,
         },
     )
     .await?;

@@ -39,6 +39,7 @@ async fn commit_non_append(
                         properties: &props,
                         base_manifests,
                         parent_summary,
+                        metadata_run: None,
                     },
                 )
                 .await?;

@@ -196,6 +196,30 @@ fn a_table_pyiceberg_partitioned_by_day_and_bucket_takes_copy_and_register_runs(
     let inspected: BTreeMap<String, u64> =
         serde_json::from_value(seen["partitions"].clone()).unwrap();
     assert_eq!(inspected, reported, "{seen}");
+
+    // Compaction of the table pyiceberg made: the day partition the register run added to
+    // holds two files, rewritten into one under the same (day, bucket) tuple; every reader
+    // sees the same rows in the same partitions, and each file still holds one partition by
+    // pyiceberg's own transforms.
+    let (code, maintained) = env.json(&[
+        "maintain",
+        "ns.events_p",
+        "--only",
+        "rewrite-data-files,rewrite-manifests",
+    ]);
+    assert_eq!(code, 0, "{maintained}");
+    let compacted = &maintained["rewrite_data_files"]["compacted"];
+    assert!(
+        compacted["files_rewritten"].as_u64() >= Some(2),
+        "{maintained}"
+    );
+    let after = python(&env, INSPECT, &[db, warehouse]);
+    assert_eq!(after["pyiceberg_rows"], 3100, "{after}");
+    assert_eq!(after["duckdb_rows"], 3100, "{after}");
+    assert_eq!(after["mixed"], serde_json::json!([]), "{after}");
+    assert_eq!(after["rows_in_one_day"], 1100, "{after}");
+    assert_eq!(after["partitions"], seen["partitions"], "{after}");
+    assert!(after["files"].as_u64() < seen["files"].as_u64(), "{after}");
 }
 
 /// The spec, and for each data file its partition tuple and the distinct values of the
