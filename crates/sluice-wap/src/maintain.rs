@@ -252,6 +252,7 @@ impl Pipeline {
                     tx.step(MaintainStep::RewriteManifests.as_str())
                         .retry(RetryPolicy::no_retry())
                         .run(async |_| {
+                            crate::interrupt::pause_env("maintain-manifests").await;
                             let done = lake
                                 .rewrite_manifests(name, false, Some(run_id))
                                 .await
@@ -295,6 +296,7 @@ impl Pipeline {
                     tx.step(MaintainStep::RemoveOrphanFiles.as_str())
                         .retry(RetryPolicy::no_retry())
                         .run(async |_| {
+                            crate::interrupt::pause_env("maintain-orphans").await;
                             let orphan_options =
                                 self.orphan_options(options).await.map_err(step_error)?;
                             let removed = lake
