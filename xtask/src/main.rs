@@ -4,6 +4,7 @@ mod bench;
 mod bench_maintain;
 mod bench_py;
 mod bench_runs;
+mod bench_scale;
 mod bench_serve;
 mod bench_sql;
 mod ci;
@@ -79,6 +80,12 @@ USAGE:
                                          `sluice sql`); fails unless main has at most 5 data
                                          files after and the in-process scan of a column is
                                          at least 5x faster
+    cargo xtask bench-scale [--workers 1,2,4,8] [--runs N] [--rows N]
+                                         N `sluice run` processes at once into one table on the
+                                         embedded catalog, each over its own source directory
+                                         (default 20 runs of one 100-row file each): runs/min,
+                                         publish p50/p99, rebases, commits per run; fails
+                                         unless main holds every file exactly once
     cargo xtask bench-runs [--runs N] [--rows N] [--window N] [--unique] [--maintain-every N]
                                          N one-file `sluice run`s into one table (default 200
                                          of 10000 rows); fails unless the median of the last
@@ -128,6 +135,7 @@ enum Task {
     BenchWap(BenchOptions),
     BenchRuns(bench_runs::RunsOptions),
     BenchMaintain(bench_maintain::MaintainBenchOptions),
+    BenchScale(bench_scale::ScaleBenchOptions),
     PyTest(Vec<String>),
     BenchPy(bench_py::PyBenchOptions),
     BenchSql(bench_sql::SqlBenchOptions),
@@ -178,6 +186,10 @@ fn run(task: Task) -> Result<ExitCode> {
         }
         Task::BenchMaintain(options) => {
             bench_maintain::run(&layout, &options)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::BenchScale(options) => {
+            bench_scale::run(&layout, &options)?;
             Ok(ExitCode::SUCCESS)
         }
         Task::PyTest(args) => Ok(exit_code(py_test::run(&layout, &args)?)),
@@ -251,6 +263,7 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Task> 
         ["ci", options @ ..] => Ok(Task::Ci(parse_config(options, &env)?)),
         ["bench-wap", options @ ..] => Ok(Task::BenchWap(bench::parse_options(options, &env)?)),
         ["bench-runs", options @ ..] => Ok(Task::BenchRuns(bench_runs::parse_options(options)?)),
+        ["bench-scale", options @ ..] => Ok(Task::BenchScale(bench_scale::parse_options(options)?)),
         ["bench-maintain", options @ ..] => {
             Ok(Task::BenchMaintain(bench_maintain::parse_options(options)?))
         }
