@@ -5,8 +5,9 @@
 //! latency, how many rebased over another worker's publish, and the catalog commits they made;
 //! `sluice sql` then counts the rows and distinct ids of `main`: every file exactly once.
 //!
-//! This first version runs on the embedded catalog (SQLite, local warehouse); the REST catalog
-//! and S3 target of `cargo xtask services` is the next step.
+//! `--own-tables` gives each worker a table of its own instead. This first version runs on the
+//! embedded catalog (SQLite, local warehouse); the REST catalog and S3 target of `cargo xtask
+//! services` is the next step.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,8 @@ pub struct ScaleBenchOptions {
     pub runs: u32,
     /// Rows per file.
     pub rows: u32,
+    /// Each worker into a table of its own instead of all into one.
+    pub own_tables: bool,
 }
 
 impl Default for ScaleBenchOptions {
@@ -36,6 +39,7 @@ impl Default for ScaleBenchOptions {
             workers: vec![1, 2, 4, 8],
             runs: 20,
             rows: 100,
+            own_tables: false,
         }
     }
 }
@@ -72,10 +76,20 @@ pub fn parse_options(options: &[&str]) -> Result<ScaleBenchOptions> {
             }
             "--runs" => out.runs = number(&value()?)?,
             "--rows" => out.rows = number(&value()?)?,
+            "--own-tables" if inline.is_none() => out.own_tables = true,
             other => bail!("unknown option {other:?} for `bench-scale`; see `cargo xtask --help`"),
         }
     }
     Ok(out)
+}
+
+/// The table worker `w` publishes into.
+fn table_of(options: &ScaleBenchOptions, w: u32) -> String {
+    if options.own_tables {
+        format!("bench.events_{w}")
+    } else {
+        "bench.events".to_string()
+    }
 }
 
 /// A parquet file of `rows` events with ids from `first`, written with the python of the
@@ -134,15 +148,22 @@ pub fn run(layout: &Layout, options: &ScaleBenchOptions) -> Result<()> {
         let seed = lake.join("seed");
         fs::create_dir_all(&seed)?;
         write_file(&python, &seed.join("seed.parquet"), 1 << 40, 1)?;
-        let out = Command::new(&sluice)
-            .args(["-q", "run", "--source", "seed", "--table", "bench.events"])
-            .current_dir(&lake)
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "the seed run failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+        let tables: Vec<String> = (0..workers)
+            .map(|w| table_of(options, w))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for table in &tables {
+            let out = Command::new(&sluice)
+                .args(["-q", "run", "--source", "seed", "--table", table])
+                .current_dir(&lake)
+                .output()?;
+            if !out.status.success() {
+                bail!(
+                    "the seed run failed:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
         }
         // Every worker's files, written before the clock starts.
         let mut all: Vec<Vec<PathBuf>> = Vec::new();
@@ -162,8 +183,14 @@ pub fn run(layout: &Layout, options: &ScaleBenchOptions) -> Result<()> {
             all.push(files);
         }
         println!(
-            "{workers} worker(s), {} runs each of one {}-row file, into one table",
-            options.runs, options.rows
+            "{workers} worker(s), {} runs each of one {}-row file, into {}",
+            options.runs,
+            options.rows,
+            if options.own_tables {
+                "a table each"
+            } else {
+                "one table"
+            }
         );
         let started = Instant::now();
         let handles: Vec<_> = all
@@ -171,6 +198,7 @@ pub fn run(layout: &Layout, options: &ScaleBenchOptions) -> Result<()> {
             .enumerate()
             .map(|(w, files)| {
                 let (sluice, lake) = (sluice.clone(), lake.clone());
+                let table = table_of(options, w as u32);
                 std::thread::spawn(move || -> Result<Vec<Json>> {
                     let inbox = lake.join(format!("in-{w}"));
                     fs::create_dir_all(&inbox)?;
@@ -181,7 +209,7 @@ pub fn run(layout: &Layout, options: &ScaleBenchOptions) -> Result<()> {
                         let out = Command::new(&sluice)
                             .args(["--json", "run", "--source"])
                             .arg(&inbox)
-                            .args(["--table", "bench.events"])
+                            .args(["--table", &table])
                             .current_dir(&lake)
                             .output()?;
                         let report = Json::parse(&String::from_utf8_lossy(&out.stdout))
@@ -231,25 +259,26 @@ pub fn run(layout: &Layout, options: &ScaleBenchOptions) -> Result<()> {
             }
             round.commits += report.get("commits").and_then(Json::as_u64).unwrap_or(0);
         }
-        // Exactly once: every id of every file, once, and the seed row.
-        let expected = u64::from(workers) * u64::from(options.runs) * u64::from(options.rows) + 1;
-        let out = Command::new(&sluice)
-            .args([
-                "--json",
-                "sql",
-                "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM bench.events",
-            ])
-            .current_dir(&lake)
-            .output()?;
-        let rows = Json::parse(&String::from_utf8_lossy(&out.stdout))
-            .context("`sluice sql` printed no rows")?;
-        let first = match &rows {
-            Json::Array(r) => r.first().cloned(),
-            _ => None,
+        // Exactly once: every id of every file, once, and each table's seed row.
+        let expected = u64::from(workers) * u64::from(options.runs) * u64::from(options.rows)
+            + tables.len() as u64;
+        let (mut n, mut d) = (0, 0);
+        for table in &tables {
+            let query = format!("SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM {table}");
+            let out = Command::new(&sluice)
+                .args(["--json", "sql", &query])
+                .current_dir(&lake)
+                .output()?;
+            let rows = Json::parse(&String::from_utf8_lossy(&out.stdout))
+                .context("`sluice sql` printed no rows")?;
+            let first = match &rows {
+                Json::Array(r) => r.first().cloned(),
+                _ => None,
+            }
+            .context("`sluice sql` printed no row")?;
+            n += first.get("n").and_then(Json::as_u64).unwrap_or(0);
+            d += first.get("d").and_then(Json::as_u64).unwrap_or(0);
         }
-        .context("`sluice sql` printed no row")?;
-        let n = first.get("n").and_then(Json::as_u64).unwrap_or(0);
-        let d = first.get("d").and_then(Json::as_u64).unwrap_or(0);
         if round.failed > 0 || n != expected || d != expected {
             bail!(
                 "{workers} worker(s): {} run(s) failed; main holds {n} rows ({d} distinct), expected {expected}",
@@ -311,6 +340,7 @@ mod tests {
         assert_eq!(parse_options(&[]).unwrap(), ScaleBenchOptions::default());
         let o = parse_options(&["--workers", "1,2", "--runs=5", "--rows", "10"]).unwrap();
         assert_eq!((o.workers, o.runs, o.rows), (vec![1, 2], 5, 10));
+        assert!(parse_options(&["--own-tables"]).unwrap().own_tables);
         assert!(parse_options(&["--workers", "0"]).is_err());
         assert!(parse_options(&["--bogus"]).is_err());
     }

@@ -80,12 +80,13 @@ USAGE:
                                          `sluice sql`); fails unless main has at most 5 data
                                          files after and the in-process scan of a column is
                                          at least 5x faster
-    cargo xtask bench-scale [--workers 1,2,4,8] [--runs N] [--rows N]
+    cargo xtask bench-scale [--workers 1,2,4,8] [--runs N] [--rows N] [--own-tables]
                                          N `sluice run` processes at once into one table on the
                                          embedded catalog, each over its own source directory
                                          (default 20 runs of one 100-row file each): runs/min,
                                          publish p50/p99, rebases, commits per run; fails
-                                         unless main holds every file exactly once
+                                         unless main holds every file exactly once;
+                                         --own-tables: a table per worker
     cargo xtask bench-runs [--runs N] [--rows N] [--window N] [--unique] [--maintain-every N]
                                          N one-file `sluice run`s into one table (default 200
                                          of 10000 rows); fails unless the median of the last
