@@ -576,11 +576,6 @@ pub(crate) async fn write_manifest_entries_v2(
             } => {
                 existing_files += 1;
                 existing_rows += entry.file.record_count();
-                if min_sequence_number == UNASSIGNED_SEQUENCE_NUMBER
-                    || data_sequence_number < min_sequence_number
-                {
-                    min_sequence_number = data_sequence_number;
-                }
                 (
                     0,
                     snapshot_id,
@@ -594,11 +589,6 @@ pub(crate) async fn write_manifest_entries_v2(
             } => {
                 deleted_files += 1;
                 deleted_rows += entry.file.record_count();
-                if min_sequence_number == UNASSIGNED_SEQUENCE_NUMBER
-                    || data_sequence_number < min_sequence_number
-                {
-                    min_sequence_number = data_sequence_number;
-                }
                 (
                     2,
                     snapshot_id,
@@ -607,6 +597,13 @@ pub(crate) async fn write_manifest_entries_v2(
                 )
             }
         };
+        // Carried-over entries keep their sequence numbers: the lowest is the manifest's.
+        if let Some(data_sequence_number) = data_sequence
+            && (min_sequence_number == UNASSIGNED_SEQUENCE_NUMBER
+                || data_sequence_number < min_sequence_number)
+        {
+            min_sequence_number = data_sequence_number;
+        }
         let record = Value::Record(vec![
             // 0: existing, 1: added, 2: deleted
             ("status".into(), Value::Int(status)),

@@ -401,7 +401,6 @@ fn maintain_compacts_small_files_and_every_ref_reads_the_same() {
 
 #[test]
 fn orphan_removal_spares_a_run_in_flight_and_deletes_what_nothing_refers_to() {
-    use std::io::{BufRead, BufReader};
     let env = Env::new();
     write(&env.path("seed/a.parquet"), &events(0..10, false));
     assert_eq!(env.run("seed").0, 0);
@@ -413,22 +412,7 @@ fn orphan_removal_spares_a_run_in_flight_and_deletes_what_nothing_refers_to() {
 
     // A run paused after it wrote its files, before it committed them to its branch.
     write(&env.path("raw/b.parquet"), &events(10..20, false));
-    let mut child = env
-        .cmd()
-        .env("SLUICE_PAUSE_AT", "write")
-        .env("SLUICE_PAUSE_SECS", "4")
-        .arg("--json")
-        .args(run_args("raw", &[]))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    assert!(
-        lines.any(|l| l.unwrap().contains("paused at write")),
-        "the run never paused"
-    );
+    let child = paused(&env, "write", 4, &run_args("raw", &[]));
     let (code, report) = env.json(&[
         "maintain",
         "ns.events",
@@ -451,21 +435,9 @@ fn orphan_removal_spares_a_run_in_flight_and_deletes_what_nothing_refers_to() {
 
 /// Starts `sluice maintain ARGS` paused at `point`, then SIGKILLs it there.
 fn kill_maintain_at(env: &Env, point: &str, args: &[&str]) {
-    use std::io::{BufRead, BufReader};
-    let mut child = env
-        .cmd()
-        .env("SLUICE_PAUSE_AT", point)
-        .arg("maintain")
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let reached = BufReader::new(stderr)
-        .lines()
-        .any(|l| l.unwrap().contains(&format!("paused at {point}")));
-    assert!(reached, "maintain never reached {point}");
+    let mut maintain = vec!["maintain"];
+    maintain.extend_from_slice(args);
+    let mut child = paused(env, point, 3600, &maintain);
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -589,7 +561,7 @@ fn maintenance_killed_at_each_step_is_finished_or_undone_by_recover() {
 }
 
 /// Starts `sluice --json ARGS` with `SLUICE_PAUSE_AT=point` for `secs` seconds; returns once it
-/// is paused there.
+/// is paused there, its stdout still to read.
 fn paused(env: &Env, point: &str, secs: u32, args: &[&str]) -> std::process::Child {
     use std::io::{BufRead, BufReader};
     let mut child = env
@@ -602,11 +574,13 @@ fn paused(env: &Env, point: &str, secs: u32, args: &[&str]) -> std::process::Chi
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let reached = BufReader::new(stderr)
-        .lines()
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let reached = stderr
+        .by_ref()
         .any(|l| l.unwrap().contains(&format!("paused at {point}")));
     assert!(reached, "never paused at {point}");
+    // Keep reading: a process whose stderr is closed fails when it next writes there.
+    std::thread::spawn(move || stderr.for_each(drop));
     child
 }
 
