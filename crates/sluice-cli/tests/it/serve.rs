@@ -14,22 +14,25 @@ use crate::common::{Env, events, write};
 
 /// A request over a fresh connection; the status and the body as JSON (or a string).
 fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, Value) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    try_http(port, method, path, body)
+        .unwrap_or_else(|e| panic!("{method} {path} on port {port}: {e}"))
+}
+
+/// As [`http`], with I/O errors returned: a server still starting may accept and reset.
+fn try_http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, Value)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    )?;
     // Read the head, then the body by its length: some servers (chromedriver) keep the
     // connection open after `Connection: close`.
     let mut raw = Vec::new();
     let mut byte = [0u8; 1];
     while !raw.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte).unwrap() == 0 {
+        if stream.read(&mut byte)? == 0 {
             break;
         }
         raw.push(byte[0]);
@@ -39,7 +42,12 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, Value) {
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {head}"));
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not an HTTP response: {head:?}"),
+            )
+        })?;
     let lower = head.to_ascii_lowercase();
     let length = lower
         .lines()
@@ -49,10 +57,10 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, Value) {
     match length {
         Some(n) => {
             body.resize(n, 0);
-            stream.read_exact(&mut body).unwrap();
+            stream.read_exact(&mut body)?;
         }
         None => {
-            stream.read_to_end(&mut body).unwrap();
+            stream.read_to_end(&mut body)?;
         }
     }
     let body = String::from_utf8_lossy(&body).into_owned();
@@ -61,10 +69,10 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, Value) {
     } else {
         body
     };
-    (
+    Ok((
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    ))
 }
 
 fn dechunk(mut body: &str) -> String {
@@ -121,9 +129,7 @@ impl Serving {
         let mut serving = Serving { child, port };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && http(port, "GET", "/readyz", "").0 == 200
-            {
+            if try_http(port, "GET", "/readyz", "").is_ok_and(|(code, _)| code == 200) {
                 return serving;
             }
             if let Ok(Some(status)) = serving.child.try_wait() {
