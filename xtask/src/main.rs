@@ -80,13 +80,18 @@ USAGE:
                                          `sluice sql`); fails unless main has at most 5 data
                                          files after and the in-process scan of a column is
                                          at least 5x faster
-    cargo xtask bench-scale [--workers 1,2,4,8] [--runs N] [--rows N] [--own-tables]
-                                         N `sluice run` processes at once into one table on the
-                                         embedded catalog, each over its own source directory
-                                         (default 20 runs of one 100-row file each): runs/min,
-                                         publish p50/p99, rebases, commits per run; fails
-                                         unless main holds every file exactly once;
-                                         --own-tables: a table per worker
+    cargo xtask bench-scale [--workers 1,2,4,8] [--runs N] [--rows N] [--pair-rounds N]
+                            [--target rest|embedded] [SERVICES OPTIONS]
+                                         N `sluice run` processes at once, each over its own
+                                         source directory (default 20 runs of one 100-row file
+                                         each), into one table, then into a table each, on the
+                                         services' REST catalog and S3 server (up and down as
+                                         for e2e; --target embedded: SQLite, local files):
+                                         runs/min, publish p50/p99, slowest run, rebases,
+                                         commit conflicts; then two workers on one source for
+                                         --pair-rounds rounds (default 20); fails unless
+                                         pyiceberg reads every file in main exactly once and
+                                         each same-source batch was published once
     cargo xtask bench-runs [--runs N] [--rows N] [--window N] [--unique] [--maintain-every N]
                                          N one-file `sluice run`s into one table (default 200
                                          of 10000 rows); fails unless the median of the last
@@ -97,7 +102,7 @@ USAGE:
                                          --maintain-every N runs `sluice maintain` (keeping 20
                                          snapshots) after every N runs, timed apart
 
-OPTIONS (for services up, e2e, faults, ci, and bench-wap --target rest):
+OPTIONS (for services up, e2e, faults, ci, bench-wap --target rest and bench-scale):
     --s3 <s3s-fs|moto|minio>  S3 server [env SLUICE_XTASK_S3, default s3s-fs]
     --s3-port <PORT>          S3 port on 127.0.0.1 [env SLUICE_XTASK_S3_PORT, default 9000]
     --rest-port <PORT>        REST catalog port [env SLUICE_XTASK_REST_PORT, default 8181]
@@ -264,7 +269,9 @@ fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Task> 
         ["ci", options @ ..] => Ok(Task::Ci(parse_config(options, &env)?)),
         ["bench-wap", options @ ..] => Ok(Task::BenchWap(bench::parse_options(options, &env)?)),
         ["bench-runs", options @ ..] => Ok(Task::BenchRuns(bench_runs::parse_options(options)?)),
-        ["bench-scale", options @ ..] => Ok(Task::BenchScale(bench_scale::parse_options(options)?)),
+        ["bench-scale", options @ ..] => {
+            Ok(Task::BenchScale(bench_scale::parse_options(options, &env)?))
+        }
         ["bench-maintain", options @ ..] => {
             Ok(Task::BenchMaintain(bench_maintain::parse_options(options)?))
         }

@@ -102,6 +102,7 @@ impl Lake {
                             return Ok((table, value));
                         }
                         Err(Error::CommitConflict { reason, .. }) => {
+                            self.conflicts.fetch_add(1, Ordering::Relaxed);
                             // A conflict is a definite "no": the manifests this attempt wrote
                             // are referenced by nothing.
                             for snapshot in &added {
@@ -195,6 +196,7 @@ impl Lake {
                     return Ok(values.into_iter().flatten().collect());
                 }
                 Err(Error::CommitConflict { table, reason }) => {
+                    self.conflicts.fetch_add(1, Ordering::Relaxed);
                     for (table, snapshot) in &added {
                         discard_snapshot_files(table, snapshot).await;
                     }

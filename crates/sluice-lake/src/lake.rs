@@ -61,6 +61,7 @@ pub struct Lake {
     pub(crate) retry: CommitRetry,
     pub(crate) hook: Option<Arc<dyn CommitHook>>,
     pub(crate) commits: AtomicU64,
+    pub(crate) conflicts: AtomicU64,
 }
 
 impl std::fmt::Debug for Lake {
@@ -68,6 +69,7 @@ impl std::fmt::Debug for Lake {
         f.debug_struct("Lake")
             .field("backend", &self.backend)
             .field("commits", &self.commits)
+            .field("conflicts", &self.conflicts)
             .finish_non_exhaustive()
     }
 }
@@ -87,6 +89,7 @@ impl Lake {
             retry: CommitRetry::default(),
             hook: None,
             commits: AtomicU64::new(0),
+            conflicts: AtomicU64::new(0),
         })
     }
 
@@ -110,6 +113,12 @@ impl Lake {
     /// Catalog commits this handle has made successfully.
     pub fn commits_made(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Catalog commits this handle sent that were refused because another writer had moved
+    /// the table (each was planned again on fresh metadata).
+    pub fn commit_conflicts(&self) -> u64 {
+        self.conflicts.load(Ordering::Relaxed)
     }
 
     // ---------------------------------------------------------------- tables

@@ -66,6 +66,10 @@ pub struct JobReport {
     pub steps: Vec<StepTiming>,
     /// Catalog commits the job made.
     pub commits: u64,
+    /// Catalog commits the job sent that were refused because another writer had moved a
+    /// table (each was planned again).
+    #[serde(default)]
+    pub commit_conflicts: u64,
 }
 
 /// The job's transaction key: the tables' run keys, in a stable order.
@@ -99,6 +103,7 @@ impl Pipeline {
     pub async fn run_job(&self, job: &JobOptions) -> Result<JobReport> {
         let started = Instant::now();
         let commits_before = self.lake().commits_made();
+        let conflicts_before = self.lake().commit_conflicts();
         if job.atomic
             && job.tables.len() > 1
             && self.lake().multi_table_commit() == MultiTableCommit::Unsupported
@@ -128,6 +133,7 @@ impl Pipeline {
             undo_failed: Vec::new(),
             steps: Vec::new(),
             commits: 0,
+            commit_conflicts: 0,
         };
         let mut pending = Vec::new();
         for slot in write_order(job)? {
@@ -426,6 +432,7 @@ impl Pipeline {
         }
         record(&mut report.steps, "total", started.elapsed());
         report.commits = self.lake().commits_made() - commits_before;
+        report.commit_conflicts = self.lake().commit_conflicts() - conflicts_before;
         Ok(report)
     }
 

@@ -238,6 +238,7 @@ impl Pipeline {
     pub async fn run(&self, options: &RunOptions) -> Result<RunReport> {
         let started = Instant::now();
         let commits_before = self.lake.commits_made();
+        let conflicts_before = self.lake.commit_conflicts();
         let table = &options.table;
         let mut report = RunReport::new(table.clone(), options.mode);
         self.check_partition_spec(options).await?;
@@ -469,6 +470,7 @@ impl Pipeline {
         }
         report.time("total", started);
         report.commits = self.lake.commits_made() - commits_before;
+        report.commit_conflicts = self.lake.commit_conflicts() - conflicts_before;
         Ok(report)
     }
 }

@@ -125,6 +125,10 @@ pub struct RunReport {
     pub steps: Vec<StepTiming>,
     /// Catalog commits the run made.
     pub commits: u64,
+    /// Catalog commits the run sent that were refused because another writer had moved the
+    /// table (each was planned again).
+    #[serde(default)]
+    pub commit_conflicts: u64,
 }
 
 /// Rows a run set aside.
@@ -163,6 +167,7 @@ impl RunReport {
             undo_failed: Vec::new(),
             steps: Vec::new(),
             commits: 0,
+            commit_conflicts: 0,
         }
     }
 

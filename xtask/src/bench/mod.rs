@@ -42,7 +42,9 @@ pub use options::{BenchOptions, parse_options};
 
 // `bench-runs` builds sluice, finds the peer's generator and summarises its runs the same way.
 pub(crate) use events::{generate_events, spread_over_days};
+pub(crate) use options::{Target, TargetFlags};
 pub(crate) use peer::peer_file;
+pub(crate) use rest::{RestLake, s3_credentials_env};
 pub(crate) use sluice::{build_bench_binary, build_sluice};
 pub(crate) use timing::median;
 
@@ -51,10 +53,9 @@ use crate::python;
 use crate::services;
 use events::directory_bytes;
 use measure::Bench;
-use options::Target;
 use peer::CHECKS_TOML;
 use report::{result_json, table};
-use rest::{REST_PEER_PY, RestLake};
+pub(crate) use rest::REST_PEER_PY;
 
 /// Runs the peer with its table partitioned by `day(ts)` (see its docstring).
 const PARTITIONED_PEER_PY: &str = include_str!("../bench_partitioned_peer.py");

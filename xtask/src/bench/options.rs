@@ -162,8 +162,7 @@ pub fn parse_options(
 ) -> Result<BenchOptions> {
     let mut parsed = BenchOptions::default();
     let mut modes = Vec::new();
-    let mut rest_target = false;
-    let mut service_options = Vec::new();
+    let mut target = TargetFlags::default();
     let mut rest = options.iter();
     while let Some(option) = rest.next() {
         let (flag, inline) = match option.split_once('=') {
@@ -199,39 +198,69 @@ pub fn parse_options(
                     modes.push(mode);
                 }
             }
-            "--target" => match value()? {
-                "embedded" => rest_target = false,
-                "rest" => rest_target = true,
-                other => bail!(
-                    "--target {other:?} is not a target: embedded (SQLite catalog, local \
-                     warehouse) or rest (the REST catalog and S3 server of `services up`)"
-                ),
-            },
-            flag if SERVICE_FLAGS.contains(&flag) => {
-                let value = value()?;
-                service_options.push(format!("{flag}={value}"));
-            }
+            flag if target.takes(flag) => target.set(flag, value()?)?,
             _ => bail!("unknown option {option:?} for `bench-wap`; see `cargo xtask --help`"),
         }
     }
     if !modes.is_empty() {
         parsed.modes = modes;
     }
-    if rest_target {
-        let service_options: Vec<&str> = service_options.iter().map(String::as_str).collect();
-        let config = crate::parse_config(&service_options, env)?;
-        if config.s3 == S3Backend::Moto {
-            bail!(
-                "--target rest cannot use moto: pyarrow's S3 client (the peer's writes) fails on \
-                 its multipart uploads; use s3s-fs or minio"
-            );
-        }
-        parsed.target = Target::Rest(config);
-    } else if let Some(option) = service_options.first() {
-        let flag = option.split('=').next().unwrap_or(option);
-        bail!("{flag} configures the services, so it goes with --target rest only");
-    }
+    parsed.target = target.target(false, env)?;
     Ok(parsed)
+}
+
+/// `--target embedded|rest` and the options of `services up` that go with `rest`, as the
+/// benchmarks that can run on the services take them.
+#[derive(Debug, Default)]
+pub(crate) struct TargetFlags {
+    rest: Option<bool>,
+    service_options: Vec<String>,
+}
+
+impl TargetFlags {
+    /// Whether `flag` is one of these.
+    pub(crate) fn takes(&self, flag: &str) -> bool {
+        flag == "--target" || SERVICE_FLAGS.contains(&flag)
+    }
+
+    pub(crate) fn set(&mut self, flag: &str, value: &str) -> Result<()> {
+        match (flag, value) {
+            ("--target", "embedded") => self.rest = Some(false),
+            ("--target", "rest") => self.rest = Some(true),
+            ("--target", other) => bail!(
+                "--target {other:?} is not a target: embedded (SQLite catalog, local \
+                 warehouse) or rest (the REST catalog and S3 server of `services up`)"
+            ),
+            (flag, value) => self.service_options.push(format!("{flag}={value}")),
+        }
+        Ok(())
+    }
+
+    /// The target asked for (`rest_by_default` when none was). The services are configured as
+    /// for `services up`: its options, then its `SLUICE_XTASK_*` variables (read through `env`).
+    pub(crate) fn target(
+        self,
+        rest_by_default: bool,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Target> {
+        if self.rest.unwrap_or(rest_by_default) {
+            let service_options: Vec<&str> =
+                self.service_options.iter().map(String::as_str).collect();
+            let config = crate::parse_config(&service_options, env)?;
+            if config.s3 == S3Backend::Moto {
+                bail!(
+                    "--target rest cannot use moto: pyarrow's S3 client (pyiceberg's reads and \
+                     writes) fails on its multipart uploads; use s3s-fs or minio"
+                );
+            }
+            Ok(Target::Rest(config))
+        } else if let Some(option) = self.service_options.first() {
+            let flag = option.split('=').next().unwrap_or(option);
+            bail!("{flag} configures the services, so it goes with --target rest only");
+        } else {
+            Ok(Target::Embedded)
+        }
+    }
 }
 
 fn positive<T: std::str::FromStr + Default + PartialOrd>(flag: &str, text: &str) -> Result<T> {

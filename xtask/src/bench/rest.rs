@@ -11,24 +11,24 @@ use crate::services::ServicesConfig;
 use crate::{rest_catalog, s3_server};
 
 /// Runs the peer against the REST catalog, and drops tables there (see its docstring).
-pub(super) const REST_PEER_PY: &str = include_str!("../bench_rest_peer.py");
+pub(crate) const REST_PEER_PY: &str = include_str!("../bench_rest_peer.py");
 
 /// sluice's table on the REST catalog: apart from the peer's, so neither sees the other's data.
-pub(super) const SLUICE_REST_TABLE: &str = "bench_wap.events";
+pub(crate) const SLUICE_REST_TABLE: &str = "bench_wap.events";
 
 /// The REST catalog and S3 server both tools use with `--target rest`.
-pub(super) struct RestLake {
-    pub(super) config: ServicesConfig,
+pub(crate) struct RestLake {
+    pub(crate) config: ServicesConfig,
     /// `rest_peer.py`, written into `target/bench-wap/`.
-    pub(super) wrapper: PathBuf,
+    pub(crate) wrapper: PathBuf,
 }
 
 impl RestLake {
     /// sluice's configuration for the REST catalog and the S3 server; the journal stays in the
     /// measurement's directory, and the credentials come from [`s3_credentials_env`].
-    pub(super) fn sluice_toml(&self) -> String {
+    pub(crate) fn sluice_toml(&self) -> String {
         format!(
-            "# Written by `cargo xtask bench-wap --target rest`.\n\
+            "# Written by `cargo xtask` for the REST catalog and S3 server of `services up`.\n\
              [catalog]\n\
              type = \"rest\"\n\
              uri = \"{uri}\"\n\
@@ -52,7 +52,7 @@ impl RestLake {
     /// pyiceberg `RestCatalog` properties (JSON) for the same catalog and S3 server, with the
     /// property names the interoperability tests use. pyiceberg 0.12 has no path-style setting:
     /// pyarrow's S3 client sends path-style requests when it is given an endpoint.
-    pub(super) fn pyiceberg_properties(&self) -> String {
+    pub(crate) fn pyiceberg_properties(&self) -> String {
         Json::object([
             ("uri", Json::string(self.config.rest_uri())),
             ("warehouse", Json::string(rest_catalog::warehouse())),
@@ -63,7 +63,7 @@ impl RestLake {
     }
 
     /// Drops `tables` with their files where they exist (`rest_peer.py --drop`).
-    pub(super) fn drop_tables(&self, python: &Path, tables: &[&str]) -> Result<()> {
+    pub(crate) fn drop_tables(&self, python: &Path, tables: &[&str]) -> Result<()> {
         let output = Command::new(python)
             .envs(s3_credentials_env())
             .arg(&self.wrapper)
@@ -86,7 +86,7 @@ impl RestLake {
 
 /// The S3 server's credentials, given to both tools as AWS variables: never in a file or on a
 /// command line.
-pub(super) fn s3_credentials_env() -> [(&'static str, &'static str); 3] {
+pub(crate) fn s3_credentials_env() -> [(&'static str, &'static str); 3] {
     [
         ("AWS_ACCESS_KEY_ID", s3_server::ACCESS_KEY_ID),
         ("AWS_SECRET_ACCESS_KEY", s3_server::SECRET_ACCESS_KEY),

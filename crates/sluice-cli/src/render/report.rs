@@ -41,6 +41,7 @@ pub fn run_json(report: &RunReport) -> serde_json::Value {
         "error": run_error(report),
         "durations": durations,
         "commits": report.commits,
+        "commit_conflicts": report.commit_conflicts,
     });
     if let Some(kept) = &report.kept_branch {
         doc["kept_branch"] = json!(kept);
@@ -196,6 +197,7 @@ pub fn job_json(report: &JobReport) -> serde_json::Value {
         "error": error,
         "durations": durations,
         "commits": report.commits,
+        "commit_conflicts": report.commit_conflicts,
     })
 }
 

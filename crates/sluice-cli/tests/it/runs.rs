@@ -37,6 +37,7 @@ fn incremental_runs_ingest_only_new_files() {
         first["commits"], 2,
         "a run on an existing main makes two commits: write and publish"
     );
+    assert_eq!(first["commit_conflicts"], 0, "nobody else writes");
     assert!(first["snapshot_id"].is_i64());
     assert_eq!(first["checks"].as_array().unwrap().len(), 2);
     assert!(first["durations"]["write_ms"].is_u64());

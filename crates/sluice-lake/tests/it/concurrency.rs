@@ -64,6 +64,11 @@ async fn a_ref_moved_between_read_and_commit_is_retried_and_ends_correct() {
         1,
         "the conflicting attempt did not count as a commit"
     );
+    assert_eq!(
+        watched.commit_conflicts(),
+        1,
+        "the refused attempt counts as a conflict"
+    );
 }
 
 #[tokio::test]
