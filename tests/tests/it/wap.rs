@@ -84,6 +84,60 @@ async fn wap_publish_and_incremental(backend: Backend) {
     assert_eq!(ids(lake, &table, "main").await, (0..80).collect::<Vec<_>>());
 }
 
+/// Workers with their own sources and their own catalog connections publish into one table at
+/// once: each commit that lost a race (on `main`, or on another worker's audit branch of the
+/// same table) is planned again, and every file lands once.
+async fn wap_concurrent_workers_publish_into_one_table(backend: Backend) {
+    let workers = 4;
+    let mut pipelines = Vec::new();
+    for _ in 0..workers {
+        pipelines.push(pipeline(&backend, Duration::from_secs(30)).await);
+    }
+    let lake = pipelines[0].lake();
+    let table = backend.table("wap_workers");
+    backend
+        .put_raw(
+            lake,
+            "workers/seed/s.parquet",
+            parquet_bytes(&batch(1000..1001)),
+        )
+        .await;
+    let seeded = pipelines[0]
+        .run(&options(&backend, "workers/seed/", &table))
+        .await
+        .unwrap();
+    assert_eq!(seeded.status, RunStatus::Published, "{seeded:?}");
+    let mut expected: Vec<i64> = vec![1000];
+    for round in 0..3i64 {
+        for w in 0..workers as i64 {
+            let first = (round * workers as i64 + w) * 10;
+            backend
+                .put_raw(
+                    lake,
+                    &format!("workers/w{w}/{round}.parquet"),
+                    parquet_bytes(&batch(first..first + 10)),
+                )
+                .await;
+            expected.extend(first..first + 10);
+        }
+        let runs: Vec<_> = (0..workers)
+            .map(|w| {
+                let p = &pipelines[w];
+                let options = options(&backend, &format!("workers/w{w}/"), &table);
+                async move { p.run(&options).await }
+            })
+            .collect();
+        for report in futures::future::join_all(runs).await {
+            let report = report.unwrap();
+            assert_eq!(report.status, RunStatus::Published, "{report:?}");
+            assert_eq!(report.files.len(), 1, "{report:?}");
+        }
+    }
+    expected.sort_unstable();
+    assert_eq!(ids(lake, &table, "main").await, expected);
+    assert!(audit_branches(lake, &table).await.is_empty());
+}
+
 async fn wap_audit_failure_publishes_nothing(backend: Backend) {
     let p = pipeline(&backend, Duration::from_secs(30)).await;
     let lake = p.lake();
@@ -204,6 +258,7 @@ async fn wap_copy_keeps_large_files_as_they_are(backend: Backend) {
 sluice_tests::conformance!(
     wap_copy_keeps_large_files_as_they_are,
     wap_publish_and_incremental,
+    wap_concurrent_workers_publish_into_one_table,
     wap_audit_failure_publishes_nothing,
     wap_recovery_after_a_killed_run,
 );

@@ -224,6 +224,10 @@ impl RestCommits {
                 table: tables,
                 reason: rest_message(&text),
             }),
+            400 if is_stale_sequence_number(&text) => Err(Error::CommitConflict {
+                table: tables,
+                reason: rest_message(&text),
+            }),
             404 => Err(Error::Catalog {
                 table: Some(tables),
                 message: format!(
@@ -290,6 +294,10 @@ impl RestCommits {
                 table: name.to_string(),
                 reason: rest_message(&text),
             }),
+            400 if is_stale_sequence_number(&text) => Err(Error::CommitConflict {
+                table: name.to_string(),
+                reason: rest_message(&text),
+            }),
             404 => Err(Error::TableNotFound {
                 table: name.to_string(),
             }),
@@ -322,6 +330,17 @@ fn rest_message(body: &str) -> String {
         .unwrap_or_else(|| body.chars().take(500).collect())
 }
 
+/// Whether a 400 answer refuses a snapshot numbered from stale metadata: another writer
+/// committed to the table (on any branch) after it was read. The requirements sent only guard
+/// the ref being moved, and catalogs built on Iceberg's Java core without the fix of
+/// apache/iceberg issue 15001 answer that case with 400 instead of 409. Nothing was applied, so it is a
+/// conflict like any other: read the table again and re-plan.
+fn is_stale_sequence_number(body: &str) -> bool {
+    let message = rest_message(body);
+    message.contains("Cannot add snapshot with sequence number")
+        && message.contains("older than last sequence number")
+}
+
 pub(super) fn rest_error(table: Option<&TableName>, e: reqwest::Error) -> Error {
     Error::Catalog {
         table: table.map(ToString::to_string),
@@ -333,6 +352,15 @@ pub(super) fn rest_error(table: Option<&TableName>, e: reqwest::Error) -> Error 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_numbered_from_stale_metadata_is_a_conflict() {
+        let body = r#"{"error":{"message":"Cannot add snapshot with sequence number 4 older than last sequence number 4","type":"ValidationException","code":400}}"#;
+        assert!(is_stale_sequence_number(body));
+        let other = r#"{"error":{"message":"Cannot set current snapshot to unknown snapshot id 7","type":"ValidationException","code":400}}"#;
+        assert!(!is_stale_sequence_number(other));
+        assert!(!is_stale_sequence_number("not json"));
+    }
 
     #[test]
     fn multi_table_commits_are_used_only_when_the_server_lists_them() {
