@@ -13,7 +13,9 @@ use crate::error::{Error, Result};
 use crate::lake::Lake;
 use crate::table_name::TableName;
 
-/// Retry policy for commit conflicts: exponential backoff with full jitter.
+/// Retry policy for commit conflicts: exponential backoff with full jitter, bounded by a number
+/// of attempts and by time. A table's `commit.retry.*` properties (as Iceberg's writers read
+/// them) override it for that table: see [`CommitRetry::for_table`].
 #[derive(Clone, Debug)]
 pub struct CommitRetry {
     /// Attempts in all (the first included).
@@ -22,26 +24,79 @@ pub struct CommitRetry {
     pub base_delay: Duration,
     /// Largest delay between attempts.
     pub max_delay: Duration,
+    /// No retry starts once this long has passed since the first attempt.
+    pub total_timeout: Duration,
 }
 
+/// `commit.retry.num-retries`: retries after the first attempt.
+pub const NUM_RETRIES_PROPERTY: &str = "commit.retry.num-retries";
+/// `commit.retry.min-wait-ms`: the delay cap of the first retry.
+pub const MIN_WAIT_PROPERTY: &str = "commit.retry.min-wait-ms";
+/// `commit.retry.max-wait-ms`: the largest delay between attempts.
+pub const MAX_WAIT_PROPERTY: &str = "commit.retry.max-wait-ms";
+/// `commit.retry.total-timeout-ms`: how long a commit keeps retrying.
+pub const TOTAL_TIMEOUT_PROPERTY: &str = "commit.retry.total-timeout-ms";
+
 impl Default for CommitRetry {
+    /// Many workers publishing into one table is the normal case, so a commit keeps trying
+    /// for up to two minutes (Iceberg's own default is four retries): a loser re-plans at
+    /// once on fresh metadata, then waits a random time up to 20 ms doubling to at most 1 s.
+    /// A short cap keeps a worker that lost many times competing with fresh ones.
     fn default() -> Self {
         Self {
-            max_attempts: 12,
+            max_attempts: 1_000,
             base_delay: Duration::from_millis(20),
-            max_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(1),
+            total_timeout: Duration::from_secs(120),
         }
     }
 }
 
 impl CommitRetry {
+    /// This policy with the table's `commit.retry.*` properties applied; values that are not
+    /// whole numbers are ignored.
+    pub fn for_table(&self, properties: &std::collections::HashMap<String, String>) -> Self {
+        let number = |key: &str| {
+            properties
+                .get(key)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let mut policy = self.clone();
+        if let Some(n) = number(NUM_RETRIES_PROPERTY) {
+            policy.max_attempts = u32::try_from(n.saturating_add(1)).unwrap_or(u32::MAX);
+        }
+        if let Some(ms) = number(MIN_WAIT_PROPERTY) {
+            policy.base_delay = Duration::from_millis(ms);
+        }
+        if let Some(ms) = number(MAX_WAIT_PROPERTY) {
+            policy.max_delay = Duration::from_millis(ms);
+        }
+        if let Some(ms) = number(TOTAL_TIMEOUT_PROPERTY) {
+            policy.total_timeout = Duration::from_millis(ms);
+        }
+        policy
+    }
+
+    /// The random delay after failed attempt number `attempt` (from 1).
     pub(crate) fn delay(&self, attempt: u32) -> Duration {
+        self.delay_with(attempt, rand::random::<f64>())
+    }
+
+    fn delay_with(&self, attempt: u32, unit: f64) -> Duration {
         let cap = self
             .base_delay
-            .saturating_mul(1u32 << attempt.min(16))
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
             .min(self.max_delay);
-        let jitter: f64 = rand::random::<f64>();
-        cap.mul_f64(jitter)
+        cap.mul_f64(unit.clamp(0.0, 1.0))
+    }
+
+    /// The delay before the next attempt, or `None` when the policy says to stop after
+    /// `attempt` attempts made over `elapsed`.
+    pub(crate) fn next_delay(&self, attempt: u32, elapsed: Duration) -> Option<Duration> {
+        if attempt >= self.max_attempts || elapsed >= self.total_timeout {
+            return None;
+        }
+        Some(self.delay(attempt))
     }
 }
 
@@ -75,6 +130,7 @@ impl Lake {
         F: FnMut(LoadedTable) -> Fut,
         Fut: Future<Output = Result<Plan<T>>>,
     {
+        let started = std::time::Instant::now();
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -108,15 +164,17 @@ impl Lake {
                             for snapshot in &added {
                                 discard_snapshot_files(&table, snapshot).await;
                             }
-                            if attempt >= self.retry.max_attempts {
+                            let policy = self.retry.for_table(table.metadata().properties());
+                            let Some(delay) = policy.next_delay(attempt, started.elapsed()) else {
                                 return Err(Error::TooManyConflicts {
                                     table: name.to_string(),
                                     attempts: attempt,
+                                    seconds: started.elapsed().as_secs(),
                                     last: reason,
                                 });
-                            }
+                            };
                             tracing::debug!(table = %name, attempt, %reason, "commit conflict; retrying on fresh metadata");
-                            tokio::time::sleep(self.retry.delay(attempt)).await;
+                            tokio::time::sleep(delay).await;
                         }
                         Err(e) => return Err(e),
                     }
@@ -139,6 +197,7 @@ impl Lake {
         F: FnMut(Vec<LoadedTable>) -> Fut,
         Fut: Future<Output = Result<Vec<Plan<T>>>>,
     {
+        let started = std::time::Instant::now();
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -200,15 +259,16 @@ impl Lake {
                     for (table, snapshot) in &added {
                         discard_snapshot_files(table, snapshot).await;
                     }
-                    if attempt >= self.retry.max_attempts {
+                    let Some(delay) = self.retry.next_delay(attempt, started.elapsed()) else {
                         return Err(Error::TooManyConflicts {
                             table,
                             attempts: attempt,
+                            seconds: started.elapsed().as_secs(),
                             last: reason,
                         });
-                    }
+                    };
                     tracing::debug!(%table, attempt, %reason, "multi-table commit conflict; retrying on fresh metadata");
-                    tokio::time::sleep(self.retry.delay(attempt)).await;
+                    tokio::time::sleep(delay).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -237,4 +297,65 @@ async fn discard_snapshot_files(table: &LoadedTable, snapshot: &iceberg::spec::S
         }
     }
     let _ = io.delete(list).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn delays_double_from_the_base_up_to_the_cap() {
+        let p = CommitRetry::default();
+        assert_eq!(p.delay_with(1, 1.0), Duration::from_millis(20));
+        assert_eq!(p.delay_with(2, 1.0), Duration::from_millis(40));
+        assert_eq!(p.delay_with(3, 0.5), Duration::from_millis(40));
+        assert_eq!(p.delay_with(40, 1.0), Duration::from_secs(1));
+        assert_eq!(p.delay_with(2, 7.0), Duration::from_millis(40), "clamped");
+        assert_eq!(p.delay_with(2, -1.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn retries_stop_at_the_attempt_limit_or_the_time_budget() {
+        let p = CommitRetry {
+            max_attempts: 3,
+            total_timeout: Duration::from_secs(10),
+            ..CommitRetry::default()
+        };
+        assert!(p.next_delay(1, Duration::ZERO).is_some());
+        assert!(p.next_delay(2, Duration::from_secs(9)).is_some());
+        assert!(p.next_delay(3, Duration::ZERO).is_none(), "attempts spent");
+        assert!(
+            p.next_delay(1, Duration::from_secs(10)).is_none(),
+            "time spent"
+        );
+    }
+
+    #[test]
+    fn a_tables_commit_retry_properties_override_the_defaults() {
+        let properties: HashMap<String, String> = [
+            (NUM_RETRIES_PROPERTY, "4"),
+            (MIN_WAIT_PROPERTY, "100"),
+            (MAX_WAIT_PROPERTY, "60000"),
+            (TOTAL_TIMEOUT_PROPERTY, "1800000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let p = CommitRetry::default().for_table(&properties);
+        assert_eq!(p.max_attempts, 5, "four retries after the first attempt");
+        assert_eq!(p.base_delay, Duration::from_millis(100));
+        assert_eq!(p.max_delay, Duration::from_secs(60));
+        assert_eq!(p.total_timeout, Duration::from_secs(1800));
+
+        let unset = CommitRetry::default().for_table(&HashMap::new());
+        assert_eq!(unset.max_attempts, CommitRetry::default().max_attempts);
+        let garbage: HashMap<String, String> =
+            [(NUM_RETRIES_PROPERTY.to_string(), "many".to_string())].into();
+        assert_eq!(
+            CommitRetry::default().for_table(&garbage).total_timeout,
+            Duration::from_secs(120)
+        );
+    }
 }

@@ -97,13 +97,15 @@ pub enum Error {
     },
     /// Conflicts kept happening after every retry.
     #[error(
-        "gave up committing to {table} after {attempts} attempts because other writers kept changing it: {last}"
+        "gave up committing to {table} after {attempts} attempts in {seconds} s because other writers kept changing it (last: {last}); run it again, or give this table fewer writers or larger batches"
     )]
     TooManyConflicts {
         /// `namespace.table`
         table: String,
         /// How many attempts were made.
         attempts: u32,
+        /// Seconds from the first attempt to giving up.
+        seconds: u64,
         /// The last conflict.
         last: String,
     },

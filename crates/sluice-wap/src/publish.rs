@@ -85,8 +85,37 @@ impl Pipeline {
             Err(sluice_lake::Error::CannotPublish { .. }) => {}
             Err(e) => return Err(step_error(e)),
         }
-        // main moved since the branch was cut: re-apply our appends on top of it, audit the
-        // result against the new main, and only then move main.
+        // main moved since the branch was cut. When no check looks past the new rows, the
+        // audit still holds on top of any main: re-apply the appends there and move main in
+        // one commit, which another writer can only make re-plan, not fail.
+        let table_name = name.to_string();
+        if !options
+            .checks
+            .as_ref()
+            .is_some_and(|suite| suite.depends_on_table(&table_name))
+        {
+            let mut properties = written.properties.clone();
+            properties.remove(COMMIT_ID_PROPERTY);
+            let outcome = lake
+                .rebase_and_delete(
+                    name,
+                    into_main,
+                    RebaseOptions {
+                        properties,
+                        stage: false,
+                    },
+                    Some(&ingested),
+                )
+                .await
+                .map_err(step_error)?;
+            return Ok(Published {
+                snapshot_id: outcome.snapshot_id,
+                kind: PublishKind::Rebase,
+                audit: None,
+            });
+        }
+        // Otherwise re-apply our appends on top of it, audit the result against the new main,
+        // and only then move main.
         let Staged {
             snapshot_id: staged,
             audit,

@@ -164,6 +164,20 @@ impl CheckSuite {
         self.checks.iter().any(CheckDef::quarantines)
     }
 
+    /// Whether some check's verdict depends on what `table` (`namespace.table`) already
+    /// holds, not only on the new rows: a table-scoped `unique` (the rows in `main`), an
+    /// `anomaly` (the runs published before), a `sql` check (it queries the branch, `main`'s
+    /// rows included) or a `relationships` check that references `table` itself. When
+    /// another writer moved `main`, only such a suite has to be evaluated again.
+    pub fn depends_on_table(&self, table: &str) -> bool {
+        self.checks.iter().any(|c| {
+            !c.spec.existing_columns().is_empty()
+                || c.kind == CheckKind::Anomaly
+                || c.sql_query().is_some()
+                || c.spec.reference().is_some_and(|(t, _)| t == table)
+        })
+    }
+
     /// The table set-aside rows of `table` go to: `[quarantine] table`, else
     /// `<table>__quarantine`.
     pub fn quarantine_table(&self, table: &str) -> String {
@@ -492,5 +506,43 @@ mod tests {
         assert_eq!(line_column(text, 0), (1, 1));
         assert_eq!(line_column(text, 2), (2, 1));
         assert_eq!(line_column(text, text.find('=').unwrap()), (2, 4));
+    }
+
+    #[test]
+    fn only_checks_that_read_the_table_depend_on_it() {
+        let depends = |toml: &str| {
+            CheckSuite::from_toml_str(toml)
+                .unwrap()
+                .depends_on_table("ns.events")
+        };
+        let batch_only = r#"
+[[check]]
+kind = "not_null"
+columns = ["id"]
+
+[[check]]
+kind = "unique"
+columns = ["id"]
+
+[[check]]
+kind = "row_count"
+min = 1
+
+[[check]]
+kind = "relationships"
+column = "user_id"
+to_table = "ns.users"
+to_column = "id"
+"#;
+        assert!(!depends(batch_only));
+        assert!(!depends(""));
+        for reads in [
+            "[[check]]\nkind = \"unique\"\ncolumns = [\"id\"]\nscope = \"table\"\n",
+            "[[check]]\nkind = \"anomaly\"\nmetric = \"row_count\"\n",
+            "[[check]]\nkind = \"sql\"\nquery = \"SELECT * FROM events WHERE id < 0\"\n",
+            "[[check]]\nkind = \"relationships\"\ncolumn = \"parent\"\nto_table = \"ns.events\"\nto_column = \"id\"\n",
+        ] {
+            assert!(depends(&format!("{batch_only}\n{reads}")), "{reads}");
+        }
     }
 }

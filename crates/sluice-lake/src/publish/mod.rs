@@ -259,6 +259,68 @@ impl Lake {
         result
     }
 
+    /// Rebases the appends of `refs.source` onto `refs.target`'s head and moves the target
+    /// there in one commit, removing the source branch and recording `ingested` (when given)
+    /// in the table's ingest ledger in that same commit. A target that moves meanwhile only
+    /// costs a re-plan of that one commit, so this is the publish that holds up best against
+    /// many writers; use it when nothing has to be audited against the new head (otherwise
+    /// stage with [`Lake::rebase_appends`] and publish with [`Lake::publish_staged_and_delete`]).
+    pub async fn rebase_and_delete(
+        &self,
+        name: &TableName,
+        refs: RefMove<'_>,
+        options: RebaseOptions,
+        ingested: Option<&LedgerEntry>,
+    ) -> Result<PublishOutcome> {
+        let RefMove { source, target } = refs;
+        if source.is_main() || source == target {
+            return Err(Error::RefNotAllowed {
+                message: format!("cannot delete `{source}` of {name} while publishing into it"),
+            });
+        }
+        let commit_id = uuid::Uuid::now_v7().to_string();
+        let mut properties = options.properties;
+        properties.insert(COMMIT_ID_PROPERTY.to_string(), commit_id.clone());
+        let properties = Arc::new(properties);
+        let attempts = LedgerAttempts::new(self, ingested);
+        let attempts = &attempts;
+        let result = self
+            .commit_loop(name, |table| {
+                let properties = properties.clone();
+                let commit_id = commit_id.clone();
+                async move {
+                    let plan =
+                        plan_rebase(&table, target, source, &properties, &commit_id, false).await?;
+                    Ok(match plan {
+                        Plan::Done(rebased) => Plan::Done(rebased),
+                        Plan::Commit {
+                            requirements,
+                            mut updates,
+                            value,
+                        } => {
+                            updates.push(TableUpdate::RemoveSnapshotRef {
+                                ref_name: source.to_string(),
+                            });
+                            updates.extend(attempts.next(&table).await?);
+                            Plan::Commit {
+                                requirements,
+                                updates,
+                                value,
+                            }
+                        }
+                    })
+                }
+            })
+            .await
+            .map(|(_, rebased)| PublishOutcome {
+                kind: PublishKind::Rebase,
+                snapshot_id: rebased.snapshot_id,
+                previous: rebased.parent_id,
+            });
+        attempts.finish(name, result.is_ok()).await;
+        result
+    }
+
     async fn publish_staged_inner(
         &self,
         name: &TableName,
