@@ -329,6 +329,23 @@ fn run_that_waits_before_publishing(
     (out.status.code().unwrap(), report, fast)
 }
 
+/// A seeded table; a run over `slow/` paused before publishing while a run over `fast/`
+/// publishes: the first is rebased, and every row of both is in `main` once, no branch left.
+/// Returns the rebased run's report.
+fn rebase_over_a_moved_main(env: &Env) -> serde_json::Value {
+    write(&env.path("seed/s.parquet"), &events(0..5, false));
+    assert_eq!(env.run("seed").0, 0);
+    write(&env.path("slow/a.parquet"), &events(100..120, false));
+    write(&env.path("fast/b.parquet"), &events(200..210, false));
+    let (code, report, _) = run_that_waits_before_publishing(env, "slow", "fast");
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["publish"], "rebase", "{report}");
+    let expected: Vec<i64> = (0..5).chain(100..120).chain(200..210).collect();
+    assert_eq!(env.event_ids("ns.events"), expected);
+    assert!(env.branches().iter().all(|b| !b.starts_with("sluice/")));
+    report
+}
+
 #[test]
 fn a_run_whose_checks_see_only_its_rows_is_rebased_in_one_commit() {
     let env = Env::new();
@@ -338,21 +355,12 @@ fn a_run_whose_checks_see_only_its_rows_is_rebased_in_one_commit() {
         "[[check]]\nkind = \"not_null\"\ncolumns = [\"event_id\"]\n",
     )
     .unwrap();
-    write(&env.path("seed/s.parquet"), &events(0..5, false));
-    assert_eq!(env.run("seed").0, 0);
-    write(&env.path("slow/a.parquet"), &events(100..120, false));
-    write(&env.path("fast/b.parquet"), &events(200..210, false));
-    let (code, report, _) = run_that_waits_before_publishing(&env, "slow", "fast");
-    assert_eq!(code, 0, "{report}");
-    assert_eq!(report["publish"], "rebase", "{report}");
+    let report = rebase_over_a_moved_main(&env);
     assert_eq!(
         report["commits"], 2,
         "the branch's write, then rebase + publish + ledger + branch removal at once: {report}"
     );
     assert_eq!(report["checks"][0]["status"], "pass", "{report}");
-    let expected: Vec<i64> = (0..5).chain(100..120).chain(200..210).collect();
-    assert_eq!(env.event_ids("ns.events"), expected);
-    assert!(env.branches().iter().all(|b| !b.starts_with("sluice/")));
     // The ledger took the run in the same commit: it is not run again.
     let (code, again) = env.run("slow");
     assert_eq!(code, 0, "{again}");
@@ -362,20 +370,12 @@ fn a_run_whose_checks_see_only_its_rows_is_rebased_in_one_commit() {
 #[test]
 fn a_run_whose_main_moved_is_rebased_and_audited_again() {
     let env = Env::new();
-    write(&env.path("seed/s.parquet"), &events(0..5, false));
-    assert_eq!(env.run("seed").0, 0);
-    write(&env.path("slow/a.parquet"), &events(100..120, false));
-    write(&env.path("fast/b.parquet"), &events(200..210, false));
-    let (code, report, _) = run_that_waits_before_publishing(&env, "slow", "fast");
-    assert_eq!(code, 0, "{report}");
-    assert_eq!(report["publish"], "rebase", "{report}");
+    let report = rebase_over_a_moved_main(&env);
     assert_eq!(
         report["commits"], 3,
         "write, the rebase staged for the second audit, the publish: {report}"
     );
     let expected: Vec<i64> = (0..5).chain(100..120).chain(200..210).collect();
-    assert_eq!(env.event_ids("ns.events"), expected);
-    assert!(env.branches().iter().all(|b| !b.starts_with("sluice/")));
 
     // The other run now publishes ids that the waiting run also carries: re-auditing against
     // the new main catches the duplicates, and nothing of the waiting run is published.
