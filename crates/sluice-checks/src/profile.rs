@@ -13,8 +13,8 @@ use std::hash::Hasher;
 use std::str::FromStr;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::Float64Type;
-use arrow_array::{Array, ArrayRef};
+use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type};
+use arrow_array::{Array, ArrayRef, ArrowPrimitiveType, PrimitiveArray};
 use arrow_cast::cast;
 use arrow_schema::DataType;
 use serde::{Deserialize, Serialize};
@@ -296,6 +296,56 @@ fn shape_of(t: &DataType) -> Shape {
     }
 }
 
+/// One batch's numbers, summed in locals and merged into the profile once.
+struct NumberTally<'a> {
+    sketch: Option<&'a mut Sketch>,
+    counted: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+impl<'a> NumberTally<'a> {
+    fn new(sketch: Option<&'a mut Sketch>) -> Self {
+        NumberTally {
+            sketch,
+            counted: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+
+    /// Adds the non-null values of `array`, each read as `f64` by `to_f64`.
+    fn add<T: ArrowPrimitiveType>(
+        &mut self,
+        array: &PrimitiveArray<T>,
+        to_f64: impl Fn(T::Native) -> f64,
+    ) {
+        match array.nulls().filter(|n| n.null_count() > 0) {
+            None => array.values().iter().for_each(|v| self.one(to_f64(*v))),
+            Some(nulls) => nulls
+                .valid_indices()
+                .for_each(|i| self.one(to_f64(array.values()[i]))),
+        }
+    }
+
+    #[inline]
+    fn one(&mut self, v: f64) {
+        if let Some(sketch) = self.sketch.as_deref_mut() {
+            // -0.0 and 0.0 are one value.
+            sketch.add(hash_u64((v + 0.0).to_bits()));
+        }
+        if v.is_nan() {
+            return;
+        }
+        self.counted += 1;
+        self.sum += v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+}
+
 /// The running metrics of one column over the batches seen.
 #[derive(Debug, Clone)]
 pub(crate) struct ColumnProfile {
@@ -332,20 +382,35 @@ impl ColumnProfile {
         self.nulls += array.logical_null_count() as u64;
         match self.shape {
             Shape::Number | Shape::Float => {
-                let floats = cast(array, &DataType::Float64).map_err(|e| e.to_string())?;
-                let floats = floats.as_primitive::<Float64Type>();
-                for v in floats.iter().flatten() {
-                    if let Some(sketch) = &mut self.sketch {
-                        // -0.0 and 0.0 are one value.
-                        sketch.add(hash_u64((v + 0.0).to_bits()));
+                let mut numbers = NumberTally::new(self.sketch.as_mut());
+                match array.data_type() {
+                    DataType::Float64 => numbers.add(array.as_primitive::<Float64Type>(), |v| v),
+                    DataType::Float32 => {
+                        numbers.add(array.as_primitive::<Float32Type>(), f64::from);
                     }
-                    if v.is_nan() {
-                        continue;
+                    DataType::Int64 => {
+                        numbers.add(array.as_primitive::<Int64Type>(), |v| v as f64);
                     }
-                    self.counted += 1;
-                    self.sum += v;
-                    self.min = Some(self.min.map_or(v, |m| m.min(v)));
-                    self.max = Some(self.max.map_or(v, |m| m.max(v)));
+                    DataType::Int32 => numbers.add(array.as_primitive::<Int32Type>(), f64::from),
+                    _ => {
+                        // Decimals, small and unsigned integers: as Float64, as rare as they
+                        // are in event data.
+                        let floats = cast(array, &DataType::Float64).map_err(|e| e.to_string())?;
+                        numbers.add(floats.as_primitive::<Float64Type>(), |v| v);
+                    }
+                }
+                let NumberTally {
+                    counted,
+                    sum,
+                    min,
+                    max,
+                    ..
+                } = numbers;
+                if counted > 0 {
+                    self.counted += counted;
+                    self.sum += sum;
+                    self.min = Some(self.min.map_or(min, |m| m.min(min)));
+                    self.max = Some(self.max.map_or(max, |m| m.max(max)));
                 }
             }
             Shape::Temporal => {
@@ -419,7 +484,10 @@ impl ColumnProfile {
 mod tests {
     use std::sync::Arc;
 
-    use arrow_array::{BooleanArray, Float64Array, Int64Array, StringArray};
+    use arrow_array::{
+        BooleanArray, Decimal128Array, Float32Array, Float64Array, Int16Array, Int32Array,
+        Int64Array, StringArray,
+    };
 
     use super::*;
 
@@ -441,6 +509,53 @@ mod tests {
         assert_eq!(m.null_fraction, 0.2);
         assert_eq!((m.min, m.max, m.mean), (Some(1.0), Some(3.0), Some(2.25)));
         assert_eq!(m.distinct, Some(3));
+    }
+
+    #[test]
+    fn every_numeric_type_gives_the_same_metrics() {
+        let values = [Some(-2), None, Some(7), Some(7), None, Some(0)];
+        let arrays: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(values.map(|v| v.map(i64::from)).to_vec())),
+            Arc::new(Int32Array::from(values.to_vec())),
+            Arc::new(Int16Array::from(
+                values.map(|v| v.map(|v| v as i16)).to_vec(),
+            )),
+            Arc::new(Float64Array::from(
+                values.map(|v| v.map(f64::from)).to_vec(),
+            )),
+            Arc::new(Float32Array::from(
+                values.map(|v| v.map(|v| v as f32)).to_vec(),
+            )),
+            Arc::new(
+                Decimal128Array::from(values.map(|v| v.map(|v| i128::from(v) * 100)).to_vec())
+                    .with_precision_and_scale(10, 2)
+                    .unwrap(),
+            ),
+        ];
+        for array in arrays {
+            let t = array.data_type().clone();
+            let m = profile(array);
+            assert_eq!(
+                (m.null_fraction, m.min, m.max, m.mean, m.distinct),
+                (2.0 / 6.0, Some(-2.0), Some(7.0), Some(3.0), Some(3)),
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_batch_of_nulls_leaves_min_and_max_unset() {
+        let mut p = ColumnProfile::new(&DataType::Int64);
+        p.update(&(Arc::new(Int64Array::from(vec![None, None])) as ArrayRef))
+            .unwrap();
+        assert_eq!((p.finish().min, p.finish().mean), (None, None));
+        p.update(&(Arc::new(Int64Array::from(vec![Some(5), None])) as ArrayRef))
+            .unwrap();
+        let m = p.finish();
+        assert_eq!(
+            (m.min, m.max, m.mean, m.null_fraction),
+            (Some(5.0), Some(5.0), Some(5.0), 0.75)
+        );
     }
 
     #[test]
