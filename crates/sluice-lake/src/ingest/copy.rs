@@ -239,48 +239,78 @@ impl<O: IngestObserver> CopyWorker<O> {
         writer: &mut TableWriter,
     ) -> Result<u64, O::Error> {
         let corrupt = |e| corrupt_file(footer, e);
+        let mut rows = 0u64;
+        if let Some(path) = self.stores.local_path(&footer.location) {
+            // A local file is read page by page as it is decoded, rather than each row
+            // group's columns fetched whole into memory first.
+            let file = std::fs::File::open(&path).map_err(|e| local_read_error(footer, e))?;
+            let metadata =
+                ArrowReaderMetadata::try_new(footer.metadata.clone(), ArrowReaderOptions::new())
+                    .map_err(corrupt)?;
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata)
+                .with_batch_size(BATCH_ROWS)
+                .build()
+                .map_err(corrupt)?;
+            for batch in reader {
+                let batch = batch.map_err(|e| undecodable(footer, e))?;
+                rows += self.write_batch(footer, &batch, writer).await?;
+            }
+            return Ok(rows);
+        }
         let mut stream = open_reader(&self.stores, footer)?
             .with_batch_size(BATCH_ROWS)
             .build()
             .map_err(corrupt)?;
-        let mut rows = 0u64;
         while let Some(batch) = stream.try_next().await.map_err(corrupt)? {
-            let batch = conform_batch_with(
-                &self.table,
-                &footer.location,
-                &self.schema,
-                &batch,
-                self.nanos,
-            )?;
-            let split = match (self.observer.as_mut(), self.aside.is_some()) {
-                (Some(observer), true) => observer.observe_split(&batch)?,
-                (Some(observer), false) => {
-                    observer.observe(&batch)?;
-                    None
-                }
-                (None, _) => None,
-            };
-            match (split, self.aside.as_mut()) {
-                (Some(set), Some(aside)) => {
-                    rows += set.kept.num_rows() as u64;
-                    writer.write(&set.kept, &footer.location).await?;
-                    let rejected = super::aside_batch(
-                        &aside.schema,
-                        &batch,
-                        &set,
-                        &aside.run_id,
-                        &footer.location,
-                    )?;
-                    aside.rows += rejected.num_rows() as u64;
-                    aside.writer.write(&rejected, &footer.location).await?;
-                }
-                _ => {
-                    rows += batch.num_rows() as u64;
-                    writer.write(&batch, &footer.location).await?;
-                }
-            }
+            rows += self.write_batch(footer, &batch, writer).await?;
         }
         Ok(rows)
+    }
+
+    /// Conforms a decoded batch to the table, shows it to the observer and writes the rows it
+    /// keeps (setting aside those it rejects); returns the rows written to the table.
+    async fn write_batch(
+        &mut self,
+        footer: &ParquetFooter,
+        batch: &arrow_array::RecordBatch,
+        writer: &mut TableWriter,
+    ) -> Result<u64, O::Error> {
+        let batch = conform_batch_with(
+            &self.table,
+            &footer.location,
+            &self.schema,
+            batch,
+            self.nanos,
+        )?;
+        let split = match (self.observer.as_mut(), self.aside.is_some()) {
+            (Some(observer), true) => observer.observe_split(&batch)?,
+            (Some(observer), false) => {
+                observer.observe(&batch)?;
+                None
+            }
+            (None, _) => None,
+        };
+        match (split, self.aside.as_mut()) {
+            (Some(set), Some(aside)) => {
+                let kept = set.kept.num_rows() as u64;
+                writer.write_conformed(set.kept.clone()).await?;
+                let rejected = super::aside_batch(
+                    &aside.schema,
+                    &batch,
+                    &set,
+                    &aside.run_id,
+                    &footer.location,
+                )?;
+                aside.rows += rejected.num_rows() as u64;
+                aside.writer.write(&rejected, &footer.location).await?;
+                Ok(kept)
+            }
+            _ => {
+                let rows = batch.num_rows() as u64;
+                writer.write_conformed(batch).await?;
+                Ok(rows)
+            }
+        }
     }
 
     /// Copies a file's column chunks as they are. Every row group is decoded from the bytes
@@ -326,5 +356,24 @@ impl<O: IngestObserver> CopyWorker<O> {
             })
             .await?;
         Ok((file, rows))
+    }
+}
+
+/// A local source file that cannot be opened, named by its location.
+fn local_read_error(footer: &ParquetFooter, e: std::io::Error) -> Error {
+    let path = footer.location.clone();
+    let source = match e.kind() {
+        std::io::ErrorKind::NotFound => object_store::Error::NotFound {
+            path: path.clone(),
+            source: Box::new(e),
+        },
+        _ => object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(e),
+        },
+    };
+    Error::Storage {
+        location: path,
+        source,
     }
 }
