@@ -7,7 +7,7 @@
 //! An `ObjectStoreStorageFactory` plugs the same registry into iceberg's `FileIO`.
 
 pub use crate::retrying_store::{ReadRetry, RetryingStore};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -162,9 +162,6 @@ pub struct ObjectStores {
     options: StorageOptions,
     read_retry: ReadRetry,
     cache: Arc<Mutex<HashMap<String, Arc<dyn ObjectStore>>>>,
-    /// Scheme and authority of the stores [`register`](Self::register)ed in place of the
-    /// default ones.
-    registered: Arc<Mutex<HashSet<String>>>,
 }
 
 impl fmt::Debug for ObjectStores {
@@ -182,7 +179,6 @@ impl ObjectStores {
             options,
             read_retry: ReadRetry::default(),
             cache: Arc::default(),
-            registered: Arc::default(),
         }
     }
 
@@ -210,29 +206,8 @@ impl ObjectStores {
         let url = parse_location(url)?;
         let key = cache_key(&url);
         let store: Arc<dyn ObjectStore> = Arc::new(RetryingStore::new(store, self.read_retry));
-        self.lock_cache().insert(key.clone(), store);
-        self.registered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key);
+        self.lock_cache().insert(key, store);
         Ok(())
-    }
-
-    /// The path on this machine of a local location that can be read straight from the file
-    /// system (as a file, without the object store's whole-range reads), or `None` for remote
-    /// locations and for local ones a registered store serves.
-    pub(crate) fn local_path(&self, location: &str) -> Option<std::path::PathBuf> {
-        let url = parse_location(location).ok()?;
-        if url.scheme() != "file"
-            || self
-                .registered
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&cache_key(&url))
-        {
-            return None;
-        }
-        url.to_file_path().ok()
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<dyn ObjectStore>>> {

@@ -240,23 +240,6 @@ impl<O: IngestObserver> CopyWorker<O> {
     ) -> Result<u64, O::Error> {
         let corrupt = |e| corrupt_file(footer, e);
         let mut rows = 0u64;
-        if let Some(path) = self.stores.local_path(&footer.location) {
-            // A local file is read page by page as it is decoded, rather than each row
-            // group's columns fetched whole into memory first.
-            let file = std::fs::File::open(&path).map_err(|e| local_read_error(footer, e))?;
-            let metadata =
-                ArrowReaderMetadata::try_new(footer.metadata.clone(), ArrowReaderOptions::new())
-                    .map_err(corrupt)?;
-            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata)
-                .with_batch_size(BATCH_ROWS)
-                .build()
-                .map_err(corrupt)?;
-            for batch in reader {
-                let batch = batch.map_err(|e| undecodable(footer, e))?;
-                rows += self.write_batch(footer, &batch, writer).await?;
-            }
-            return Ok(rows);
-        }
         let mut stream = open_reader(&self.stores, footer)?
             .with_batch_size(BATCH_ROWS)
             .build()
@@ -356,24 +339,5 @@ impl<O: IngestObserver> CopyWorker<O> {
             })
             .await?;
         Ok((file, rows))
-    }
-}
-
-/// A local source file that cannot be opened, named by its location.
-fn local_read_error(footer: &ParquetFooter, e: std::io::Error) -> Error {
-    let path = footer.location.clone();
-    let source = match e.kind() {
-        std::io::ErrorKind::NotFound => object_store::Error::NotFound {
-            path: path.clone(),
-            source: Box::new(e),
-        },
-        _ => object_store::Error::Generic {
-            store: "LocalFileSystem",
-            source: Box::new(e),
-        },
-    };
-    Error::Storage {
-        location: path,
-        source,
     }
 }
