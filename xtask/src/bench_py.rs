@@ -77,7 +77,7 @@ pub fn run(layout: &Layout, options: &PyBenchOptions) -> Result<()> {
     let wheels = layout.target_dir().join("bench-py").join("wheels");
     let _ = fs::remove_dir_all(&wheels);
     println!("building: maturin build --release (crates/sluice-py)");
-    let status = Command::new(bin.join("maturin"))
+    let status = crate::process::without_cargo_run_env(&mut Command::new(bin.join("maturin")))
         .args(["build", "--release", "--locked", "--manifest-path"])
         .arg(layout.workspace.join("crates/sluice-py/Cargo.toml"))
         .arg("--interpreter")

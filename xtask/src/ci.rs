@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::layout::Layout;
+use crate::process::cargo;
 use crate::services::{self, ServicesConfig};
 
 /// Makes a missing service a test failure instead of a skip.
@@ -194,11 +195,6 @@ fn run_step(layout: &Layout, step: &Step) -> Result<ExitStatus> {
 fn failed(name: &str, status: ExitStatus) -> ExitStatus {
     eprintln!("ci: step \"{name}\" failed ({status})");
     status
-}
-
-/// The cargo that runs xtask, so the same toolchain builds everything.
-fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()))
 }
 
 fn describe(command: &Command) -> String {

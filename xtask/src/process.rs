@@ -15,6 +15,34 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+/// The cargo that runs xtask, so that the same toolchain builds everything, with the
+/// environment of a command typed in a shell (see [`without_cargo_run_env`]).
+pub fn cargo() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()));
+    without_cargo_run_env(&mut command);
+    command
+}
+
+/// Removes the variables `cargo run` set for xtask itself (`CARGO_PKG_*`, `CARGO_MANIFEST_*`)
+/// from a command that builds: some build scripts (ring's) rerun when they change, so a build
+/// started from xtask would otherwise rebuild most of the dependency tree, and the next build
+/// from a shell would rebuild it again.
+pub fn without_cargo_run_env(command: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                name.as_ref(),
+                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+            )
+        {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command
+}
+
 /// What a pid file records about one running service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PidRecord {

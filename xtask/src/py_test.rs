@@ -30,7 +30,7 @@ pub fn run(layout: &Layout, pytest_args: &[String]) -> Result<ExitStatus> {
     let _ = std::fs::remove_dir_all(&wheels);
     let manifest = layout.workspace.join("crates/sluice-py/Cargo.toml");
     let mut build = Command::new(bin.join("maturin"));
-    build
+    crate::process::without_cargo_run_env(&mut build)
         .args([
             "build",
             "--profile",

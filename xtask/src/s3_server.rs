@@ -207,8 +207,7 @@ pub(crate) fn install_s3s_fs(layout: &Layout) -> Result<std::path::PathBuf> {
         "building s3s-fs {S3S_FS_VERSION} (once; cached in {})",
         layout.tools_root().display()
     );
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let status = Command::new(cargo)
+    let status = crate::process::cargo()
         .args(["install", &format!("s3s-fs@{S3S_FS_VERSION}")])
         .args(["--features", "binary", "--locked", "--root"])
         .arg(layout.tools_root())

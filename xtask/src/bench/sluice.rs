@@ -1,7 +1,7 @@
 //! The sluice side: its release build and its `--json` run report.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use anyhow::{Context, Result, bail};
 
@@ -12,13 +12,12 @@ use crate::layout::Layout;
 
 /// `cargo build --release -p sluice-cli --locked`; returns the binary.
 pub(crate) fn build_sluice(layout: &Layout) -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     println!("building: cargo build --release -p sluice-cli --locked");
-    let status = Command::new(&cargo)
+    let status = crate::process::cargo()
         .args(["build", "--release", "-p", "sluice-cli", "--locked"])
         .current_dir(&layout.workspace)
         .status()
-        .with_context(|| format!("cannot run {cargo}"))?;
+        .context("cannot run cargo")?;
     if !status.success() {
         bail!("building sluice in release failed ({status})");
     }
@@ -36,9 +35,8 @@ pub(super) fn build_floor(layout: &Layout) -> Result<PathBuf> {
 
 /// `cargo build --release -p sluice-benches --bin NAME --locked`; returns the binary.
 pub(crate) fn build_bench_binary(layout: &Layout, name: &str) -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     println!("building: cargo build --release -p sluice-benches --bin {name} --locked");
-    let status = Command::new(&cargo)
+    let status = crate::process::cargo()
         .args([
             "build",
             "--release",
@@ -50,7 +48,7 @@ pub(crate) fn build_bench_binary(layout: &Layout, name: &str) -> Result<PathBuf>
         ])
         .current_dir(&layout.workspace)
         .status()
-        .with_context(|| format!("cannot run {cargo}"))?;
+        .context("cannot run cargo")?;
     if !status.success() {
         bail!("building {name} in release failed ({status})");
     }
