@@ -222,6 +222,27 @@ fn command_line(pid: u32) -> Option<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn cargo_commands_leave_out_what_cargo_set_for_xtask() {
+        // Tests run under cargo, which sets CARGO_PKG_NAME for them as it does for xtask.
+        assert!(std::env::var_os("CARGO_PKG_NAME").is_some());
+        let command = cargo();
+        let removed: Vec<String> = command
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect();
+        assert!(removed.iter().any(|n| n == "CARGO_PKG_NAME"), "{removed:?}");
+        assert!(
+            removed.iter().any(|n| n == "CARGO_MANIFEST_DIR"),
+            "{removed:?}"
+        );
+        assert!(
+            !removed.iter().any(|n| n == "CARGO_HOME" || n == "PATH"),
+            "{removed:?}"
+        );
+    }
+
     fn record(pid: u32, marker: &str) -> PidRecord {
         PidRecord {
             pid,
