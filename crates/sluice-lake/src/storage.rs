@@ -449,7 +449,7 @@ impl Storage for ObjectStoreStorage {
     async fn writer(&self, path: &str) -> iceberg::Result<Box<dyn FileWrite>> {
         let (store, p) = self.resolve(path)?;
         Ok(Box::new(ObjectWrite {
-            inner: Some(BufWriter::new(store, p)),
+            inner: Some(Upload::new(store, p)),
             location: path.to_string(),
         }))
     }
@@ -507,8 +507,66 @@ impl FileRead for ObjectRead {
     }
 }
 
+/// Bytes an [`Upload`] holds before it sends them as one part (or, for a smaller object, in
+/// one request): the smallest part S3 takes, so that the parts in flight and the tail held
+/// for the next part cost little memory.
+const UPLOAD_CHUNK: usize = 5 * 1024 * 1024;
+
+/// A streaming upload of one object in parts of [`UPLOAD_CHUNK`] bytes. Buffers handed to it
+/// are sent without copying, except the tail that does not fill a part: that is copied, so
+/// that a whole row group's allocation is not kept alive for a few bytes until the next part
+/// fills (object_store's buffered writer holds on to what it was given).
+pub(crate) struct Upload {
+    writer: BufWriter,
+    /// Bytes waiting in the writer for the next part.
+    held: usize,
+    /// Whether the writer has started sending parts.
+    in_parts: bool,
+}
+
+impl Upload {
+    pub(crate) fn new(store: Arc<dyn ObjectStore>, path: Path) -> Self {
+        Upload {
+            writer: BufWriter::with_capacity(store, path, UPLOAD_CHUNK),
+            held: 0,
+            in_parts: false,
+        }
+    }
+
+    /// Appends `bytes` to the object.
+    pub(crate) async fn put(&mut self, mut bytes: Bytes) -> object_store::Result<()> {
+        let total = self.held + bytes.len();
+        // The writer switches to parts once it has a part's worth; from then on it holds what
+        // does not fill the last part.
+        self.in_parts = self.in_parts || total >= UPLOAD_CHUNK;
+        self.held = if self.in_parts {
+            total % UPLOAD_CHUNK
+        } else {
+            total
+        };
+        let tail = self.held.min(bytes.len());
+        if self.in_parts && tail > 0 && tail < bytes.len() {
+            let tail = bytes.split_off(bytes.len() - tail);
+            self.writer.put(bytes).await?;
+            self.writer.put(Bytes::copy_from_slice(&tail)).await
+        } else {
+            self.writer.put(bytes).await
+        }
+    }
+
+    /// Sends what is held and completes the object.
+    pub(crate) async fn finish(&mut self) -> std::io::Result<()> {
+        self.writer.shutdown().await
+    }
+
+    /// Gives the object up: parts already sent are removed.
+    pub(crate) async fn abort(&mut self) -> object_store::Result<()> {
+        self.writer.abort().await
+    }
+}
+
 struct ObjectWrite {
-    inner: Option<BufWriter>,
+    inner: Option<Upload>,
     location: String,
 }
 
@@ -534,7 +592,7 @@ impl FileWrite for ObjectWrite {
                 format!("{} closed twice", self.location),
             )
         })?;
-        writer.shutdown().await.map_err(|e| {
+        writer.finish().await.map_err(|e| {
             iceberg::Error::new(
                 iceberg::ErrorKind::Unexpected,
                 format!("cannot finish writing {}: {e}", self.location),
@@ -573,6 +631,54 @@ mod tests {
         assert!(io.exists(&location).await.unwrap());
         io.delete(&location).await.unwrap();
         assert!(!io.exists(&location).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn uploads_let_go_of_the_buffers_they_sent() {
+        // A local store writes parts as they come (the in-memory one keeps every part).
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let path = Path::from("t/data.parquet");
+        let mib = 1 << 20;
+        let buffer = |len: usize, seed: usize| -> Bytes {
+            (0..len)
+                .map(|i| ((i + seed) % 251) as u8)
+                .collect::<Vec<u8>>()
+                .into()
+        };
+        // With parts of 5 MiB: 3 + 8 + 2 MiB.
+        let (a, b, c) = (buffer(3 * mib, 1), buffer(8 * mib, 2), buffer(2 * mib, 3));
+        let mut upload = Upload::new(store.clone(), path.clone());
+        upload.put(a.clone()).await.unwrap();
+        upload.put(b.clone()).await.unwrap();
+        // The first 10 MiB went out as two parts; the 1 MiB left of `b` is a copy.
+        for _ in 0..500 {
+            if a.is_unique() && b.is_unique() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(a.is_unique(), "the first buffer is still held");
+        assert!(
+            b.is_unique(),
+            "the buffer whose tail waits for the next part is still held"
+        );
+        upload.put(c.clone()).await.unwrap();
+        upload.finish().await.unwrap();
+        let written = store.get(&path).await.unwrap().bytes().await.unwrap();
+        let expected: Vec<u8> = [a, b, c].iter().flat_map(|x| x.iter().copied()).collect();
+        assert_eq!(written.len(), expected.len());
+        assert!(written == expected, "the object differs from what was put");
+
+        // A small object is sent in one request, as it was given.
+        let small = Path::from("t/small.json");
+        let mut upload = Upload::new(store.clone(), small.clone());
+        upload.put(Bytes::from_static(b"{\"a\"")).await.unwrap();
+        upload.put(Bytes::from_static(b": 1}")).await.unwrap();
+        upload.finish().await.unwrap();
+        let written = store.get(&small).await.unwrap().bytes().await.unwrap();
+        assert_eq!(written.as_ref(), b"{\"a\": 1}");
     }
 
     #[test]

@@ -21,7 +21,6 @@ use iceberg::writer::file_writer::location_generator::{
     DefaultFileNameGenerator, FileNameGenerator, LocationGenerator,
 };
 use object_store::ObjectStoreExt;
-use object_store::buffered::BufWriter;
 use parquet::basic::{Compression, Repetition, Type as PhysicalType};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData};
@@ -36,7 +35,7 @@ use crate::ingest::register::data_file;
 use crate::parquet::ParquetFooter;
 use crate::schema::arrow_schema_for;
 use crate::snapshot_producer::{WriteOptions, ensure_writable};
-use crate::storage::ObjectStores;
+use crate::storage::{ObjectStores, Upload};
 
 /// The default of [`WriteOptions::min_copied_row_group_bytes`]: 1 MiB.
 pub const MIN_COPIED_ROW_GROUP_BYTES: u64 = 1024 * 1024;
@@ -376,7 +375,7 @@ impl ChunkCopier {
             .locations
             .generate_location(key.as_ref(), &self.file_names.generate_file_name());
         let (store, path) = self.stores.resolve(&location).map_err(E::from)?;
-        let mut upload = BufWriter::new(store, path);
+        let mut upload = Upload::new(store, path);
         match self
             .write(footer, &location, &mut upload, &mut each_row_group)
             .await
@@ -399,7 +398,7 @@ impl ChunkCopier {
         &self,
         footer: &ParquetFooter,
         location: &str,
-        upload: &mut BufWriter,
+        upload: &mut Upload,
         each_row_group: &mut impl FnMut(usize, &RowGroupBytes) -> std::result::Result<(), E>,
     ) -> std::result::Result<DataFile, Stop<E>> {
         let source = &footer.metadata;
@@ -446,15 +445,13 @@ impl ChunkCopier {
         }
         let metadata: ParquetMetaData = writer.close()?;
         written += send(upload, &buffer, location).await?;
-        tokio::io::AsyncWriteExt::shutdown(upload)
-            .await
-            .map_err(|e| Error::Storage {
-                location: location.to_string(),
-                source: object_store::Error::Generic {
-                    store: "data file upload",
-                    source: Box::new(e),
-                },
-            })?;
+        upload.finish().await.map_err(|e| Error::Storage {
+            location: location.to_string(),
+            source: object_store::Error::Generic {
+                store: "data file upload",
+                source: Box::new(e),
+            },
+        })?;
         let copied = ParquetFooter {
             location: location.to_string(),
             size: written,
@@ -512,7 +509,7 @@ impl ChunkCopier {
 }
 
 /// Uploads what the parquet writer has produced since the last call; returns its size.
-async fn send(upload: &mut BufWriter, buffer: &SharedBuffer, location: &str) -> Result<u64> {
+async fn send(upload: &mut Upload, buffer: &SharedBuffer, location: &str) -> Result<u64> {
     let bytes = buffer.take();
     let size = bytes.len() as u64;
     upload
