@@ -8,7 +8,7 @@ use super::rows::{RowTally, definite};
 use super::{Check, Input, Judge, Outcome};
 use crate::config::{ConfigProblem, Fields};
 use crate::expr::{Expr, Literal};
-use crate::keys::{FastSet, as_int64, as_utf8, string_like};
+use crate::keys::{FastSet, as_int64, as_utf8, le_word, string_like};
 
 /// `kind = "accepted_values"`.
 #[derive(Debug)]
@@ -21,11 +21,36 @@ pub(crate) struct AcceptedValues {
 #[derive(Debug)]
 pub(crate) enum ValueSet {
     /// Few string values: compared one by one, faster than hashing.
-    FewStr(Vec<Box<[u8]>>),
+    FewStr(Vec<ShortValue>),
     ManyStr(FastSet<Box<[u8]>>),
     Int(FastSet<i64>),
     /// Anything else: `column IN (...)` evaluated with comparison kernels.
     Generic(Expr),
+}
+
+/// An accepted string with its length and first eight bytes at hand: most rows are told apart
+/// by two integer comparisons, without a call to compare bytes.
+#[derive(Debug)]
+pub(crate) struct ShortValue {
+    bytes: Box<[u8]>,
+    head: u64,
+}
+
+impl ShortValue {
+    fn new(bytes: Box<[u8]>) -> Self {
+        ShortValue {
+            head: le_word(&bytes),
+            bytes,
+        }
+    }
+
+    /// Whether `v`, whose first eight bytes are `head`, is this value.
+    #[inline]
+    fn matches(&self, v: &[u8], head: u64) -> bool {
+        self.bytes.len() == v.len()
+            && self.head == head
+            && (v.len() <= 8 || self.bytes[8..] == v[8..])
+    }
 }
 
 impl Check for AcceptedValues {
@@ -64,7 +89,7 @@ impl Check for AcceptedValues {
                 }
             }
             return Ok(if strings.len() <= 8 {
-                ValueSet::FewStr(strings)
+                ValueSet::FewStr(strings.into_iter().map(ShortValue::new).collect())
             } else {
                 ValueSet::ManyStr(strings.into_iter().collect())
             });
@@ -121,7 +146,8 @@ impl Check for AcceptedValues {
                 let strings = as_utf8(array)?;
                 rows.for_each(|i| {
                     let v = strings.value(i).as_bytes();
-                    if !values.iter().any(|a| **a == *v) {
+                    let head = le_word(v);
+                    if !values.iter().any(|a| a.matches(v, head)) {
                         fails.record(i);
                     }
                 });

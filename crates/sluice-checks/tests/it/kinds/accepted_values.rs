@@ -38,6 +38,39 @@ fn accepted_values_fail() {
 }
 
 #[test]
+fn accepted_values_tell_apart_strings_that_share_a_prefix_or_a_length() {
+    let toml = r#"
+[[check]]
+kind = "accepted_values"
+column = "event_type"
+values = ["add_to_cart", "", "a", "ab", "abc", "abcdefgh", "abcdefgh1"]
+"#;
+    let accepted = ["add_to_cart", "", "a", "ab", "abc", "abcdefgh", "abcdefgh1"];
+    let rejected = [
+        "add_to_carx",  // same length and first eight bytes
+        "add_to_car",   // same first eight bytes, shorter
+        "add_to_cart_", // longer
+        "abcdefgh2",
+        "abcdefg",
+        "b",
+        "ac",
+        "abd",
+        "bbc",
+        "a\0",
+        "\0",
+    ];
+    let values: Vec<Option<&str>> = accepted.iter().chain(&rejected).map(|v| Some(*v)).collect();
+    let r = first(toml, &[batch(vec![("event_type", strs(values))])]);
+    assert_eq!(
+        (r.rows_checked, r.rows_failing),
+        (
+            (accepted.len() + rejected.len()) as u64,
+            rejected.len() as u64
+        )
+    );
+}
+
+#[test]
 fn accepted_values_mostly_edge() {
     let toml = format!("{ACCEPTED}mostly = 0.75\n");
     let mk = |bad: usize| {
