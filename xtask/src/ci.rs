@@ -207,7 +207,83 @@ fn describe(command: &Command) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+
+    /// Each dependency (not a workspace member) with the features `cargo tree` resolves for
+    /// `selection`, on this machine's target.
+    fn feature_sets(selection: &[&str]) -> BTreeMap<String, String> {
+        let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let output = crate::process::cargo()
+            .args([
+                "tree", "--locked", "--prefix", "none", "--format", "{p}|{f}",
+            ])
+            .args(selection)
+            .current_dir(&workspace)
+            .output()
+            .expect("cargo tree runs");
+        assert!(
+            output.status.success(),
+            "cargo tree {selection:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut sets = BTreeMap::new();
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let line = line.trim_end_matches(" (*)");
+            let Some((package, features)) = line.split_once('|') else {
+                continue;
+            };
+            // Members carry a path; their own features may differ by design (test hooks).
+            if !package.contains(" (/") {
+                sets.insert(package.to_string(), features.to_string());
+            }
+        }
+        sets
+    }
+
+    #[test]
+    fn the_later_ci_builds_reuse_the_workspace_test_build() {
+        let workspace = feature_sets(&["--workspace", "-e", "normal,build,dev"]);
+        assert!(workspace.len() > 100, "{workspace:?}");
+        for (build, selection) in [
+            (
+                "cargo test -p sluice-tests (tests/Cargo.toml)",
+                &["-p", "sluice-tests", "-e", "normal,build,dev"][..],
+            ),
+            (
+                "cargo test -p sluice-cli (crates/sluice-cli/Cargo.toml)",
+                &["-p", "sluice-cli", "-e", "normal,build,dev"],
+            ),
+            (
+                "the test wheel: maturin build --features test-hooks (crates/sluice-py/Cargo.toml)",
+                &[
+                    "-p",
+                    "sluice-py",
+                    "--features",
+                    "test-hooks",
+                    "-e",
+                    "normal,build",
+                ],
+            ),
+        ] {
+            let differ: Vec<String> = feature_sets(selection)
+                .into_iter()
+                .filter_map(|(package, features)| {
+                    let wanted = workspace.get(&package)?;
+                    (*wanted != features)
+                        .then(|| format!("{package}: [{features}], the workspace has [{wanted}]"))
+                })
+                .collect();
+            assert!(
+                differ.is_empty(),
+                "{build} gives these dependencies other features than `cargo test --workspace`, so \
+                 CI would compile them again; name the features in its dev-dependencies (or, for \
+                 the wheel, its test-hooks feature):\n{}",
+                differ.join("\n")
+            );
+        }
+    }
 
     #[test]
     fn ci_runs_the_documented_commands_in_order() {
