@@ -105,6 +105,15 @@ pub(crate) fn le_word(bytes: &[u8]) -> u64 {
     }
 }
 
+/// A dictionary-encoded string column's values and, per row, the index of its value; `None` for
+/// any other column. Checks that look at each distinct string once read these instead of a
+/// string per row.
+pub(crate) fn string_dictionary(array: &dyn Array) -> Option<(&StringArray, Vec<usize>)> {
+    let dictionary = array.as_any_dictionary_opt()?;
+    let values = dictionary.values().as_string_opt::<i32>()?;
+    Some((values, dictionary.normalized_keys()))
+}
+
 pub(crate) type FastSet<T> = HashSet<T, BuildHasherDefault<FoldHasher>>;
 
 /// How the key of a `unique` check is represented, decided from the schema.

@@ -19,7 +19,7 @@ use arrow_cast::cast;
 use arrow_schema::DataType;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{FoldHasher, as_int64, as_utf8, int_like, string_like};
+use crate::keys::{FoldHasher, as_int64, as_utf8, int_like, string_dictionary, string_like};
 
 /// A metric a run records and an `anomaly` check compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -422,9 +422,24 @@ impl ColumnProfile {
                 }
             }
             Shape::Text => {
-                let strings = as_utf8(array)?;
-                if let Some(sketch) = &mut self.sketch {
-                    for v in strings.iter().flatten() {
+                let Some(sketch) = &mut self.sketch else {
+                    return Ok(());
+                };
+                if let Some((values, keys)) = string_dictionary(array.as_ref()) {
+                    // Each string a row refers to is hashed once (a dictionary may hold values
+                    // no row of this batch uses).
+                    let mut used = vec![false; values.len()];
+                    match array.nulls() {
+                        None => keys.iter().for_each(|k| used[*k] = true),
+                        Some(nulls) => nulls.valid_indices().for_each(|i| used[keys[i]] = true),
+                    }
+                    for (k, used) in used.into_iter().enumerate() {
+                        if used && values.is_valid(k) {
+                            sketch.add(hash_bytes(values.value(k).as_bytes()));
+                        }
+                    }
+                } else {
+                    for v in as_utf8(array)?.iter().flatten() {
                         sketch.add(hash_bytes(v.as_bytes()));
                     }
                 }
@@ -484,9 +499,10 @@ impl ColumnProfile {
 mod tests {
     use std::sync::Arc;
 
+    use arrow_array::types::Int32Type;
     use arrow_array::{
-        BooleanArray, Decimal128Array, Float32Array, Float64Array, Int16Array, Int32Array,
-        Int64Array, StringArray,
+        BooleanArray, Decimal128Array, DictionaryArray, Float32Array, Float64Array, Int16Array,
+        Int32Array, Int64Array, StringArray,
     };
 
     use super::*;
@@ -570,6 +586,37 @@ mod tests {
         assert_eq!((m.min, m.max), (Some(-0.0), Some(3.0)));
         assert_eq!(m.mean, Some(1.0));
         assert_eq!(m.distinct, Some(4), "NaN, 0 (both signs), 1 and 3");
+    }
+
+    #[test]
+    fn dictionary_strings_count_only_the_values_rows_use() {
+        // 300 distinct strings over 2,000 rows, with nulls; the dictionary also holds 500 values
+        // no row uses and a null value that one row points at.
+        let labels: Vec<String> = (0..800).map(|i| format!("user-{i}")).collect();
+        let mut dictionary: Vec<Option<&str>> = labels.iter().map(|l| Some(l.as_str())).collect();
+        dictionary.push(None);
+        let null_value = (dictionary.len() - 1) as i32;
+        let keys: Vec<Option<i32>> = (0..2000)
+            .map(|i| match i % 7 {
+                0 => None,
+                1 if i == 1 => Some(null_value),
+                _ => Some((i * 13 % 300) as i32),
+            })
+            .collect();
+        let plain: Vec<Option<&str>> = keys
+            .iter()
+            .map(|k| k.and_then(|k| dictionary[k as usize]))
+            .collect();
+        let encoded = DictionaryArray::<Int32Type>::try_new(
+            Int32Array::from(keys),
+            Arc::new(StringArray::from(dictionary.clone())),
+        )
+        .unwrap();
+        let from_dictionary = profile(Arc::new(encoded));
+        let from_strings = profile(Arc::new(StringArray::from(plain)));
+        assert_eq!(from_dictionary, from_strings);
+        let distinct = from_strings.distinct.unwrap();
+        assert!((290..=310).contains(&distinct), "{distinct}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `accepted_values`: a column only holds values from a set. Nulls are not checked.
 
 use arrow_arith::boolean::not;
+use arrow_array::Array;
 use arrow_schema::{DataType, Schema};
 use serde_json::json;
 
@@ -8,7 +9,7 @@ use super::rows::{RowTally, definite};
 use super::{Check, Input, Judge, Outcome};
 use crate::config::{ConfigProblem, Fields};
 use crate::expr::{Expr, Literal};
-use crate::keys::{FastSet, as_int64, as_utf8, le_word, string_like};
+use crate::keys::{FastSet, as_int64, as_utf8, le_word, string_dictionary, string_like};
 
 /// `kind = "accepted_values"`.
 #[derive(Debug)]
@@ -50,6 +51,17 @@ impl ShortValue {
         self.bytes.len() == v.len()
             && self.head == head
             && (v.len() <= 8 || self.bytes[8..] == v[8..])
+    }
+}
+
+impl ValueSet {
+    /// Whether the string `v` is accepted (string sets only).
+    fn accepts(&self, v: &[u8]) -> bool {
+        match self {
+            ValueSet::FewStr(values) => values.iter().any(|a| a.matches(v, le_word(v))),
+            ValueSet::ManyStr(values) => values.contains(v),
+            ValueSet::Int(_) | ValueSet::Generic(_) => false,
+        }
     }
 }
 
@@ -141,6 +153,23 @@ impl Check for AcceptedValues {
         let array = input.column(&self.column)?;
         let rows = input.rows(Some(array.as_ref()))?;
         let mut fails = input.failures(input.room(state.samples.len()));
+        let dictionary = match set {
+            ValueSet::FewStr(_) | ValueSet::ManyStr(_) => string_dictionary(array.as_ref()),
+            ValueSet::Int(_) | ValueSet::Generic(_) => None,
+        };
+        if let Some((values, keys)) = dictionary {
+            // Each distinct string is judged once; a null among the values is a null row.
+            let accepted: Vec<bool> = (0..values.len())
+                .map(|k| values.is_null(k) || set.accepts(values.value(k).as_bytes()))
+                .collect();
+            rows.for_each(|i| {
+                if !accepted[keys[i]] {
+                    fails.record(i);
+                }
+            });
+            state.add(input, rows.count(), fails, &self.columns());
+            return Ok(());
+        }
         match set {
             ValueSet::FewStr(values) => {
                 let strings = as_utf8(array)?;

@@ -71,6 +71,52 @@ values = ["add_to_cart", "", "a", "ab", "abc", "abcdefgh", "abcdefgh1"]
 }
 
 #[test]
+fn accepted_values_judge_dictionary_encoded_strings_as_plain_ones() {
+    use arrow_array::DictionaryArray;
+    use arrow_array::types::Int32Type;
+    // "zzz" is in the dictionary but no row uses it; a null key and a null value are nulls.
+    let dictionary = vec![
+        Some("view"),
+        Some("refund"),
+        Some("click"),
+        Some("zzz"),
+        None,
+    ];
+    let keys = vec![Some(0), Some(1), None, Some(2), Some(4), Some(1), Some(0)];
+    let plain: Vec<Option<&str>> = keys
+        .iter()
+        .map(|k: &Option<i32>| k.and_then(|k| dictionary[k as usize]))
+        .collect();
+    let encoded: ArrayRef = Arc::new(
+        DictionaryArray::<Int32Type>::try_new(
+            arrow_array::Int32Array::from(keys),
+            Arc::new(arrow_array::StringArray::from(dictionary)),
+        )
+        .unwrap(),
+    );
+    for many in [false, true] {
+        // More than eight accepted values take the hashed set.
+        let extra = if many {
+            r#", "a", "b", "c", "d", "e", "f""#
+        } else {
+            ""
+        };
+        let toml = format!(
+            "[[check]]\nkind = \"accepted_values\"\ncolumn = \"event_type\"\n\
+             values = [\"view\", \"click\", \"purchase\"{extra}]\n"
+        );
+        let r = first(&toml, &[batch(vec![("event_type", encoded.clone())])]);
+        let p = first(&toml, &[batch(vec![("event_type", strs(plain.clone()))])]);
+        assert_eq!((r.status, r.rows_failing), (Status::Fail, 2), "{toml}");
+        assert_eq!(r.samples[0]["event_type"], json!("refund"));
+        assert_eq!(
+            (r.rows_checked, r.rows_failing),
+            (p.rows_checked, p.rows_failing)
+        );
+    }
+}
+
+#[test]
 fn accepted_values_mostly_edge() {
     let toml = format!("{ACCEPTED}mostly = 0.75\n");
     let mk = |bad: usize| {
