@@ -600,7 +600,7 @@ mod tests {
             .map(|i| match i % 7 {
                 0 => None,
                 1 if i == 1 => Some(null_value),
-                _ => Some((i * 13 % 300) as i32),
+                _ => Some(i * 13 % 300),
             })
             .collect();
         let plain: Vec<Option<&str>> = keys
