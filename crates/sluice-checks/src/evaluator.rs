@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::{Schema, SchemaRef};
+use arrow_schema::{DataType, Schema, SchemaRef};
 use arrow_select::filter::prep_null_mask_filter;
 use chrono::{DateTime, Utc};
 
@@ -302,6 +302,26 @@ impl Evaluator {
             .collect()
     }
 
+    /// The string columns of [`required_columns`](Self::required_columns) that may be handed over
+    /// dictionary-encoded (Arrow's `Dictionary(Int32, Utf8)`): every check still to read one
+    /// takes dictionaries (and has no `where`), and so do the run metrics. A reader that keeps a file's dictionary
+    /// pages as they are saves decoding every row's string.
+    pub fn dictionary_columns(&self) -> Vec<String> {
+        self.required_columns()
+            .into_iter()
+            .filter(|name| {
+                self.schema
+                    .field_with_name(name)
+                    .is_ok_and(|f| f.data_type() == &DataType::Utf8)
+                    && !self.options.key_columns.contains(name)
+                    && self
+                        .pending()
+                        .filter(|s| s.def.columns().contains(name))
+                        .all(|s| s.def.kind().reads_dictionaries() && s.def.filter.is_none())
+            })
+            .collect()
+    }
+
     /// The key columns that [`observe_existing`](Self::observe_existing) needs (those of
     /// `unique` checks with `scope = "table"`), in schema order.
     pub fn existing_columns(&self) -> Vec<String> {
@@ -526,7 +546,8 @@ impl Evaluator {
         }
     }
 
-    /// Checks that the batch has the columns the checks read, with the schema's types.
+    /// Checks that the batch has the columns the checks read, with the schema's types (or, for
+    /// checks that take them, a dictionary of the schema's strings).
     fn validate(&self, batch: &RecordBatch) -> Result<()> {
         // Validate first, so that a rejected batch leaves every state untouched.
         for slot in self.slots.iter().filter(|s| s.needs_data()) {
@@ -539,6 +560,8 @@ impl Evaluator {
                 };
                 if let Ok((_, field)) = self.schema.column_with_name(&column).ok_or(())
                     && field.data_type() != array.data_type()
+                    && !(slot.def.kind().reads_dictionaries()
+                        && is_string_dictionary_of(field.data_type(), array.data_type()))
                 {
                     return Err(Error::ColumnTypeChanged {
                         column,
@@ -791,4 +814,14 @@ impl Slot {
         }
         result
     }
+}
+
+/// Whether `actual` is `Dictionary(Int32, Utf8)` where the schema has `Utf8`: what
+/// [`Evaluator::dictionary_columns`] allows.
+fn is_string_dictionary_of(expected: &DataType, actual: &DataType) -> bool {
+    matches!(
+        (expected, actual),
+        (DataType::Utf8, DataType::Dictionary(key, value))
+            if **key == DataType::Int32 && **value == DataType::Utf8
+    )
 }

@@ -35,6 +35,10 @@ impl IngestObserver for Audit {
         self.0.needs_data().then(|| self.0.required_columns())
     }
 
+    fn dictionary_columns(&self) -> Vec<String> {
+        self.0.dictionary_columns()
+    }
+
     fn registered(&mut self, table: &LoadedTable, files: &[DataFile]) -> Result<()> {
         let answered = self.0.apply_stats(&stats_of(table, files))?;
         tracing::debug!(?answered, "checks answered from footer statistics");

@@ -69,6 +69,7 @@ impl Check for AcceptedValues {
     const NAME: &'static str = "accepted_values";
     const FIELDS: &'static [&'static str] = &["column", "values"];
     const ROW_LEVEL: bool = true;
+    const READS_DICTIONARIES: bool = true;
     type Bound = ValueSet;
     type State = RowTally;
 

@@ -90,6 +90,9 @@ pub(crate) trait Check: fmt::Debug + Send + Sync + Sized + 'static {
     const ROW_LEVEL: bool;
     /// Whether the kind reads rows at all (`schema` is answered from the schema alone).
     const READS_DATA: bool = true;
+    /// Whether the kind takes a dictionary-encoded string column as it is, looking at each
+    /// distinct value once (the others have it decoded to plain strings first).
+    const READS_DICTIONARIES: bool = false;
 
     /// The check resolved against one schema: column types, converted bounds.
     type Bound: fmt::Debug + Send + Sync + 'static;
@@ -450,6 +453,13 @@ macro_rules! register_kinds {
             pub fn is_row_level(self) -> bool {
                 match self {
                     $(CheckKind::$variant => <$module::$check as Check>::ROW_LEVEL,)*
+                }
+            }
+
+            /// See [`Check::READS_DICTIONARIES`].
+            pub(crate) fn reads_dictionaries(self) -> bool {
+                match self {
+                    $(CheckKind::$variant => <$module::$check as Check>::READS_DICTIONARIES,)*
                 }
             }
 

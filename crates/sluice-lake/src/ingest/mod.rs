@@ -115,6 +115,13 @@ pub trait IngestObserver: Send + Sized + 'static {
     /// counts of batches matter.
     fn columns(&self) -> Option<Vec<String>>;
 
+    /// Register mode: string columns of [`IngestObserver::columns`] the observer takes
+    /// dictionary-encoded (`Dictionary(Int32, Utf8)`), so that files' dictionary pages need not
+    /// be decoded to a string per row.
+    fn dictionary_columns(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Register mode: the data files made from the footers, with their exact statistics.
     fn registered(&mut self, _table: &LoadedTable, _files: &[DataFile]) -> Result<(), Self::Error> {
         Ok(())
@@ -398,8 +405,9 @@ impl Lake {
         Ok(ingested)
     }
 
-    /// Reads `columns` of the given files (conformed to `table`'s current schema) into
-    /// `observer`, a few files at once, each worker with a fork of it.
+    /// Reads `columns` of the given files (conformed to `table`'s current schema; the
+    /// observer's [`IngestObserver::dictionary_columns`] dictionary-encoded where a file stores
+    /// them as strings) into `observer`, a few files at once, each worker with a fork of it.
     pub async fn observe_files<O: IngestObserver>(
         &self,
         table: &LoadedTable,
@@ -414,6 +422,7 @@ impl Lake {
             .filter_map(|c| table_schema.index_of(c).ok())
             .collect();
         let projected = Arc::new(table_schema.project(&indices).map_err(Error::from)?);
+        let dictionaries = observer.dictionary_columns();
         let queue = Arc::new(Mutex::new(footers.iter().cloned().collect::<VecDeque<_>>()));
         let name = table.name().to_string();
         let mut tasks = Workers::new();
@@ -421,13 +430,21 @@ impl Lake {
             let (stores, queue, projected) =
                 (self.stores().clone(), queue.clone(), projected.clone());
             let (columns, name) = (columns.to_vec(), name.clone());
+            let dictionaries = dictionaries.clone();
             let mut forked = observer.fork();
             tasks.spawn(async move {
                 loop {
                     let next = lock(&queue).pop_front();
                     let Some(footer) = next else { break };
-                    let batches =
-                        read::read_columns(&stores, &footer, &projected, &columns, &name).await?;
+                    let batches = read::read_columns(
+                        &stores,
+                        &footer,
+                        &projected,
+                        &columns,
+                        &dictionaries,
+                        &name,
+                    )
+                    .await?;
                     for batch in batches {
                         forked.observe(&batch)?;
                     }

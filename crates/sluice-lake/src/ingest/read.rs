@@ -1,6 +1,9 @@
 //! Reading source files whose footers were read before (no second footer request), with
 //! errors that name the file.
 
+use std::sync::Arc;
+
+use arrow_schema::{DataType, FieldRef, Schema};
 use futures::TryStreamExt;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
@@ -19,9 +22,18 @@ pub(crate) fn open_reader(
     stores: &ObjectStores,
     footer: &ParquetFooter,
 ) -> Result<ParquetRecordBatchStreamBuilder<ParquetObjectReader>> {
+    open_reader_with(stores, footer, ArrowReaderOptions::new())
+}
+
+/// [`open_reader`] with reader options (a schema that asks for other Arrow types).
+fn open_reader_with(
+    stores: &ObjectStores,
+    footer: &ParquetFooter,
+    options: ArrowReaderOptions,
+) -> Result<ParquetRecordBatchStreamBuilder<ParquetObjectReader>> {
     let (store, path) = stores.resolve(&footer.location)?;
     let reader = ParquetObjectReader::new(store, path).with_file_size(footer.size);
-    let metadata = ArrowReaderMetadata::try_new(footer.metadata.clone(), ArrowReaderOptions::new())
+    let metadata = ArrowReaderMetadata::try_new(footer.metadata.clone(), options)
         .map_err(|e| corrupt_file(footer, e))?;
     Ok(ParquetRecordBatchStreamBuilder::new_with_metadata(
         reader, metadata,
@@ -49,17 +61,58 @@ pub(crate) fn undecodable(footer: &ParquetFooter, e: arrow_schema::ArrowError) -
     }
 }
 
+/// `schema` with the string columns named in `columns` as `Dictionary(Int32, Utf8)`.
+pub(crate) fn with_dictionaries(schema: &Schema, columns: &[String]) -> Schema {
+    let fields: Vec<FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.data_type() == &DataType::Utf8 && columns.contains(f.name()) {
+                Arc::new(f.as_ref().clone().with_data_type(string_dictionary()))
+            } else {
+                f.clone()
+            }
+        })
+        .collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+fn string_dictionary() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
 /// The given top-level columns of a file, conformed to `projected` (the table's schema
-/// projected to them).
+/// projected to them). Those of `dictionaries` the file stores as strings are read as
+/// `Dictionary(Int32, Utf8)`, the file's dictionary pages kept as they are.
 pub(crate) async fn read_columns(
     stores: &ObjectStores,
     footer: &ParquetFooter,
     projected: &arrow_schema::SchemaRef,
     columns: &[String],
+    dictionaries: &[String],
     table: &str,
 ) -> Result<Vec<arrow_array::RecordBatch>> {
     let corrupt = |e| corrupt_file(footer, e);
-    let builder = open_reader(stores, footer)?;
+    let encoded: Vec<String> = dictionaries
+        .iter()
+        .filter(|c| {
+            footer
+                .schema
+                .field_with_name(c)
+                .is_ok_and(|f| f.data_type() == &DataType::Utf8)
+        })
+        .cloned()
+        .collect();
+    let (builder, projected) = if encoded.is_empty() {
+        (open_reader(stores, footer)?, projected.clone())
+    } else {
+        let hint = with_dictionaries(&footer.schema, &encoded);
+        let options = ArrowReaderOptions::new().with_schema(Arc::new(hint));
+        (
+            open_reader_with(stores, footer, options)?,
+            Arc::new(with_dictionaries(projected, &encoded)),
+        )
+    };
     let roots: Vec<usize> = columns
         .iter()
         .filter_map(|c| footer.schema.index_of(c).ok())
@@ -73,6 +126,64 @@ pub(crate) async fn read_columns(
     let batches: Vec<arrow_array::RecordBatch> = stream.try_collect().await.map_err(corrupt)?;
     batches
         .iter()
-        .map(|b| conform_batch(table, &footer.location, projected, b))
+        .map(|b| conform_batch(table, &footer.location, &projected, b))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{Array, LargeStringArray, RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+
+    use super::*;
+    use crate::parquet::read_footer;
+    use crate::storage::StorageOptions;
+
+    #[tokio::test]
+    async fn string_columns_asked_for_as_dictionaries_come_dictionary_encoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.parquet");
+        let kinds = StringArray::from(vec![Some("view"), Some("click"), None, Some("view")]);
+        let long = LargeStringArray::from(vec!["a", "b", "c", "d"]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("kind", DataType::Utf8, true),
+            Field::new("note", DataType::LargeUtf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(kinds.clone()), Arc::new(long)],
+        )
+        .unwrap();
+        let mut writer =
+            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+
+        let stores = ObjectStores::new(StorageOptions::default());
+        let footer = read_footer(&stores, path.to_str().unwrap()).await.unwrap();
+        // The table's schema has both as strings.
+        let table = Arc::new(Schema::new(vec![
+            Field::new("kind", DataType::Utf8, true),
+            Field::new("note", DataType::Utf8, false),
+        ]));
+        let columns = ["kind".to_string(), "note".to_string()];
+        let plain = read_columns(&stores, &footer, &table, &columns, &[], "ns.t")
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(plain.column(0).data_type(), &DataType::Utf8);
+        // `note` is a large string in the file: it is read plain and conformed as before.
+        let encoded = read_columns(&stores, &footer, &table, &columns, &columns, "ns.t")
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(encoded.column(0).data_type(), &string_dictionary());
+        assert_eq!(encoded.column(1).data_type(), &DataType::Utf8);
+        let decoded = arrow_cast::cast(encoded.column(0), &DataType::Utf8).unwrap();
+        assert_eq!(decoded.as_ref(), plain.column(0).as_ref());
+        assert_eq!(encoded.column(0).logical_null_count(), 1);
+    }
 }

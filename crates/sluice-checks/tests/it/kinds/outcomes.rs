@@ -108,3 +108,73 @@ fn update_rejects_batches_without_required_columns_or_with_changed_types() {
         .unwrap();
     assert_eq!(ev.finish().checks[0].rows_failing, 1);
 }
+
+#[test]
+fn string_columns_only_dictionary_readers_use_may_come_dictionary_encoded() {
+    use arrow_array::types::Int32Type;
+    use arrow_array::{DictionaryArray, Int32Array, StringArray};
+    let plain = batch(vec![
+        ("event_type", strs(vec![Some("view")])),
+        ("country", strs(vec![Some("FR")])),
+    ]);
+    let encoded = |values: Vec<&str>, keys: Vec<i32>| -> ArrayRef {
+        Arc::new(
+            DictionaryArray::<Int32Type>::try_new(
+                Int32Array::from(keys),
+                Arc::new(StringArray::from(values)),
+            )
+            .unwrap(),
+        )
+    };
+    let toml = r#"
+[[check]]
+kind = "accepted_values"
+column = "event_type"
+values = ["view", "click"]
+
+[[check]]
+kind = "not_null"
+column = "country"
+"#;
+    let suite = CheckSuite::from_toml_str(toml).unwrap();
+    let mut ev = suite.evaluator(&plain.schema(), EvalOptions::default());
+    // country is read by not_null, which wants plain strings.
+    assert_eq!(ev.dictionary_columns(), ["event_type"]);
+    ev.update(&batch(vec![
+        ("event_type", encoded(vec!["view", "refund"], vec![0, 1, 0])),
+        ("country", strs(vec![Some("FR"), Some("DE"), None])),
+    ]))
+    .unwrap();
+    let report = ev.finish();
+    assert_eq!(
+        report
+            .checks
+            .iter()
+            .map(|c| c.rows_failing)
+            .collect::<Vec<_>>(),
+        [1, 1]
+    );
+    // A check that wants plain strings is not handed a dictionary.
+    let mut ev = suite.evaluator(&plain.schema(), EvalOptions::default());
+    let err = ev
+        .update(&batch(vec![
+            ("event_type", strs(vec![Some("view")])),
+            ("country", encoded(vec!["FR"], vec![0])),
+        ]))
+        .unwrap_err();
+    assert!(
+        matches!(err, sluice_checks::Error::ColumnTypeChanged { ref column, .. } if column == "country"),
+        "{err}"
+    );
+    // With a `where`, the column is read as plain strings too.
+    let filtered = format!(
+        "{toml}\n[[check]]\nkind = \"accepted_values\"\ncolumn = \"country\"\nvalues = [\"FR\"]\nwhere = \"event_type = 'view'\"\n"
+    );
+    let suite = CheckSuite::from_toml_str(&filtered).unwrap();
+    let ev = suite.evaluator(&plain.schema(), EvalOptions::default());
+    assert!(
+        ev.dictionary_columns().is_empty(),
+        "{:?}",
+        ev.dictionary_columns()
+    );
+}
