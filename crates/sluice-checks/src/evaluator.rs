@@ -302,10 +302,10 @@ impl Evaluator {
             .collect()
     }
 
-    /// The string columns of [`required_columns`](Self::required_columns) that may be handed over
-    /// dictionary-encoded (Arrow's `Dictionary(Int32, Utf8)`): every check still to read one
-    /// takes dictionaries (and has no `where`), and so do the run metrics. A reader that keeps a file's dictionary
-    /// pages as they are saves decoding every row's string.
+    /// The string columns of [`required_columns`](Self::required_columns) that may be handed
+    /// over dictionary-encoded (Arrow's `Dictionary(Int32, Utf8)`): every check still to read
+    /// one takes dictionaries (and has no `where`), and so do the run metrics. A reader that
+    /// keeps a file's dictionary pages as they are saves decoding every row's string.
     pub fn dictionary_columns(&self) -> Vec<String> {
         self.required_columns()
             .into_iter()

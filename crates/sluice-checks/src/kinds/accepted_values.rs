@@ -58,7 +58,10 @@ impl ValueSet {
     /// Whether the string `v` is accepted (string sets only).
     fn accepts(&self, v: &[u8]) -> bool {
         match self {
-            ValueSet::FewStr(values) => values.iter().any(|a| a.matches(v, le_word(v))),
+            ValueSet::FewStr(values) => {
+                let head = le_word(v);
+                values.iter().any(|a| a.matches(v, head))
+            }
             ValueSet::ManyStr(values) => values.contains(v),
             ValueSet::Int(_) | ValueSet::Generic(_) => false,
         }
