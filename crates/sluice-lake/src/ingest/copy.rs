@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex};
 use futures::TryStreamExt;
 use iceberg::spec::DataFile;
 use object_store::ObjectStoreExt;
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 
 use super::chunk_copy::{ChunkCopier, chunk_copy_blocker};
-use super::read::{BATCH_ROWS, corrupt_file, open_reader, undecodable};
+use super::read::{
+    BATCH_ROWS, corrupt_file, dictionary_options, open_reader, stored_strings, undecodable,
+    with_dictionaries,
+};
 use super::{IngestObserver, IngestOptions, IngestProgress, Ingested, Workers, lock};
 use crate::catalog::LoadedTable;
 use crate::error::Error;
@@ -297,16 +298,39 @@ impl<O: IngestObserver> CopyWorker<O> {
     }
 
     /// Copies a file's column chunks as they are. Every row group is decoded from the bytes
-    /// read for the copy, so the file is read once: the observer sees every row, and a page
-    /// that cannot be decoded fails the ingest before the file reaches the table, as it would
-    /// when re-encoding.
+    /// read for the copy, so the file is read once: the observer sees every row (of the columns
+    /// it reads), and a page that cannot be decoded fails the ingest before the file reaches
+    /// the table, as it would when re-encoding. String columns the observer does not read as
+    /// strings are decoded to dictionaries: their pages are checked all the same, without a
+    /// string made for every row.
     async fn copy_as_is(&mut self, footer: &ParquetFooter) -> Result<(DataFile, u64), O::Error> {
         let corrupt = |e| corrupt_file(footer, e);
-        let metadata =
-            ArrowReaderMetadata::try_new(footer.metadata.clone(), ArrowReaderOptions::new())
-                .map_err(corrupt)?;
+        let (wanted, dictionaries) = match &self.observer {
+            Some(o) => (o.columns().unwrap_or_default(), o.dictionary_columns()),
+            None => Default::default(),
+        };
+        let encoded = stored_strings(footer, |c| {
+            !wanted.iter().any(|w| w == c) || dictionaries.iter().any(|d| d == c)
+        });
+        let metadata = ArrowReaderMetadata::try_new(
+            footer.metadata.clone(),
+            dictionary_options(footer, &encoded),
+        )
+        .map_err(corrupt)?;
+        // The observer gets its columns in the table's types (its dictionary columns as
+        // dictionaries), whatever order the file has them in.
+        let in_table: Vec<usize> = wanted
+            .iter()
+            .filter_map(|c| self.schema.index_of(c).ok())
+            .collect();
+        let projected = self.schema.project(&in_table).map_err(Error::from)?;
+        let projected = Arc::new(with_dictionaries(&projected, &encoded));
+        let in_file: Vec<usize> = wanted
+            .iter()
+            .filter_map(|c| footer.schema.index_of(c).ok())
+            .collect();
         let mut rows = 0u64;
-        let (table, schema, observer) = (&self.table, &self.schema, &mut self.observer);
+        let (table, observer) = (&self.table, &mut self.observer);
         let file = self
             .copier
             .copy_file(footer, |index, bytes| {
@@ -323,7 +347,13 @@ impl<O: IngestObserver> CopyWorker<O> {
                     let batch = batch.map_err(|e| undecodable(footer, e))?;
                     decoded += batch.num_rows() as u64;
                     if let Some(observer) = observer.as_mut() {
-                        observer.observe(&conform_batch(table, &footer.location, schema, &batch)?)?;
+                        let batch = batch.project(&in_file).map_err(Error::from)?;
+                        observer.observe(&conform_batch(
+                            table,
+                            &footer.location,
+                            &projected,
+                            &batch,
+                        )?)?;
                     }
                 }
                 let expected = footer.metadata.row_group(index).num_rows() as u64;

@@ -110,14 +110,15 @@ pub trait IngestObserver: Send + Sized + 'static {
     /// The observer's failure; an ingest error converts into it.
     type Error: From<Error> + Send + 'static;
 
-    /// Register mode: the top-level columns still to read after [`IngestObserver::registered`];
-    /// `None` when nothing more is needed (no data is read), `Some(vec![])` when only the row
-    /// counts of batches matter.
+    /// The top-level columns the observer reads from new rows (in register mode, those still
+    /// to read after [`IngestObserver::registered`]); `None` when nothing more is needed (register
+    /// mode reads no data), `Some(vec![])` when only the row counts of batches matter.
     fn columns(&self) -> Option<Vec<String>>;
 
-    /// Register mode: string columns of [`IngestObserver::columns`] the observer takes
-    /// dictionary-encoded (`Dictionary(Int32, Utf8)`), so that files' dictionary pages need not
-    /// be decoded to a string per row.
+    /// String columns of [`IngestObserver::columns`] the observer takes dictionary-encoded
+    /// (`Dictionary(Int32, Utf8)`), so that files' dictionary pages need not be decoded to a
+    /// string per row. Register mode and files copied as they are hand them over so where the
+    /// file stores them as strings.
     fn dictionary_columns(&self) -> Vec<String> {
         Vec::new()
     }
@@ -127,8 +128,9 @@ pub trait IngestObserver: Send + Sized + 'static {
         Ok(())
     }
 
-    /// One batch of new rows, in the table's schema (projected to [`IngestObserver::columns`]
-    /// in register mode).
+    /// One batch of new rows, in the table's schema: projected to [`IngestObserver::columns`]
+    /// in register mode and for files copied as they are, every column when a file is
+    /// re-encoded (the batch the table gets).
     fn observe(&mut self, batch: &RecordBatch) -> Result<(), Self::Error>;
 
     /// An empty observer of the same kind, for another worker.

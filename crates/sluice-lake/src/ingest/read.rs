@@ -8,6 +8,8 @@ use futures::TryStreamExt;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use parquet::basic::{Encoding, PageType};
+use parquet::file::metadata::ColumnChunkMetaData;
 
 use crate::error::{Error, Result};
 use crate::parquet::ParquetFooter;
@@ -81,6 +83,61 @@ fn string_dictionary() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
+/// The top-level columns of a file that it stores as `string`, dictionary-encoded in every
+/// page, and `pick` picks. Only those are worth reading as dictionaries: a chunk that fell back
+/// to plain pages would have every row's string hashed into a new dictionary.
+pub(crate) fn stored_strings(footer: &ParquetFooter, pick: impl Fn(&str) -> bool) -> Vec<String> {
+    let leaves = footer.metadata.file_metadata().schema_descr();
+    footer
+        .schema
+        .fields()
+        .iter()
+        .filter(|f| f.data_type() == &DataType::Utf8 && pick(f.name()))
+        .filter(|f| {
+            let leaf = (0..leaves.num_columns()).find(|i| {
+                let leaf = leaves.column(*i);
+                let path = leaf.path().parts();
+                path.len() == 1 && &path[0] == f.name()
+            });
+            leaf.is_some_and(|leaf| {
+                footer
+                    .metadata
+                    .row_groups()
+                    .iter()
+                    .all(|rg| dictionary_only(rg.column(leaf)))
+            })
+        })
+        .map(|f| f.name().clone())
+        .collect()
+}
+
+/// Whether every data page of a chunk refers to its dictionary page; `false` when the chunk's
+/// page encoding statistics are not known.
+fn dictionary_only(chunk: &ColumnChunkMetaData) -> bool {
+    let dictionary =
+        |e: Encoding| matches!(e, Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY);
+    chunk.dictionary_page_offset().is_some()
+        && (chunk
+            .page_encoding_stats_mask()
+            .is_some_and(|data_pages| data_pages.encodings().all(dictionary))
+            || chunk.page_encoding_stats().is_some_and(|pages| {
+                pages
+                    .iter()
+                    .filter(|p| matches!(p.page_type, PageType::DATA_PAGE | PageType::DATA_PAGE_V2))
+                    .all(|p| dictionary(p.encoding))
+            }))
+}
+
+/// Reader options that decode the `encoded` columns of a file (see [`stored_strings`]) to
+/// `Dictionary(Int32, Utf8)`, the file's dictionary pages kept as they are.
+pub(crate) fn dictionary_options(footer: &ParquetFooter, encoded: &[String]) -> ArrowReaderOptions {
+    let options = ArrowReaderOptions::new();
+    if encoded.is_empty() {
+        return options;
+    }
+    options.with_schema(Arc::new(with_dictionaries(&footer.schema, encoded)))
+}
+
 /// The given top-level columns of a file, conformed to `projected` (the table's schema
 /// projected to them). Those of `dictionaries` the file stores as strings are read as
 /// `Dictionary(Int32, Utf8)`, the file's dictionary pages kept as they are.
@@ -93,26 +150,9 @@ pub(crate) async fn read_columns(
     table: &str,
 ) -> Result<Vec<arrow_array::RecordBatch>> {
     let corrupt = |e| corrupt_file(footer, e);
-    let encoded: Vec<String> = dictionaries
-        .iter()
-        .filter(|c| {
-            footer
-                .schema
-                .field_with_name(c)
-                .is_ok_and(|f| f.data_type() == &DataType::Utf8)
-        })
-        .cloned()
-        .collect();
-    let (builder, projected) = if encoded.is_empty() {
-        (open_reader(stores, footer)?, projected.clone())
-    } else {
-        let hint = with_dictionaries(&footer.schema, &encoded);
-        let options = ArrowReaderOptions::new().with_schema(Arc::new(hint));
-        (
-            open_reader_with(stores, footer, options)?,
-            Arc::new(with_dictionaries(projected, &encoded)),
-        )
-    };
+    let encoded = stored_strings(footer, |c| dictionaries.iter().any(|d| d == c));
+    let builder = open_reader_with(stores, footer, dictionary_options(footer, &encoded))?;
+    let projected = Arc::new(with_dictionaries(projected, &encoded));
     let roots: Vec<usize> = columns
         .iter()
         .filter_map(|c| footer.schema.index_of(c).ok())
@@ -185,5 +225,47 @@ mod tests {
         let decoded = arrow_cast::cast(encoded.column(0), &DataType::Utf8).unwrap();
         assert_eq!(decoded.as_ref(), plain.column(0).as_ref());
         assert_eq!(encoded.column(0).logical_null_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn only_strings_dictionary_encoded_in_every_page_are_read_as_dictionaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.parquet");
+        let rows = 20_000;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("kind", DataType::Utf8, false),
+            Field::new("session", DataType::Utf8, false),
+            Field::new("plain", DataType::Utf8, false),
+        ]));
+        let kinds: StringArray = (0..rows).map(|i| Some(["view", "click"][i % 2])).collect();
+        let sessions: StringArray = (0..rows).map(|i| Some(format!("s{i:08}"))).collect();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(kinds),
+                Arc::new(sessions.clone()),
+                Arc::new(sessions),
+            ],
+        )
+        .unwrap();
+        // `session` outgrows a small dictionary page and falls back to plain pages; `plain`
+        // has no dictionary at all.
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_dictionary_page_size_limit(4096)
+            .set_data_page_row_count_limit(1000)
+            .set_column_dictionary_enabled("plain".into(), false)
+            .build();
+        let mut writer =
+            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, Some(props))
+                .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+
+        let stores = ObjectStores::new(StorageOptions::default());
+        let footer = read_footer(&stores, path.to_str().unwrap()).await.unwrap();
+        let session = footer.metadata.row_group(0).column(1);
+        assert!(session.dictionary_page_offset().is_some());
+        assert_eq!(stored_strings(&footer, |_| true), vec!["kind".to_string()]);
+        assert!(stored_strings(&footer, |c| c != "kind").is_empty());
     }
 }

@@ -97,10 +97,7 @@ pub fn conform_batch_with(
             .zip(table_schema.fields())
             .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
     {
-        return Ok(RecordBatch::try_new(
-            table_schema.clone(),
-            batch.columns().to_vec(),
-        )?);
+        return with_rows(table_schema, batch.columns().to_vec(), batch.num_rows());
     }
     let diff = diff_schemas(table_schema, &batch.schema());
     if !diff.is_compatible() {
@@ -136,7 +133,18 @@ pub fn conform_batch_with(
             Err(_) => columns.push(new_null_array(field.data_type(), batch.num_rows())),
         }
     }
-    Ok(RecordBatch::try_new(table_schema.clone(), columns)?)
+    with_rows(table_schema, columns, batch.num_rows())
+}
+
+/// A batch of `columns` that keeps its row count when it has no column (a reader that only
+/// counts rows projects none).
+fn with_rows(schema: &ArrowSchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &options,
+    )?)
 }
 
 /// An array of type `target` holding the values of `array`, whose type [`compare_types`]

@@ -3,13 +3,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
 use arrow_array::{Int32Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use sluice_lake::{
-    AppendRequest, RefName, RefSpec, ScanOptions, WriteOptions, ingest::chunk_copy_blocker,
+    AppendRequest, RefName, RefSpec, ScanOptions, WriteOptions,
+    ingest::{IngestObserver, chunk_copy_blocker},
     parquet::read_footer,
 };
 use sluice_testkit::write_parquet_with;
@@ -335,6 +337,144 @@ async fn a_failed_copy_leaves_no_file_behind() {
         data_dir.display()
     );
     let parquet_files: Vec<_> = files
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert!(parquet_files.is_empty(), "{parquet_files:?}");
+}
+
+/// An observer that reads `id` and takes `name` as a dictionary, and keeps what it was shown.
+#[derive(Debug, Default)]
+struct SeenNames {
+    /// The columns of each batch, with their types.
+    columns: Vec<Vec<(String, DataType)>>,
+    /// The names of the rows, decoded.
+    names: Vec<String>,
+}
+
+impl IngestObserver for SeenNames {
+    type Error = sluice_lake::Error;
+
+    fn columns(&self) -> Option<Vec<String>> {
+        Some(vec!["id".to_string(), "name".to_string()])
+    }
+
+    fn dictionary_columns(&self) -> Vec<String> {
+        vec!["name".to_string()]
+    }
+
+    fn observe(&mut self, batch: &RecordBatch) -> sluice_lake::Result<()> {
+        let schema = batch.schema();
+        self.columns.push(
+            schema
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), f.data_type().clone()))
+                .collect(),
+        );
+        let names =
+            arrow_cast::cast(batch.column_by_name("name").unwrap(), &DataType::Utf8).unwrap();
+        self.names.extend(
+            names
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(str::to_string),
+        );
+        Ok(())
+    }
+
+    fn fork(&self) -> Self {
+        SeenNames::default()
+    }
+
+    fn merge(&mut self, other: Self) -> sluice_lake::Result<()> {
+        self.columns.extend(other.columns);
+        self.names.extend(other.names);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_copied_file_shows_the_observer_its_columns_and_strings_as_dictionaries() {
+    let t = new_lake().await;
+    let src = tempfile::tempdir().unwrap();
+    let path = src.path().join("a.parquet");
+    write_parquet_with(
+        &path,
+        &[batch(0..600)],
+        props(zstd(), EnabledStatistics::Chunk, 200),
+    );
+    let footer = read_footer(t.lake.stores(), &file_url(&path))
+        .await
+        .unwrap();
+    let table = t.lake.load_table(&t.table).await.unwrap();
+    let ingested = t
+        .lake
+        .ingest(
+            &table,
+            vec![footer],
+            &copy_options(any_size()),
+            Some(SeenNames::default()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ingested.copied_as_is, 1);
+    let seen = ingested.observer.unwrap();
+    let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    // One batch per row group, each with only the observer's columns.
+    assert_eq!(seen.columns.len(), 3);
+    for columns in &seen.columns {
+        assert_eq!(
+            columns,
+            &vec![
+                ("id".to_string(), DataType::Int64),
+                ("name".to_string(), dictionary.clone())
+            ]
+        );
+    }
+    let expected: Vec<String> = (0..600).map(|i| format!("n{i}")).collect();
+    assert_eq!(seen.names, expected);
+}
+
+#[tokio::test]
+async fn a_damaged_string_column_no_observer_reads_fails_the_copy() {
+    let t = new_lake().await;
+    let src = tempfile::tempdir().unwrap();
+    let path = src.path().join("a.parquet");
+    write_parquet_with(
+        &path,
+        &[batch(0..600)],
+        props(zstd(), EnabledStatistics::Chunk, 600),
+    );
+    // The header of the `name` chunk (the observer reads `id` only) is overwritten.
+    let footer = read_footer(t.lake.stores(), &file_url(&path))
+        .await
+        .unwrap();
+    let name = footer.metadata.row_group(0).column(1);
+    assert_eq!(name.column_path().string(), "name");
+    let (start, _) = name.byte_range();
+    let mut bytes = std::fs::read(&path).unwrap();
+    for b in &mut bytes[start as usize..start as usize + 16] {
+        *b = 0xFF;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let table = t.lake.load_table(&t.table).await.unwrap();
+    for observer in [Some(SeenIds::default()), None] {
+        let err = t
+            .lake
+            .ingest(
+                &table,
+                vec![footer.clone()],
+                &copy_options(any_size()),
+                observer,
+            )
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("a.parquet"), "{err}");
+        assert!(err.to_string().contains("cannot be decoded"), "{err}");
+    }
+    let parquet_files: Vec<_> = walk(&t.dir.path().join("warehouse"))
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
         .collect();
