@@ -12,7 +12,7 @@
 //! by re-encoding that matters to readers: see [`chunk_copy_blocker`] for the conditions. The
 //! data file's metrics come from the column chunk statistics, which are copied with the chunks.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow_schema::DataType;
 use bytes::Bytes;
@@ -21,13 +21,14 @@ use iceberg::writer::file_writer::location_generator::{
     DefaultFileNameGenerator, FileNameGenerator, LocationGenerator,
 };
 use object_store::ObjectStoreExt;
+use parquet::basic::ColumnOrder;
 use parquet::basic::{Compression, Repetition, Type as PhysicalType};
-use parquet::column::writer::ColumnCloseResult;
-use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData};
-use parquet::file::properties::WriterProperties;
+use parquet::file::metadata::{
+    ColumnChunkMetaData, FileMetaData, ParquetMetaData, ParquetMetaDataWriter, RowGroupMetaData,
+};
+use parquet::file::properties::DEFAULT_CREATED_BY;
 use parquet::file::reader::{ChunkReader, Length};
-use parquet::file::writer::SerializedFileWriter;
-use parquet::schema::types::{Type as ParquetType, TypePtr};
+use parquet::schema::types::{SchemaDescriptor, Type as ParquetType, TypePtr};
 
 use crate::catalog::LoadedTable;
 use crate::error::{Error, Result};
@@ -36,6 +37,9 @@ use crate::parquet::ParquetFooter;
 use crate::schema::arrow_schema_for;
 use crate::snapshot_producer::{WriteOptions, ensure_writable};
 use crate::storage::{ObjectStores, Upload};
+
+/// What a parquet file starts and ends with.
+const PARQUET_MAGIC: &[u8; 4] = b"PAR1";
 
 /// The default of [`WriteOptions::min_copied_row_group_bytes`]: 1 MiB.
 pub const MIN_COPIED_ROW_GROUP_BYTES: u64 = 1024 * 1024;
@@ -277,31 +281,6 @@ impl ChunkReader for RowGroupBytes {
     }
 }
 
-/// The parquet writer's sink: bytes are taken out after every row group and uploaded, so at
-/// most one row group is held in memory.
-#[derive(Clone, Default)]
-struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl SharedBuffer {
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
-impl std::io::Write for SharedBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Copies eligible source files into a table's data directory chunk by chunk (see the module
 /// docs). Each source file becomes one data file; nothing is visible in the table until the
 /// files are committed with [`crate::Lake::commit_append`].
@@ -402,13 +381,14 @@ impl ChunkCopier {
         each_row_group: &mut impl FnMut(usize, &RowGroupBytes) -> std::result::Result<(), E>,
     ) -> std::result::Result<DataFile, Stop<E>> {
         let source = &footer.metadata;
-        let schema = self.schema_with_ids(footer)?;
-        let buffer = SharedBuffer::default();
-        let properties = Arc::new(WriterProperties::builder().build());
-        let mut writer = SerializedFileWriter::new(buffer.clone(), schema, properties)?;
-        let columns: Vec<_> = writer.schema_descr().columns().to_vec();
+        let schema = Arc::new(SchemaDescriptor::new(self.schema_with_ids(footer)?));
         let (store, path) = self.stores.resolve(&footer.location)?;
-        let mut written = 0u64;
+        // The new file is the magic, the source's column chunks one after the other, and a
+        // footer that says where they now are. Chunks are handed to the upload as slices of
+        // the bytes read, never copied into a writer's buffer.
+        send(upload, Bytes::from_static(PARQUET_MAGIC), location).await?;
+        let mut written = PARQUET_MAGIC.len() as u64;
+        let mut row_groups = Vec::with_capacity(source.num_row_groups());
         for (index, row_group) in source.row_groups().iter().enumerate() {
             let (start, end) = chunk_range(row_group.columns());
             let data =
@@ -425,26 +405,65 @@ impl ChunkCopier {
                 file_len: footer.size,
             };
             each_row_group(index, &bytes).map_err(Stop::Caller)?;
-            let mut group = writer.next_row_group()?;
-            for (column, target) in row_group.columns().iter().zip(&columns) {
-                let metadata = retarget(column, target.clone())?;
-                group.append_column(
-                    &bytes,
-                    ColumnCloseResult {
-                        bytes_written: column.compressed_size() as u64,
-                        rows_written: row_group.num_rows() as u64,
-                        metadata,
-                        bloom_filter: None,
-                        column_index: None,
-                        offset_index: None,
-                    },
-                )?;
+            let file_offset = written;
+            let mut columns = Vec::with_capacity(row_group.num_columns());
+            // Chunks that follow each other in the source are sent as one slice.
+            let mut run: Option<(u64, u64)> = None;
+            for (column, target) in row_group.columns().iter().zip(schema.columns()) {
+                let (offset, length) = column.byte_range();
+                columns.push(retarget(
+                    column,
+                    target.clone(),
+                    written as i64 - offset as i64,
+                )?);
+                written += length;
+                run = match run {
+                    Some((from, to)) if to == offset => Some((from, offset + length)),
+                    Some((from, to)) => {
+                        send(upload, bytes.range(from, (to - from) as usize)?, location).await?;
+                        Some((offset, offset + length))
+                    }
+                    None => Some((offset, offset + length)),
+                };
             }
-            group.close()?;
-            written += send(upload, &buffer, location).await?;
+            if let Some((from, to)) = run {
+                send(upload, bytes.range(from, (to - from) as usize)?, location).await?;
+            }
+            let uncompressed = columns.iter().map(|c| c.uncompressed_size()).sum();
+            row_groups.push(
+                RowGroupMetaData::builder(schema.clone())
+                    .set_column_metadata(columns)
+                    .set_total_byte_size(uncompressed)
+                    .set_num_rows(row_group.num_rows())
+                    .set_ordinal(i16::try_from(index).unwrap_or(i16::MAX))
+                    .set_file_offset(file_offset as i64)
+                    .build()?,
+            );
         }
-        let metadata: ParquetMetaData = writer.close()?;
-        written += send(upload, &buffer, location).await?;
+        let column_orders = schema
+            .columns()
+            .iter()
+            .map(|c| {
+                ColumnOrder::TYPE_DEFINED_ORDER(ColumnOrder::sort_order_for_type(
+                    c.logical_type_ref(),
+                    c.converted_type(),
+                    c.physical_type(),
+                ))
+            })
+            .collect();
+        let file_metadata = FileMetaData::new(
+            source.file_metadata().version(),
+            row_groups.iter().map(RowGroupMetaData::num_rows).sum(),
+            Some(DEFAULT_CREATED_BY.to_string()),
+            None,
+            schema,
+            Some(column_orders),
+        );
+        let metadata = ParquetMetaData::new(file_metadata, row_groups);
+        let mut tail = Vec::new();
+        ParquetMetaDataWriter::new(&mut tail, &metadata).finish()?;
+        written += tail.len() as u64;
+        send(upload, Bytes::from(tail), location).await?;
         upload.finish().await.map_err(|e| Error::Storage {
             location: location.to_string(),
             source: object_store::Error::Generic {
@@ -508,18 +527,12 @@ impl ChunkCopier {
     }
 }
 
-/// Uploads what the parquet writer has produced since the last call; returns its size.
-async fn send(upload: &mut Upload, buffer: &SharedBuffer, location: &str) -> Result<u64> {
-    let bytes = buffer.take();
-    let size = bytes.len() as u64;
-    upload
-        .put(Bytes::from(bytes))
-        .await
-        .map_err(|source| Error::Storage {
-            location: location.to_string(),
-            source,
-        })?;
-    Ok(size)
+/// Appends `bytes` to the new file.
+async fn send(upload: &mut Upload, bytes: Bytes, location: &str) -> Result<()> {
+    upload.put(bytes).await.map_err(|source| Error::Storage {
+        location: location.to_string(),
+        source,
+    })
 }
 
 /// Why a copy stopped: its own failure, or the caller's callback.
@@ -553,10 +566,12 @@ fn chunk_range(columns: &[ColumnChunkMetaData]) -> (u64, u64) {
 }
 
 /// A column chunk's metadata under the target file's column descriptor (which carries the
-/// field id); everything the copy keeps is carried over.
+/// field id), its pages `shift` bytes further into the file; everything the copy keeps is
+/// carried over.
 fn retarget(
     column: &ColumnChunkMetaData,
     descr: parquet::schema::types::ColumnDescPtr,
+    shift: i64,
 ) -> Result<ColumnChunkMetaData> {
     let mut builder = ColumnChunkMetaData::builder(descr)
         .set_compression(column.compression())
@@ -564,8 +579,8 @@ fn retarget(
         .set_total_compressed_size(column.compressed_size())
         .set_total_uncompressed_size(column.uncompressed_size())
         .set_num_values(column.num_values())
-        .set_data_page_offset(column.data_page_offset())
-        .set_dictionary_page_offset(column.dictionary_page_offset())
+        .set_data_page_offset(column.data_page_offset() + shift)
+        .set_dictionary_page_offset(column.dictionary_page_offset().map(|o| o + shift))
         .set_unencoded_byte_array_data_bytes(column.unencoded_byte_array_data_bytes())
         .set_repetition_level_histogram(column.repetition_level_histogram().cloned())
         .set_definition_level_histogram(column.definition_level_histogram().cloned());
