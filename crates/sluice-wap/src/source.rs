@@ -69,6 +69,38 @@ pub async fn list_source(lake: &Lake, source: &str) -> Result<Vec<SourceFile>> {
     Ok(files)
 }
 
+/// Keys of Hive-style directories (`date=2026-12-01/`, as Spark and Hive write partitioned
+/// output) in the files' locations that the files themselves do not hold as columns, each
+/// with one directory that names it. Such values live only in the paths: a run imports the
+/// columns inside the files.
+pub(crate) fn directory_only_columns(
+    files: &[(&str, &arrow_schema::Schema)],
+) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = Vec::new();
+    for (location, schema) in files {
+        let path = location.split_once("://").map_or(*location, |(_, p)| p);
+        let mut segments: Vec<&str> = path.split('/').collect();
+        segments.pop();
+        for segment in segments {
+            let Some((key, value)) = segment.split_once('=') else {
+                continue;
+            };
+            let plausible = !key.is_empty()
+                && !value.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if plausible
+                && schema.field_with_name(key).is_err()
+                && !found.iter().any(|(k, _)| k == key)
+            {
+                found.push((key.to_string(), segment.to_string()));
+            }
+        }
+    }
+    found
+}
+
 /// The size, entity tag and modification time of one source file, as the store has them now;
 /// `None` when there is no object at `location` (a URL).
 pub async fn head_file(lake: &Lake, location: &str) -> Result<Option<SourceFile>> {
@@ -205,6 +237,38 @@ fn is_parquet(path: &std::path::Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_of_hive_style_directories_missing_from_the_files_are_named() {
+        use arrow_schema::{DataType, Field, Schema};
+        let with_day = Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("day", DataType::Utf8, true),
+        ]);
+        let plain = Schema::new(vec![Field::new("id", DataType::Int64, true)]);
+        let files = [
+            (
+                "s3://raw/events/day=2026-12-01/country=IT/part-00000.parquet",
+                &with_day,
+            ),
+            (
+                "file:///data/a=b/day=2026-12-02/country=DE/part-00001.parquet",
+                &plain,
+            ),
+            ("file:///data/x=/y/part=1.parquet", &plain),
+        ];
+        assert_eq!(
+            directory_only_columns(&files),
+            vec![
+                ("country".to_string(), "country=IT".to_string()),
+                ("a".to_string(), "a=b".to_string()),
+                ("day".to_string(), "day=2026-12-02".to_string()),
+            ]
+        );
+        assert!(directory_only_columns(&[]).is_empty());
+        let flat = [("file:///data/events/part-00000.parquet", &plain)];
+        assert!(directory_only_columns(&flat).is_empty());
+    }
 
     #[test]
     fn shards_split_a_source_with_every_file_in_exactly_one() {

@@ -162,6 +162,21 @@ impl Pipeline {
                 .into());
             }
         }
+        // Values that only directory names hold (Hive-style partitioned output) are not
+        // imported: say so, naming them.
+        let located: Vec<(&str, &arrow_schema::Schema)> = footers
+            .iter()
+            .map(|f| (f.location.as_str(), &f.schema))
+            .collect();
+        for (column, example) in crate::source::directory_only_columns(&located) {
+            tracing::warn!(
+                table = %name,
+                "`{column}` appears only in the source's directory names (e.g. `{example}/`, as \
+                 Spark and Hive write partitioned output), not in its files: the table gets the \
+                 columns inside the files, so `{column}` is not imported; write it into the \
+                 files if the table needs it"
+            );
+        }
         let mut table = match existing {
             Some(t) => t,
             None => {

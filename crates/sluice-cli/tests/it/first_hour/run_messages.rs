@@ -177,3 +177,37 @@ fn the_author_is_the_flag_the_config_the_user_or_the_host() {
         "dana"
     );
 }
+
+#[test]
+fn values_only_in_hive_style_directories_are_named_in_a_warning() {
+    let env = Env::new();
+    // Spark's partitioned output: `country` is in the paths, not in the files.
+    write(
+        &env.path("spark/country=IT/part-00000.snappy.parquet"),
+        &events(0..10, false),
+    );
+    write(
+        &env.path("spark/country=DE/part-00000.snappy.parquet"),
+        &events(10..20, false),
+    );
+    std::fs::write(env.path("spark/_SUCCESS"), b"").unwrap();
+    let out = env.sluice(&run_args("spark", &[]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("`country` appears only in the source's directory names"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("country=DE/"), "{stderr}");
+    assert_eq!(env.event_ids("ns.events"), (0..20).collect::<Vec<_>>());
+
+    // Directories that name a column the files hold are not warned about.
+    write(
+        &env.path("by_type/event_type=view/part-00000.parquet"),
+        &events(20..30, false),
+    );
+    let out = env.sluice(&run_args("by_type", &[]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("directory names"), "{stderr}");
+}
