@@ -63,13 +63,14 @@ pub(crate) fn undecodable(footer: &ParquetFooter, e: arrow_schema::ArrowError) -
     }
 }
 
-/// `schema` with the string columns named in `columns` as `Dictionary(Int32, Utf8)`.
+/// `schema` with the string columns (`string` or `large_string`) named in `columns` as
+/// `Dictionary(Int32, Utf8)`.
 pub(crate) fn with_dictionaries(schema: &Schema, columns: &[String]) -> Schema {
     let fields: Vec<FieldRef> = schema
         .fields()
         .iter()
         .map(|f| {
-            if f.data_type() == &DataType::Utf8 && columns.contains(f.name()) {
+            if is_string(f.data_type()) && columns.contains(f.name()) {
                 Arc::new(f.as_ref().clone().with_data_type(string_dictionary()))
             } else {
                 f.clone()
@@ -79,12 +80,16 @@ pub(crate) fn with_dictionaries(schema: &Schema, columns: &[String]) -> Schema {
     Schema::new_with_metadata(fields, schema.metadata().clone())
 }
 
+fn is_string(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8)
+}
+
 fn string_dictionary() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
-/// The top-level columns of a file that it stores as `string`, dictionary-encoded in every
-/// page, and `pick` picks. Only those are worth reading as dictionaries: a chunk that fell back
+/// The top-level columns of a file that it stores as strings (`string`, or `large_string` as
+/// pandas writes them), dictionary-encoded in every page, and `pick` picks. Only those are worth reading as dictionaries: a chunk that fell back
 /// to plain pages would have every row's string hashed into a new dictionary.
 pub(crate) fn stored_strings(footer: &ParquetFooter, pick: impl Fn(&str) -> bool) -> Vec<String> {
     let leaves = footer.metadata.file_metadata().schema_descr();
@@ -92,7 +97,7 @@ pub(crate) fn stored_strings(footer: &ParquetFooter, pick: impl Fn(&str) -> bool
         .schema
         .fields()
         .iter()
-        .filter(|f| f.data_type() == &DataType::Utf8 && pick(f.name()))
+        .filter(|f| is_string(f.data_type()) && pick(f.name()))
         .filter(|f| {
             let leaf = (0..leaves.num_columns()).find(|i| {
                 let leaf = leaves.column(*i);
@@ -215,15 +220,18 @@ mod tests {
             .unwrap()
             .remove(0);
         assert_eq!(plain.column(0).data_type(), &DataType::Utf8);
-        // `note` is a large string in the file: it is read plain and conformed as before.
+        assert_eq!(plain.column(1).data_type(), &DataType::Utf8);
+        // `note` is a large string in the file (as pandas writes strings): it comes as a
+        // dictionary of strings all the same.
         let encoded = read_columns(&stores, &footer, &table, &columns, &columns, "ns.t")
             .await
             .unwrap()
             .remove(0);
-        assert_eq!(encoded.column(0).data_type(), &string_dictionary());
-        assert_eq!(encoded.column(1).data_type(), &DataType::Utf8);
-        let decoded = arrow_cast::cast(encoded.column(0), &DataType::Utf8).unwrap();
-        assert_eq!(decoded.as_ref(), plain.column(0).as_ref());
+        for i in 0..2 {
+            assert_eq!(encoded.column(i).data_type(), &string_dictionary());
+            let decoded = arrow_cast::cast(encoded.column(i), &DataType::Utf8).unwrap();
+            assert_eq!(decoded.as_ref(), plain.column(i).as_ref());
+        }
         assert_eq!(encoded.column(0).logical_null_count(), 1);
     }
 
