@@ -187,7 +187,8 @@ impl Lake {
 impl Lake {
     /// [`Lake::commit_loop`] over several tables at once: each round loads every table, plans
     /// each one's change, and sends the changes as one atomic multi-table commit (tables with
-    /// nothing to send are left out). A conflict on any table re-plans them all.
+    /// nothing to send are left out). A conflict on any table re-plans them all, for as long as
+    /// that table's `commit.retry.*` properties allow.
     pub(crate) async fn commit_many_loop<T, F, Fut>(
         &self,
         names: &[TableName],
@@ -259,7 +260,12 @@ impl Lake {
                     for (table, snapshot) in &added {
                         discard_snapshot_files(table, snapshot).await;
                     }
-                    let Some(delay) = self.retry.next_delay(attempt, started.elapsed()) else {
+                    // The refused table's `commit.retry.*` properties say how long to go on.
+                    let policy = match tables.iter().find(|t| t.name().to_string() == table) {
+                        Some(refused) => self.retry.for_table(refused.metadata().properties()),
+                        None => self.retry.clone(),
+                    };
+                    let Some(delay) = policy.next_delay(attempt, started.elapsed()) else {
                         return Err(Error::TooManyConflicts {
                             table,
                             attempts: attempt,

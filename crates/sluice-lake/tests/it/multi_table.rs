@@ -262,3 +262,73 @@ async fn a_lake_wide_ref_is_created_in_every_table_or_in_none() {
     assert!(matches!(err, Error::RefAlreadyExists { .. }), "{err:?}");
     assert!(!ref_state(&t.lake, &other).await.contains_key("run"));
 }
+
+/// Before every attempt, another writer appends to `main` of the watched table.
+struct AlwaysMoving {
+    other: Lake,
+    table: TableName,
+    attempts: std::sync::atomic::AtomicU32,
+}
+
+impl CommitHook for AlwaysMoving {
+    fn before_commit<'a>(&'a self, table: &'a TableName, _attempt: u32) -> BoxFuture<'a, ()> {
+        async move {
+            if *table == self.table {
+                let n = self.attempts.fetch_add(1, Ordering::SeqCst) as i64;
+                self.other
+                    .append_batches(
+                        &self.table,
+                        &RefName::main(),
+                        &[batch(2000 + n..2001 + n)],
+                        Default::default(),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+        .boxed()
+    }
+}
+
+#[tokio::test]
+async fn a_multi_table_commit_retries_as_the_refused_tables_properties_say() {
+    let t = two_tables_on_a_branch().await;
+    let properties = [
+        ("commit.retry.num-retries", "2"),
+        ("commit.retry.min-wait-ms", "1"),
+        ("commit.retry.max-wait-ms", "5"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    t.lake
+        .set_table_properties(&t.lines, properties)
+        .await
+        .unwrap();
+    let hook = Arc::new(AlwaysMoving {
+        other: lake_in(t.dir.path()).await,
+        table: t.lines.clone(),
+        attempts: Default::default(),
+    });
+    let watched = lake_in(t.dir.path()).await.with_commit_hook(hook.clone());
+    let tag = RefName::new("release-1").unwrap();
+    let err = watched
+        .create_tag_many(&[t.orders.clone(), t.lines.clone()], &tag, &RefSpec::main())
+        .await
+        .unwrap_err();
+    match &err {
+        Error::TooManyConflicts {
+            table, attempts, ..
+        } => {
+            assert_eq!(table, "shop.order_lines");
+            // The first attempt and the two retries the table allows.
+            assert_eq!(*attempts, 3);
+        }
+        other => panic!("expected TooManyConflicts, got {other:?}"),
+    }
+    assert_eq!(hook.attempts.load(Ordering::SeqCst), 3);
+    // Neither table got the tag.
+    for table in [&t.orders, &t.lines] {
+        assert!(!ref_state(&t.lake, table).await.contains_key("release-1"));
+    }
+}
