@@ -113,44 +113,7 @@ impl Lake {
         spec: &RefSpec,
         limit: Option<usize>,
     ) -> Result<Vec<Commit>> {
-        let table = self.load_table(name).await?;
-        let md = table.metadata();
-        let head = refs::resolve(&name.to_string(), md, spec)?;
-        let mut ancestry = refs::ancestry(md, head);
-        ancestry.truncate(limit.unwrap_or(usize::MAX));
-        let (ref_name, not_after) = match spec {
-            RefSpec::AsOf(base, at) => (base.to_string(), Some(at.timestamp_millis())),
-            other => (other.to_string(), None),
-        };
-        let reached = refs::reached_at(md, &ref_name, not_after, &ancestry);
-        let millis = |ms: i64| Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
-        let mut out = Vec::new();
-        for (id, reached_ms) in ancestry.into_iter().zip(reached) {
-            let Some(s) = md.snapshot_by_id(id) else {
-                break;
-            };
-            let summary: BTreeMap<String, String> = s
-                .summary()
-                .additional_properties
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            out.push(Commit {
-                snapshot_id: id,
-                parent_id: s.parent_snapshot_id(),
-                timestamp: millis(s.timestamp_ms()),
-                reached_at: millis(reached_ms),
-                operation: s.summary().operation.as_str().to_string(),
-                message: summary.get(crate::summary::MESSAGE_PROPERTY).cloned(),
-                author: summary.get(crate::summary::AUTHOR_PROPERTY).cloned(),
-                run_id: summary.get(crate::summary::RUN_ID_PROPERTY).cloned(),
-                added_records: summary.get("added-records").and_then(|v| v.parse().ok()),
-                total_records: summary.get("total-records").and_then(|v| v.parse().ok()),
-                schema_id: s.schema_id(),
-                summary,
-            });
-        }
-        Ok(out)
+        self.load_table(name).await?.log(spec, limit)
     }
 
     /// Resolves a ref to a snapshot and that snapshot's schema.
@@ -363,4 +326,48 @@ async fn scan_stream(
         .read(futures::stream::iter(tasks.into_iter().map(Ok)).boxed())?
         .stream();
     Ok((stream.map_err(Error::from).boxed(), files))
+}
+
+impl crate::catalog::LoadedTable {
+    /// [`Lake::log`] on metadata already loaded.
+    pub fn log(&self, spec: &RefSpec, limit: Option<usize>) -> Result<Vec<Commit>> {
+        let md = self.metadata();
+        let name = self.name();
+        let head = refs::resolve(&name.to_string(), md, spec)?;
+        let mut ancestry = refs::ancestry(md, head);
+        ancestry.truncate(limit.unwrap_or(usize::MAX));
+        let (ref_name, not_after) = match spec {
+            RefSpec::AsOf(base, at) => (base.to_string(), Some(at.timestamp_millis())),
+            other => (other.to_string(), None),
+        };
+        let reached = refs::reached_at(md, &ref_name, not_after, &ancestry);
+        let millis = |ms: i64| Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
+        let mut out = Vec::new();
+        for (id, reached_ms) in ancestry.into_iter().zip(reached) {
+            let Some(s) = md.snapshot_by_id(id) else {
+                break;
+            };
+            let summary: BTreeMap<String, String> = s
+                .summary()
+                .additional_properties
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            out.push(Commit {
+                snapshot_id: id,
+                parent_id: s.parent_snapshot_id(),
+                timestamp: millis(s.timestamp_ms()),
+                reached_at: millis(reached_ms),
+                operation: s.summary().operation.as_str().to_string(),
+                message: summary.get(crate::summary::MESSAGE_PROPERTY).cloned(),
+                author: summary.get(crate::summary::AUTHOR_PROPERTY).cloned(),
+                run_id: summary.get(crate::summary::RUN_ID_PROPERTY).cloned(),
+                added_records: summary.get("added-records").and_then(|v| v.parse().ok()),
+                total_records: summary.get("total-records").and_then(|v| v.parse().ok()),
+                schema_id: s.schema_id(),
+                summary,
+            });
+        }
+        Ok(out)
+    }
 }

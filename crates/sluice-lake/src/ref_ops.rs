@@ -17,8 +17,7 @@ use crate::table_name::TableName;
 impl Lake {
     /// Branches and tags with their snapshot ids, sorted by name.
     pub async fn list_refs(&self, name: &TableName) -> Result<Vec<RefInfo>> {
-        let table = self.load_table(name).await?;
-        Ok(refs_of(&table))
+        Ok(self.load_table(name).await?.ref_list())
     }
 
     /// Creates a branch at the snapshot `from` resolves to. On a table with no snapshot yet,
@@ -320,4 +319,11 @@ pub(crate) async fn empty_base_snapshot(
         },
     )
     .await
+}
+
+impl LoadedTable {
+    /// [`Lake::list_refs`] on metadata already loaded.
+    pub fn ref_list(&self) -> Vec<RefInfo> {
+        refs_of(self)
+    }
 }

@@ -182,12 +182,13 @@ pub(crate) async fn index(pipeline: &Pipeline, queue: Option<&Queue>) -> Page {
         Ok(tables) => {
             body.push_str("<table data-filter><thead><tr><th>table</th><th>rows in main</th><th>last commit</th><th>last audit</th><th>branches</th><th>tags</th></tr></thead><tbody>");
             for table in tables.iter().take(MAX_TABLES) {
-                let head = lake
-                    .log(table, &RefSpec::main(), Some(1))
-                    .await
-                    .ok()
+                // One metadata read per table gives both its head commit and its refs.
+                let loaded = lake.load_table(table).await.ok();
+                let head = loaded
+                    .as_ref()
+                    .and_then(|t| t.log(&RefSpec::main(), Some(1)).ok())
                     .and_then(|mut c| c.pop());
-                let refs = lake.list_refs(table).await.unwrap_or_default();
+                let refs = loaded.as_ref().map(|t| t.ref_list()).unwrap_or_default();
                 let branches = refs.iter().filter(|r| r.kind == RefKind::Branch).count();
                 let tags = refs.len() - branches;
                 let name = table.to_string();
@@ -302,8 +303,8 @@ pub(crate) async fn table(pipeline: &Pipeline, name: &str) -> Page {
             &format!("`{name}` is not a table name (ns.table)."),
         );
     };
-    let refs = match lake.list_refs(&table).await {
-        Ok(refs) => refs,
+    let loaded = match lake.load_table(&table).await {
+        Ok(loaded) => loaded,
         Err(sluice_lake::Error::TableNotFound { .. }) => {
             return error_page(
                 404,
@@ -313,9 +314,9 @@ pub(crate) async fn table(pipeline: &Pipeline, name: &str) -> Page {
         }
         Err(e) => return error_page(500, "Cannot read the table", &e.to_string()),
     };
-    let commits = lake
-        .log(&table, &RefSpec::main(), Some(HISTORY))
-        .await
+    let refs = loaded.ref_list();
+    let commits = loaded
+        .log(&RefSpec::main(), Some(HISTORY))
         .unwrap_or_default();
     let runs: Vec<RunSummary> = list_runs(pipeline, 2000)
         .await
