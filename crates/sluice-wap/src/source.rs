@@ -70,16 +70,23 @@ pub async fn list_source(lake: &Lake, source: &str) -> Result<Vec<SourceFile>> {
 }
 
 /// Keys of Hive-style directories (`date=2026-12-01/`, as Spark and Hive write partitioned
-/// output) in the files' locations that the files themselves do not hold as columns, each
-/// with one directory that names it. Such values live only in the paths: a run imports the
-/// columns inside the files.
-pub(crate) fn directory_only_columns(
-    files: &[(&str, &arrow_schema::Schema)],
+/// output) below `source` (the run's source, as [`source_location`] gives it) in the files'
+/// locations that the files themselves do not hold as columns, each with one directory that
+/// names it. Such values live only in the paths: a run imports the columns inside the files.
+pub(crate) fn directory_only_columns<'a>(
+    source: &str,
+    files: impl IntoIterator<Item = (&'a str, &'a arrow_schema::Schema)>,
 ) -> Vec<(String, String)> {
+    let without_scheme = |s: &'a str| s.split_once("://").map_or(s, |(_, p)| p);
+    let root = source
+        .split_once("://")
+        .map_or(source, |(_, p)| p)
+        .trim_end_matches('/');
     let mut found: Vec<(String, String)> = Vec::new();
     for (location, schema) in files {
-        let path = location.split_once("://").map_or(*location, |(_, p)| p);
-        let mut segments: Vec<&str> = path.split('/').collect();
+        let path = without_scheme(location);
+        let below = path.strip_prefix(root).unwrap_or(path);
+        let mut segments: Vec<&str> = below.split('/').collect();
         segments.pop();
         for segment in segments {
             let Some((key, value)) = segment.split_once('=') else {
@@ -252,22 +259,25 @@ mod tests {
                 &with_day,
             ),
             (
-                "file:///data/a=b/day=2026-12-02/country=DE/part-00001.parquet",
+                "s3://raw/events/a=b/day=2026-12-02/country=DE/part-00001.parquet",
                 &plain,
             ),
-            ("file:///data/x=/y/part=1.parquet", &plain),
+            ("s3://raw/events/x=/y/part=1.parquet", &plain),
         ];
         assert_eq!(
-            directory_only_columns(&files),
+            directory_only_columns("s3://raw/events/", files),
             vec![
                 ("country".to_string(), "country=IT".to_string()),
                 ("a".to_string(), "a=b".to_string()),
                 ("day".to_string(), "day=2026-12-02".to_string()),
             ]
         );
-        assert!(directory_only_columns(&[]).is_empty());
-        let flat = [("file:///data/events/part-00000.parquet", &plain)];
-        assert!(directory_only_columns(&flat).is_empty());
+        assert!(directory_only_columns("s3://raw/events", []).is_empty());
+        // Directories at or above the source are the user's choice of source, not columns.
+        let local = [("file:///data/env=prod/events/part-00000.parquet", &plain)];
+        assert!(directory_only_columns("/data/env=prod/events", local).is_empty());
+        let chosen = [("s3://raw/events/day=2026-12-01/part-00000.parquet", &plain)];
+        assert!(directory_only_columns("s3://raw/events/day=2026-12-01", chosen).is_empty());
     }
 
     #[test]

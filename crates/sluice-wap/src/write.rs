@@ -164,11 +164,8 @@ impl Pipeline {
         }
         // Values that only directory names hold (Hive-style partitioned output) are not
         // imported: say so, naming them.
-        let located: Vec<(&str, &arrow_schema::Schema)> = footers
-            .iter()
-            .map(|f| (f.location.as_str(), &f.schema))
-            .collect();
-        for (column, example) in crate::source::directory_only_columns(&located) {
+        let located = footers.iter().map(|f| (f.location.as_str(), &f.schema));
+        for (column, example) in crate::source::directory_only_columns(&options.source, located) {
             tracing::warn!(
                 table = %name,
                 "`{column}` appears only in the source's directory names (e.g. `{example}/`, as \

@@ -89,28 +89,28 @@ fn string_dictionary() -> DataType {
 }
 
 /// The top-level columns of a file that it stores as strings (`string`, or `large_string` as
-/// pandas writes them), dictionary-encoded in every page, and `pick` picks. Only those are worth reading as dictionaries: a chunk that fell back
-/// to plain pages would have every row's string hashed into a new dictionary.
+/// pandas writes them), dictionary-encoded in every page, and `pick` picks. Only those are
+/// worth reading as dictionaries: a chunk that fell back to plain pages would have every row's
+/// string hashed into a new dictionary.
 pub(crate) fn stored_strings(footer: &ParquetFooter, pick: impl Fn(&str) -> bool) -> Vec<String> {
-    let leaves = footer.metadata.file_metadata().schema_descr();
+    let leaves = footer.metadata.file_metadata().schema_descr().columns();
     footer
         .schema
         .fields()
         .iter()
         .filter(|f| is_string(f.data_type()) && pick(f.name()))
         .filter(|f| {
-            let leaf = (0..leaves.num_columns()).find(|i| {
-                let leaf = leaves.column(*i);
-                let path = leaf.path().parts();
-                path.len() == 1 && &path[0] == f.name()
-            });
-            leaf.is_some_and(|leaf| {
-                footer
-                    .metadata
-                    .row_groups()
-                    .iter()
-                    .all(|rg| dictionary_only(rg.column(leaf)))
-            })
+            let top_level = std::slice::from_ref(f.name());
+            leaves
+                .iter()
+                .position(|leaf| leaf.path().parts() == top_level)
+                .is_some_and(|leaf| {
+                    footer
+                        .metadata
+                        .row_groups()
+                        .iter()
+                        .all(|rg| dictionary_only(rg.column(leaf)))
+                })
         })
         .map(|f| f.name().clone())
         .collect()

@@ -62,6 +62,25 @@ fn conform_reorders_fills_and_rejects() {
 }
 
 #[test]
+fn a_batch_projected_to_no_column_keeps_its_row_count() {
+    // A reader that only counts rows asks for no column.
+    let batch = RecordBatch::try_new(
+        Arc::new(ArrowSchema::new(vec![Field::new(
+            "id",
+            DataType::Int64,
+            false,
+        )])),
+        vec![Arc::new(Int64Array::from(vec![1, 2, 3]))],
+    )
+    .unwrap()
+    .project(&[])
+    .unwrap();
+    let none = Arc::new(ArrowSchema::empty());
+    let out = conform_batch("ns.t", "f.parquet", &none, &batch).unwrap();
+    assert_eq!((out.num_columns(), out.num_rows()), (0, 3));
+}
+
+#[test]
 fn rename_keeps_ids_and_mapping_keeps_old_names() {
     let schema = iceberg_schema_from_arrow(&ArrowSchema::new(vec![
         Field::new("a", DataType::Int64, true),

@@ -1,6 +1,6 @@
 //! Copy mode's fast path: column chunks copied as they are, under a footer with field ids.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -12,11 +12,14 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use sluice_lake::{
     AppendRequest, RefName, RefSpec, ScanOptions, WriteOptions,
     ingest::{IngestObserver, chunk_copy_blocker},
+    parquet::ParquetFooter,
     parquet::read_footer,
 };
 use sluice_testkit::write_parquet_with;
 
-use crate::common::{SeenIds, batch, copy_options, file_url, ids, new_lake, schema, sum_amount};
+use crate::common::{
+    SeenIds, TestLake, batch, copy_options, file_url, ids, new_lake, schema, sum_amount,
+};
 
 fn props(compression: Compression, stats: EnabledStatistics, rows: usize) -> WriterProperties {
     WriterProperties::builder()
@@ -38,20 +41,39 @@ fn any_size() -> WriteOptions {
     }
 }
 
-#[tokio::test]
-async fn eligible_files_are_copied_chunk_by_chunk_with_field_ids() {
-    let t = new_lake().await;
+/// `a.parquet` in a directory of its own: the rows `ids` in zstd row groups of `group_rows`,
+/// with chunk statistics; and its footer.
+async fn zstd_source(
+    t: &TestLake,
+    ids: std::ops::Range<i64>,
+    group_rows: usize,
+) -> (tempfile::TempDir, PathBuf, ParquetFooter) {
     let src = tempfile::tempdir().unwrap();
     let path = src.path().join("a.parquet");
-    // Three row groups of 400 rows, ids 0..1200.
     write_parquet_with(
         &path,
-        &[batch(0..1200)],
-        props(zstd(), EnabledStatistics::Chunk, 400),
+        &[batch(ids)],
+        props(zstd(), EnabledStatistics::Chunk, group_rows),
     );
     let footer = read_footer(t.lake.stores(), &file_url(&path))
         .await
         .unwrap();
+    (src, path, footer)
+}
+
+/// The parquet files under the lake's warehouse.
+fn warehouse_parquet(t: &TestLake) -> Vec<PathBuf> {
+    walk(&t.dir.path().join("warehouse"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect()
+}
+
+#[tokio::test]
+async fn eligible_files_are_copied_chunk_by_chunk_with_field_ids() {
+    let t = new_lake().await;
+    // Three row groups of 400 rows, ids 0..1200.
+    let (_src, path, footer) = zstd_source(&t, 0..1200, 400).await;
     let table = t.lake.load_table(&t.table).await.unwrap();
     assert_eq!(chunk_copy_blocker(&table, &footer, &any_size()), None);
 
@@ -301,16 +323,7 @@ async fn files_the_table_would_store_differently_are_not_copied() {
 #[tokio::test]
 async fn a_failed_copy_leaves_no_file_behind() {
     let t = new_lake().await;
-    let src = tempfile::tempdir().unwrap();
-    let path = src.path().join("a.parquet");
-    write_parquet_with(
-        &path,
-        &[batch(0..300)],
-        props(zstd(), EnabledStatistics::Chunk, 100),
-    );
-    let footer = read_footer(t.lake.stores(), &file_url(&path))
-        .await
-        .unwrap();
+    let (_src, _, footer) = zstd_source(&t, 0..300, 100).await;
     let table = t.lake.load_table(&t.table).await.unwrap();
     // The observer gives up at the second row group.
     let err = t
@@ -328,18 +341,14 @@ async fn a_failed_copy_leaves_no_file_behind() {
         .unwrap_err();
     assert!(err.to_string().contains("audit stopped"), "{err}");
     let data_dir = t.dir.path().join("warehouse");
-    let files = walk(&data_dir);
     assert!(
-        files
+        walk(&data_dir)
             .iter()
             .any(|p| p.extension().is_some_and(|e| e == "json")),
         "the table's metadata should be under {}",
         data_dir.display()
     );
-    let parquet_files: Vec<_> = files
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
+    let parquet_files = warehouse_parquet(&t);
     assert!(parquet_files.is_empty(), "{parquet_files:?}");
 }
 
@@ -398,16 +407,7 @@ impl IngestObserver for SeenNames {
 #[tokio::test]
 async fn a_copied_file_shows_the_observer_its_columns_and_strings_as_dictionaries() {
     let t = new_lake().await;
-    let src = tempfile::tempdir().unwrap();
-    let path = src.path().join("a.parquet");
-    write_parquet_with(
-        &path,
-        &[batch(0..600)],
-        props(zstd(), EnabledStatistics::Chunk, 200),
-    );
-    let footer = read_footer(t.lake.stores(), &file_url(&path))
-        .await
-        .unwrap();
+    let (_src, _, footer) = zstd_source(&t, 0..600, 200).await;
     let table = t.lake.load_table(&t.table).await.unwrap();
     let ingested = t
         .lake
@@ -440,17 +440,8 @@ async fn a_copied_file_shows_the_observer_its_columns_and_strings_as_dictionarie
 #[tokio::test]
 async fn a_damaged_string_column_no_observer_reads_fails_the_copy() {
     let t = new_lake().await;
-    let src = tempfile::tempdir().unwrap();
-    let path = src.path().join("a.parquet");
-    write_parquet_with(
-        &path,
-        &[batch(0..600)],
-        props(zstd(), EnabledStatistics::Chunk, 600),
-    );
     // The header of the `name` chunk (the observer reads `id` only) is overwritten.
-    let footer = read_footer(t.lake.stores(), &file_url(&path))
-        .await
-        .unwrap();
+    let (_src, path, footer) = zstd_source(&t, 0..600, 600).await;
     let name = footer.metadata.row_group(0).column(1);
     assert_eq!(name.column_path().string(), "name");
     let (start, _) = name.byte_range();
@@ -474,10 +465,7 @@ async fn a_damaged_string_column_no_observer_reads_fails_the_copy() {
         assert!(err.to_string().contains("a.parquet"), "{err}");
         assert!(err.to_string().contains("cannot be decoded"), "{err}");
     }
-    let parquet_files: Vec<_> = walk(&t.dir.path().join("warehouse"))
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
+    let parquet_files = warehouse_parquet(&t);
     assert!(parquet_files.is_empty(), "{parquet_files:?}");
 }
 
